@@ -1,0 +1,225 @@
+//! Loading documents on demand, and committing changes to disk with their document row and
+//! indexes in one transaction.
+
+use super::{Inner, index};
+use crate::time::now_ms;
+use crate::{Error, PatientId, Result};
+use automerge::{Author, Automerge, Change, ReadDoc};
+use rusqlite::{OptionalExtension, Transaction, params};
+
+/// A change to commit, with what the log keeps beside its bytes.
+pub(crate) struct ChangeToStore {
+    pub(crate) change: Change,
+    pub(crate) signature: Option<Vec<u8>>,
+    pub(crate) local: bool,
+}
+
+impl Inner {
+    /// The document of `id`, loaded into the cache if needed.
+    pub(crate) fn doc(&mut self, id: PatientId) -> Result<&mut Automerge> {
+        if !self.cache.contains(&id) {
+            let doc = self.load(id)?;
+            self.cache.put(id, doc);
+        }
+        self.cache.get_mut(&id).ok_or(Error::NotFound {
+            what: "patient",
+            id: id.to_string(),
+        })
+    }
+
+    /// Prepares a document for local edits: this store's actor, authored by the device key.
+    pub(crate) fn adopt(&self, doc: &mut Automerge) {
+        // set_author picks a random actor; ours replaces it, one fresh actor per open.
+        doc.set_author(Some(Author::from(self.key.public_key().to_vec())));
+        doc.set_actor(self.actor.clone());
+    }
+
+    /// Reads a document from disk: its snapshot plus the changes logged after it.
+    pub(crate) fn load(&self, id: PatientId) -> Result<Automerge> {
+        let row: Option<(Option<Vec<u8>>, i64)> = self
+            .conn
+            .query_row(
+                "SELECT snapshot, snapshot_seq FROM docs WHERE doc_id = ?1",
+                [id.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((snapshot, snapshot_seq)) = row else {
+            return Err(Error::NotFound {
+                what: "patient",
+                id: id.to_string(),
+            });
+        };
+        let mut doc = match snapshot.map(|bytes| Automerge::load(&bytes)) {
+            None => Automerge::new(),
+            Some(Ok(doc)) => doc,
+            Some(Err(e)) => {
+                tracing::warn!(patient = %id, error = %e, "snapshot unreadable; rebuilding from the change log");
+                return self.rebuild_from_log(id);
+            }
+        };
+        let changes = self.changes_of(id, snapshot_seq)?;
+        doc.apply_changes(changes).map_err(|e| corrupt(id, e))?;
+        self.adopt(&mut doc);
+        Ok(doc)
+    }
+
+    fn changes_of(&self, id: PatientId, after_seq: i64) -> Result<Vec<Change>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 AND local_seq > ?2 ORDER BY local_seq")?;
+        let rows = stmt.query_map(params![id.to_string(), after_seq], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for bytes in rows {
+            out.push(Change::from_bytes(bytes?).map_err(|e| corrupt(id, format!("change log: {e}")))?);
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds a document from every change in the log and rewrites its snapshot.
+    fn rebuild_from_log(&self, id: PatientId) -> Result<Automerge> {
+        let mut doc = Automerge::new();
+        doc.apply_changes(self.changes_of(id, 0)?).map_err(|e| corrupt(id, e))?;
+        if doc.get_heads().is_empty() {
+            return Err(corrupt(id, "snapshot unreadable and no changes in the log"));
+        }
+        let max_seq: i64 = self.conn.query_row(
+            "SELECT coalesce(max(local_seq), 0) FROM changes WHERE doc_id = ?1",
+            [id.to_string()],
+            |r| r.get(0),
+        )?;
+        self.conn.execute(
+            "UPDATE docs SET snapshot = ?2, snapshot_seq = ?3, pending = 0 WHERE doc_id = ?1",
+            params![id.to_string(), doc.save(), max_seq],
+        )?;
+        self.adopt(&mut doc);
+        Ok(doc)
+    }
+
+    /// Commits `changes` of document `id` (already applied to the cached document) with the
+    /// document row and its indexes, in one transaction. On failure the cached document is
+    /// dropped, so memory never holds what the disk does not. Returns how many were new.
+    pub(crate) fn commit(&mut self, id: PatientId, changes: Vec<ChangeToStore>) -> Result<usize> {
+        let result = self.try_commit(id, changes);
+        if result.is_err() {
+            self.cache.pop(&id);
+        }
+        result
+    }
+
+    fn try_commit(&mut self, id: PatientId, changes: Vec<ChangeToStore>) -> Result<usize> {
+        let compact_every = i64::from(self.options.compact_every.max(1));
+        let Inner { conn, cache, .. } = self;
+        let doc = cache.get(&id).ok_or(Error::NotFound {
+            what: "patient",
+            id: id.to_string(),
+        })?;
+        let tx = conn.transaction()?;
+        let stored = store_changes(&tx, id, &changes)?;
+        write_doc_row(&tx, id, doc, stored, compact_every)?;
+        index::update(&tx, id, doc)?;
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    /// Writes a snapshot of every document with changes since its last one.
+    pub(crate) fn compact_all(&mut self) -> Result<usize> {
+        let ids: Vec<String> = {
+            let mut stmt = self.conn.prepare("SELECT doc_id FROM docs WHERE pending > 0")?;
+            stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+        };
+        let mut done = 0;
+        for id in ids {
+            let Ok(id) = id.parse::<PatientId>() else { continue };
+            let doc = self.doc(id)?.clone();
+            let tx = self.conn.transaction()?;
+            if snapshot(&tx, id, &doc)? {
+                done += 1;
+            }
+            tx.commit()?;
+        }
+        Ok(done)
+    }
+}
+
+fn corrupt(id: PatientId, e: impl std::fmt::Display) -> Error {
+    Error::CorruptDocument {
+        doc_id: id.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// Inserts changes into the log, skipping those already there (by hash). Returns how many were new.
+pub(crate) fn store_changes(tx: &Transaction<'_>, id: PatientId, changes: &[ChangeToStore]) -> Result<usize> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR IGNORE INTO changes (doc_id, hash, bytes, author, signature, local, stored_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let now = now_ms();
+    let mut stored = 0;
+    for c in changes {
+        let author = c.change.author().map(|a| a.as_bytes().to_vec());
+        stored += stmt.execute(params![
+            id.to_string(),
+            c.change.hash().0.to_vec(),
+            c.change.raw_bytes(),
+            author,
+            c.signature,
+            c.local,
+            now
+        ])?;
+    }
+    Ok(stored)
+}
+
+/// Updates the document row: heads, changes pending since the snapshot, and a fresh snapshot
+/// when enough have piled up (never while changes wait for missing dependencies: the snapshot
+/// would not contain them).
+pub(crate) fn write_doc_row(
+    tx: &Transaction<'_>,
+    id: PatientId,
+    doc: &Automerge,
+    stored: usize,
+    compact_every: i64,
+) -> Result<()> {
+    let heads: Vec<u8> = doc.get_heads().iter().flat_map(|h| h.0).collect();
+    tx.execute(
+        "INSERT INTO docs (doc_id, heads, pending, updated_seq) VALUES (?1, ?2, ?3, (SELECT coalesce(max(local_seq), 0) FROM changes))
+         ON CONFLICT(doc_id) DO UPDATE SET heads = excluded.heads, pending = pending + excluded.pending,
+                                           updated_seq = excluded.updated_seq",
+        params![id.to_string(), heads, stored as i64],
+    )?;
+    let pending: i64 = tx.query_row("SELECT pending FROM docs WHERE doc_id = ?1", [id.to_string()], |r| {
+        r.get(0)
+    })?;
+    if pending >= compact_every {
+        snapshot(tx, id, doc)?;
+    }
+    Ok(())
+}
+
+/// Saves the document as its snapshot. Returns false (and leaves the row) while changes wait for
+/// missing dependencies.
+fn snapshot(tx: &Transaction<'_>, id: PatientId, doc: &Automerge) -> Result<bool> {
+    if !doc.get_missing_deps(&[]).is_empty() {
+        return Ok(false);
+    }
+    let max_seq: i64 = tx.query_row(
+        "SELECT coalesce(max(local_seq), 0) FROM changes WHERE doc_id = ?1",
+        [id.to_string()],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "UPDATE docs SET snapshot = ?2, snapshot_seq = ?3, pending = 0 WHERE doc_id = ?1",
+        params![id.to_string(), doc.save(), max_seq],
+    )?;
+    Ok(true)
+}
+
+/// Whether a document row exists.
+pub(crate) fn exists(tx: &rusqlite::Connection, id: PatientId) -> Result<bool> {
+    Ok(tx
+        .query_row("SELECT 1 FROM docs WHERE doc_id = ?1", [id.to_string()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}

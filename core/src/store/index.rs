@@ -1,0 +1,147 @@
+//! Index tables: derived from the documents, written in the same transaction as each change, and
+//! rebuildable from the documents at any time. Lists never load every document.
+
+use crate::care::next_follow_up;
+use crate::document::read_record;
+use crate::model::{Direction, PatientRecord, TaskStatus, Urgency};
+use crate::{Error, PatientId, ReferralId, Result};
+use automerge::Automerge;
+use chrono::NaiveDate;
+use rusqlite::{Connection, params};
+use serde::{Deserialize, Serialize};
+
+/// One line of a patient list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PatientSummary {
+    /// The resident.
+    pub patient_id: PatientId,
+    /// Name.
+    pub name: String,
+    /// Date of birth.
+    pub birth_date: NaiveDate,
+    /// Team of the latest active contract.
+    pub team_id: Option<String>,
+    /// Family doctor of the latest active contract.
+    pub practitioner_id: Option<String>,
+}
+
+/// One line of a referral worklist.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReferralSummary {
+    /// The referral.
+    pub referral_id: ReferralId,
+    /// The resident.
+    pub patient_id: PatientId,
+    /// Resident's name.
+    pub patient_name: String,
+    /// Upward or downward.
+    pub direction: Direction,
+    /// Sending organization.
+    pub from_organization_id: String,
+    /// Receiving organization.
+    pub to_organization_id: String,
+    /// Current (folded) status.
+    pub status: TaskStatus,
+    /// Urgency.
+    pub urgency: Urgency,
+    /// When it was requested (ms).
+    pub created_at: i64,
+}
+
+fn as_code<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Re-derives the index rows of one document.
+pub(crate) fn update(conn: &Connection, id: PatientId, doc: &Automerge) -> Result<()> {
+    match read_record(doc, id) {
+        Ok(record) => write(conn, &record),
+        Err(Error::IncompleteRecord { .. }) => remove(conn, id),
+        Err(Error::CorruptDocument { reason, .. }) => {
+            tracing::warn!(patient = %id, reason, "record unreadable; left out of the indexes");
+            remove(conn, id)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn remove(conn: &Connection, id: PatientId) -> Result<()> {
+    let id = id.to_string();
+    conn.execute("DELETE FROM patient_index WHERE patient_id = ?1", [&id])?;
+    conn.execute("DELETE FROM due_index WHERE patient_id = ?1", [&id])?;
+    conn.execute("DELETE FROM referral_index WHERE patient_id = ?1", [&id])?;
+    Ok(())
+}
+
+fn write(conn: &Connection, record: &PatientRecord) -> Result<()> {
+    let id = record.patient.id.to_string();
+    let d = record.demographics();
+    let contract = record.latest_active_contract();
+    let programs: Vec<String> = record.programs().iter().map(as_code).collect();
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO patient_index
+         (patient_id, name, sex, birth_date, organization_id, team_id, practitioner_id, contract_start, contract_end, programs)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        id,
+        d.name,
+        as_code(&d.sex),
+        d.birth_date.to_string(),
+        record.patient.organization_id,
+        contract.map(|c| c.team_id.clone()),
+        contract.map(|c| c.practitioner_id.clone()),
+        contract.map(|c| c.start.to_string()),
+        contract.map(|c| c.end.to_string()),
+        programs.join(","),
+    ])?;
+
+    match next_follow_up(record) {
+        Some(due) => {
+            conn.prepare_cached("INSERT OR REPLACE INTO due_index (patient_id, due, reasons) VALUES (?1, ?2, ?3)")?
+                .execute(params![
+                    id,
+                    due.due.to_string(),
+                    serde_json::to_string(&due.reasons).unwrap_or_default()
+                ])?;
+        }
+        None => {
+            conn.execute("DELETE FROM due_index WHERE patient_id = ?1", [&id])?;
+        }
+    }
+
+    conn.execute("DELETE FROM referral_index WHERE patient_id = ?1", [&id])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT OR REPLACE INTO referral_index
+         (referral_id, patient_id, direction, from_org, to_org, status, urgency, created_at, changed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    let mut orgs = vec![record.patient.organization_id.clone()];
+    orgs.extend(contract.map(|c| c.organization_id.clone()));
+    for view in &record.referrals {
+        let r = &view.referral;
+        insert.execute(params![
+            r.id.to_string(),
+            id,
+            as_code(&r.direction),
+            r.from_organization_id,
+            r.to_organization_id,
+            view.status.status.as_str(),
+            as_code(&r.urgency),
+            r.created_at,
+            view.status.changed_at.map(|h| h.wall_ms()),
+        ])?;
+        orgs.push(r.from_organization_id.clone());
+        orgs.push(r.to_organization_id.clone());
+    }
+    orgs.sort();
+    orgs.dedup();
+    conn.execute(
+        "UPDATE docs SET scope_team = ?2, scope_orgs = ?3 WHERE doc_id = ?1",
+        params![id, contract.map(|c| c.team_id.clone()), format!(",{},", orgs.join(","))],
+    )?;
+    Ok(())
+}

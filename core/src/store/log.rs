@@ -1,0 +1,293 @@
+//! The change log as the sync engine sees it: reading changes after a cursor, applying changes
+//! received from a peer (idempotently, by hash), and the peers' cursors.
+
+use super::docs::{ChangeToStore, exists, store_changes, write_doc_row};
+use super::index;
+use super::{Inner, Store};
+use crate::document::decode_change;
+use crate::time::now_ms;
+use crate::{Error, PatientId, Result};
+use automerge::{Automerge, Change};
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Largest change accepted from a peer. A visit is about 500 bytes; a big discharge summary a few
+/// kilobytes. Anything near this is an attack or a bug.
+pub const MAX_CHANGE_BYTES: usize = 1024 * 1024;
+
+/// A change as stored in the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredChange {
+    /// Position in this replica's log.
+    pub seq: i64,
+    /// The document (patient) it belongs to.
+    pub doc_id: PatientId,
+    /// Automerge change hash.
+    pub hash: [u8; 32],
+    /// Raw automerge change bytes.
+    pub bytes: Vec<u8>,
+    /// Signature of the authoring device over the hash.
+    pub signature: Option<Vec<u8>>,
+    /// Made on this replica.
+    pub local: bool,
+}
+
+/// A change received from a peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncomingChange {
+    /// The document it belongs to.
+    pub doc_id: PatientId,
+    /// Raw automerge change bytes.
+    pub bytes: Vec<u8>,
+    /// Signature of the authoring device over the hash, if the peer sent one.
+    pub signature: Option<Vec<u8>>,
+}
+
+/// A change that was refused, by its position in the batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedChange {
+    /// Index in the batch passed to [`Store::apply_remote_changes`].
+    pub index: usize,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// What applying a batch did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyReport {
+    /// Changes stored for the first time.
+    pub applied: usize,
+    /// Changes already stored (re-sent): no-ops.
+    pub duplicates: usize,
+    /// Changes refused; nothing of them was stored.
+    pub rejected: Vec<RejectedChange>,
+    /// Documents that changed.
+    pub changed: Vec<PatientId>,
+}
+
+/// Sync cursors for one peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerCursor {
+    /// How much of our log the peer has durably acknowledged.
+    pub acked_seq: i64,
+    /// How far we have read the peer's log.
+    pub read_seq: i64,
+}
+
+impl Store {
+    /// Changes after `after_seq` in log order, at most `limit`.
+    pub fn changes_since(&self, after_seq: i64, limit: usize) -> Result<Vec<StoredChange>> {
+        self.read_log("local_seq > ?1", after_seq, limit)
+    }
+
+    /// Changes made on this replica after `after_seq` (what a device pushes).
+    pub fn local_changes_since(&self, after_seq: i64, limit: usize) -> Result<Vec<StoredChange>> {
+        self.read_log("local = 1 AND local_seq > ?1", after_seq, limit)
+    }
+
+    /// The newest sequence number in the log (0 when empty).
+    pub fn last_seq(&self) -> Result<i64> {
+        Ok(self
+            .lock()
+            .conn
+            .query_row("SELECT coalesce(max(local_seq), 0) FROM changes", [], |r| r.get(0))?)
+    }
+
+    fn read_log(&self, filter: &str, after_seq: i64, limit: usize) -> Result<Vec<StoredChange>> {
+        let inner = self.lock();
+        let sql = format!(
+            "SELECT local_seq, doc_id, hash, bytes, signature, local FROM changes WHERE {filter} ORDER BY local_seq LIMIT ?2"
+        );
+        let mut stmt = inner.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![after_seq, limit.min(i64::MAX as usize) as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, doc, hash, bytes, signature, local) = row?;
+            out.push(StoredChange {
+                seq,
+                doc_id: doc.parse()?,
+                hash: hash.as_slice().try_into().map_err(|_| Error::CorruptDocument {
+                    doc_id: doc.clone(),
+                    reason: format!("change {seq} has a hash of {} bytes", hash.len()),
+                })?,
+                bytes,
+                signature,
+                local,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Applies changes received from a peer, in one transaction. Re-sent changes are no-ops;
+    /// changes that are not valid automerge, too large, or refused by their document are
+    /// reported in [`ApplyReport::rejected`] and nothing of them is stored. Changes whose
+    /// dependencies have not arrived yet are stored and take effect when they do.
+    pub fn apply_remote_changes(&self, batch: Vec<IncomingChange>) -> Result<ApplyReport> {
+        let mut report = ApplyReport::default();
+        let mut by_doc: BTreeMap<PatientId, Vec<(usize, Change, Option<Vec<u8>>)>> = BTreeMap::new();
+        for (index, incoming) in batch.into_iter().enumerate() {
+            if incoming.bytes.len() > MAX_CHANGE_BYTES {
+                report.rejected.push(RejectedChange {
+                    index,
+                    reason: format!(
+                        "change is {} bytes, more than the {MAX_CHANGE_BYTES} allowed",
+                        incoming.bytes.len()
+                    ),
+                });
+                continue;
+            }
+            match decode_change(&incoming.bytes) {
+                Ok(change) => by_doc
+                    .entry(incoming.doc_id)
+                    .or_default()
+                    .push((index, change, incoming.signature)),
+                Err(e) => report.rejected.push(RejectedChange {
+                    index,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let mut touched = Vec::new();
+        if let Err(e) = apply_batch(inner, by_doc, &mut report, &mut touched) {
+            // Nothing was committed: forget the documents that ran ahead of the disk.
+            for id in touched {
+                inner.cache.pop(&id);
+            }
+            return Err(e);
+        }
+        report.rejected.sort_by_key(|r| r.index);
+        Ok(report)
+    }
+
+    /// The cursors stored for `peer`.
+    pub fn peer_cursor(&self, peer: &str) -> Result<PeerCursor> {
+        let inner = self.lock();
+        Ok(inner
+            .conn
+            .query_row(
+                "SELECT acked_seq, read_seq FROM peers WHERE peer_id = ?1",
+                [peer],
+                |r| {
+                    Ok(PeerCursor {
+                        acked_seq: r.get(0)?,
+                        read_seq: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    /// Stores the cursors for `peer`. Cursors only move forward.
+    pub fn set_peer_cursor(&self, peer: &str, cursor: PeerCursor) -> Result<()> {
+        let inner = self.lock();
+        inner.conn.execute(
+            "INSERT INTO peers (peer_id, acked_seq, read_seq, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(peer_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq),
+                 read_seq = max(read_seq, excluded.read_seq), updated_at = excluded.updated_at",
+            params![peer, cursor.acked_seq, cursor.read_seq, now_ms()],
+        )?;
+        Ok(())
+    }
+}
+
+type Batch = BTreeMap<PatientId, Vec<(usize, Change, Option<Vec<u8>>)>>;
+
+fn apply_batch(inner: &mut Inner, by_doc: Batch, report: &mut ApplyReport, touched: &mut Vec<PatientId>) -> Result<()> {
+    let compact_every = i64::from(inner.options.compact_every.max(1));
+    let tx = inner.conn.unchecked_transaction()?;
+    for (doc_id, items) in by_doc {
+        let mut fresh = Vec::new();
+        for (index, change, signature) in items {
+            let known = tx
+                .query_row(
+                    "SELECT 1 FROM changes WHERE hash = ?1",
+                    [change.hash().0.to_vec()],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if known
+                || fresh
+                    .iter()
+                    .any(|(_, c, _): &(usize, Change, _)| c.hash() == change.hash())
+            {
+                report.duplicates += 1;
+            } else {
+                fresh.push((index, change, signature));
+            }
+        }
+        if fresh.is_empty() {
+            continue;
+        }
+        touched.push(doc_id);
+        let known_doc = exists(&tx, doc_id)?;
+        let mut doc = match inner.cache.pop(&doc_id) {
+            Some(doc) => doc,
+            None if known_doc => inner.load(doc_id)?,
+            None => Automerge::new(),
+        };
+        // Happy path: the whole batch at once. If automerge refuses it, start again from the
+        // committed document on disk and apply one change at a time, so only the bad ones are
+        // refused.
+        let all: Vec<Change> = fresh.iter().map(|(_, c, _)| c.clone()).collect();
+        let accepted: Vec<ChangeToStore> = if doc.apply_changes(all).is_ok() {
+            fresh
+                .into_iter()
+                .map(|(_, change, signature)| ChangeToStore {
+                    change,
+                    signature,
+                    local: false,
+                })
+                .collect()
+        } else {
+            doc = if known_doc {
+                inner.load(doc_id)?
+            } else {
+                Automerge::new()
+            };
+            let mut accepted = Vec::new();
+            for (index, change, signature) in fresh {
+                let mut trial = doc.fork();
+                match trial.apply_changes([change.clone()]) {
+                    Ok(()) => {
+                        doc = trial;
+                        accepted.push(ChangeToStore {
+                            change,
+                            signature,
+                            local: false,
+                        });
+                    }
+                    Err(e) => report.rejected.push(RejectedChange {
+                        index,
+                        reason: format!("document {doc_id} refused the change: {e}"),
+                    }),
+                }
+            }
+            accepted
+        };
+        inner.adopt(&mut doc);
+        if !accepted.is_empty() {
+            report.applied += store_changes(&tx, doc_id, &accepted)?;
+            write_doc_row(&tx, doc_id, &doc, accepted.len(), compact_every)?;
+            index::update(&tx, doc_id, &doc)?;
+            report.changed.push(doc_id);
+        }
+        inner.cache.put(doc_id, doc);
+    }
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! The durable on-device store: SQLite (WAL, one writer), one automerge document per patient
+//! loaded on demand through a bounded cache, a change log numbered by local sequence, and index
+//! tables for the lists a doctor opens every day.
+//!
+//! An edit is durable when the call returns: its change, the document row and the indexes commit
+//! in one SQLite transaction. If that transaction fails, the in-memory document is dropped from
+//! the cache so memory never runs ahead of disk.
+
+mod docs;
+mod edits;
+mod index;
+mod log;
+mod queries;
+pub(crate) mod schema;
+
+pub use index::{PatientSummary, ReferralSummary};
+pub use log::{ApplyReport, IncomingChange, MAX_CHANGE_BYTES, PeerCursor, RejectedChange, StoredChange};
+
+use crate::identity::DeviceKey;
+use crate::{Error, PatientId, Result};
+use automerge::{ActorId, Automerge};
+use lru::LruCache;
+use rusqlite::{Connection, OpenFlags};
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+/// How hard each commit pushes data to the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync on every commit: survives power loss (a phone whose battery dies). The default.
+    Full,
+    /// Survives a crash of the process, not of the machine; faster on slow flash.
+    Normal,
+    /// No fsync at all: only for building throw-away test data.
+    Off,
+}
+
+/// How to open a store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// 32-byte key for encryption at rest (SQLCipher); the app keeps it in the Android Keystore or
+    /// iOS Keychain. `None` stores in plain SQLite.
+    pub encryption_key: Option<Vec<u8>>,
+    /// The device key to author and sign with. `None`: use the one kept in the store (generated
+    /// on first open).
+    pub device_key: Option<DeviceKey>,
+    /// Documents kept loaded at once.
+    pub cache_capacity: usize,
+    /// Compact a document into its snapshot after this many changes.
+    pub compact_every: u32,
+    /// Commit durability.
+    pub durability: Durability,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            encryption_key: None,
+            device_key: None,
+            cache_capacity: 128,
+            compact_every: 16,
+            durability: Durability::Full,
+        }
+    }
+}
+
+/// A device's store of patient records. Cheap to share between threads (`&self` methods,
+/// one writer inside).
+pub struct Store {
+    inner: Mutex<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) conn: Connection,
+    pub(crate) cache: LruCache<PatientId, Automerge>,
+    pub(crate) key: DeviceKey,
+    /// A fresh random actor for every open: a restored backup can never reuse an actor.
+    pub(crate) actor: ActorId,
+    pub(crate) options: StoreOptions,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let conn = Connection::open_with_flags(
+            path.as_ref(),
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_error)?;
+        Self::from_connection(conn, options)
+    }
+
+    /// A store in memory (tests, tools); nothing is durable.
+    pub fn open_in_memory(options: StoreOptions) -> Result<Store> {
+        Self::from_connection(Connection::open_in_memory()?, options)
+    }
+
+    fn from_connection(mut conn: Connection, options: StoreOptions) -> Result<Store> {
+        if let Some(key) = &options.encryption_key {
+            apply_key(&conn, key)?;
+        }
+        // The first read fails here, not later, when the key is wrong or the file is not a database.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+            .map_err(open_error)?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+            .map_err(open_error)?;
+        let sync = match options.durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+            Durability::Off => "OFF",
+        };
+        conn.pragma_update(None, "synchronous", sync)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        schema::migrate(&mut conn).map_err(|e| match e {
+            Error::Storage(inner) => open_error(inner),
+            other => other,
+        })?;
+        let key = match &options.device_key {
+            Some(k) => k.clone(),
+            None => stored_device_key(&conn)?,
+        };
+        let capacity = NonZeroUsize::new(options.cache_capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
+        Ok(Store {
+            inner: Mutex::new(Inner {
+                conn,
+                cache: LruCache::new(capacity),
+                key,
+                actor: ActorId::random(),
+                options,
+            }),
+        })
+    }
+
+    /// The device's public key (hex): the author of every change this store makes.
+    pub fn device_public_key(&self) -> String {
+        crate::identity::hex(&self.lock().key.public_key())
+    }
+
+    /// The automerge actor of this open (hex).
+    pub fn actor(&self) -> String {
+        self.lock().actor.to_hex_string()
+    }
+
+    /// Runs SQLite's integrity check; `Ok(())` or an error naming the first problem.
+    pub fn check_integrity(&self) -> Result<()> {
+        let inner = self.lock();
+        let result: String = inner.conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if result == "ok" {
+            Ok(())
+        } else {
+            Err(Error::CorruptDocument {
+                doc_id: "(database)".into(),
+                reason: result,
+            })
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves SQLite consistent (transactions roll back), and
+        // the cache only holds what was committed or is evicted on error: keep going.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(feature = "encryption")]
+fn apply_key(conn: &Connection, key: &[u8]) -> Result<()> {
+    if key.len() != 32 {
+        return Err(Error::invalid(
+            "encryption_key",
+            format!("must be 32 bytes, got {}", key.len()),
+        ));
+    }
+    // A raw key (x'..') skips SQLCipher's passphrase derivation: the platform keystore already
+    // holds 256 random bits.
+    conn.pragma_update(None, "key", format!("x'{}'", crate::identity::hex(key)))?;
+    Ok(())
+}
+
+#[cfg(not(feature = "encryption"))]
+fn apply_key(_conn: &Connection, _key: &[u8]) -> Result<()> {
+    Err(Error::EncryptionUnavailable)
+}
+
+fn open_error(e: rusqlite::Error) -> Error {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => Error::WrongKeyOrNotADatabase,
+        _ => Error::Storage(e),
+    }
+}
+
+fn stored_device_key(conn: &Connection) -> Result<DeviceKey> {
+    let stored: Option<Vec<u8>> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'device_secret'", [], |r| r.get(0))
+        .map(Some)
+        .or_else(|e| {
+            if matches!(e, rusqlite::Error::QueryReturnedNoRows) {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        })?;
+    match stored {
+        Some(bytes) => {
+            let secret: [u8; 32] = bytes.as_slice().try_into().map_err(|_| Error::CorruptDocument {
+                doc_id: "(meta)".into(),
+                reason: "device key is not 32 bytes".into(),
+            })?;
+            Ok(DeviceKey::from_secret(secret))
+        }
+        None => {
+            let key = DeviceKey::generate();
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('device_secret', ?1)",
+                [key.secret_bytes().to_vec()],
+            )?;
+            Ok(key)
+        }
+    }
+}

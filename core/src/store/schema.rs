@@ -1,0 +1,119 @@
+//! The store's SQLite schema, as numbered migrations applied in one transaction each.
+
+use crate::{Error, Result};
+use rusqlite::Connection;
+
+/// Migrations in order; the schema version is the number applied (`PRAGMA user_version`).
+const MIGRATIONS: &[&str] = &[
+    // 1: documents, the change log, peer cursors, and the derived indexes.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    -- One row per patient document: its compacted snapshot and current heads.
+    CREATE TABLE docs (
+        doc_id       TEXT PRIMARY KEY,
+        kind         TEXT NOT NULL DEFAULT 'patient',
+        snapshot     BLOB,                          -- automerge save(); NULL until first compaction
+        snapshot_seq INTEGER NOT NULL DEFAULT 0,    -- changes of this doc up to here are in the snapshot
+        pending      INTEGER NOT NULL DEFAULT 0,    -- changes stored since the snapshot
+        heads        BLOB NOT NULL DEFAULT x'',     -- concatenated 32-byte change hashes
+        scope_team   TEXT,                          -- team of the latest active contract
+        scope_orgs   TEXT NOT NULL DEFAULT '',      -- organizations that hold this record (',org,...,')
+        updated_seq  INTEGER NOT NULL DEFAULT 0
+    );
+    -- The change log: every change this replica stores, numbered in arrival order.
+    CREATE TABLE changes (
+        local_seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+        doc_id     TEXT NOT NULL,
+        hash       BLOB NOT NULL UNIQUE,
+        bytes      BLOB NOT NULL,
+        author     BLOB,              -- device public key when the change names it
+        signature  BLOB,              -- Ed25519 over the hash, by the authoring device
+        local      INTEGER NOT NULL,  -- 1: made on this replica
+        stored_at  INTEGER NOT NULL
+    );
+    CREATE INDEX changes_by_doc ON changes(doc_id, local_seq);
+    CREATE INDEX changes_local ON changes(local, local_seq);
+    -- Sync cursors per peer.
+    CREATE TABLE peers (
+        peer_id    TEXT PRIMARY KEY,
+        acked_seq  INTEGER NOT NULL DEFAULT 0,   -- how much of our log the peer has acknowledged
+        read_seq   INTEGER NOT NULL DEFAULT 0,   -- how far we have read the peer's log
+        updated_at INTEGER NOT NULL DEFAULT 0
+    );
+    -- Derived indexes, written in the same transaction as each change; rebuildable from docs.
+    CREATE TABLE patient_index (
+        patient_id      TEXT PRIMARY KEY,
+        name            TEXT NOT NULL,
+        sex             TEXT NOT NULL,
+        birth_date      TEXT NOT NULL,
+        organization_id TEXT NOT NULL,
+        team_id         TEXT,
+        practitioner_id TEXT,
+        contract_start  TEXT,
+        contract_end    TEXT,
+        programs        TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX patient_by_practitioner ON patient_index(practitioner_id);
+    CREATE INDEX patient_by_team ON patient_index(team_id);
+    CREATE TABLE due_index (
+        patient_id TEXT PRIMARY KEY,
+        due        TEXT NOT NULL,
+        reasons    TEXT NOT NULL
+    );
+    CREATE INDEX due_by_date ON due_index(due);
+    CREATE TABLE referral_index (
+        referral_id TEXT PRIMARY KEY,
+        patient_id  TEXT NOT NULL,
+        direction   TEXT NOT NULL,
+        from_org    TEXT NOT NULL,
+        to_org      TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        urgency     TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        changed_at  INTEGER
+    );
+    CREATE INDEX referral_by_patient ON referral_index(patient_id);
+    CREATE INDEX referral_to ON referral_index(to_org, status);
+    CREATE INDEX referral_from ON referral_index(from_org, status);
+    "#,
+];
+
+/// The schema version this build writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database to [`VERSION`], one transaction per migration.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > VERSION {
+        return Err(Error::SchemaTooNew {
+            found: current,
+            supported: VERSION,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_refuses_newer_files() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, VERSION);
+        conn.pragma_update(None, "user_version", VERSION + 1).unwrap();
+        assert!(matches!(migrate(&mut conn), Err(Error::SchemaTooNew { .. })));
+    }
+}
