@@ -10,6 +10,7 @@ use crate::{
     AmendmentId, ConditionId, ContractId, Error, EventId, FollowUpPlanId, MedicineId, PatientId, ReferralId, Result,
     VisitId,
 };
+use automerge::ReadDoc;
 use automerge::transaction::{CommitOptions, Transaction};
 use rusqlite::OptionalExtension;
 use serde::Serialize;
@@ -33,11 +34,37 @@ impl Inner {
         id: PatientId,
         edit: impl FnOnce(&PatientRecord, &mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
+        self.edit_doc(id, true, |record, tx| match record {
+            Some(record) => edit(record, tx),
+            None => Err(Error::IncompleteRecord { patient_id: id.to_string() }),
+        })
+    }
+
+    /// Like [`Inner::edit`] for edits that only add an entity: skips reading the whole record
+    /// (which grows with the resident's history) and only checks the registration is there.
+    fn append<T>(&mut self, id: PatientId, edit: impl FnOnce(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.edit_doc(id, false, |_, tx| edit(tx))
+    }
+
+    fn edit_doc<T>(
+        &mut self,
+        id: PatientId,
+        read: bool,
+        edit: impl FnOnce(Option<&PatientRecord>, &mut Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
         let change = {
             let doc = self.doc(id)?;
-            let record = read_record(doc, id)?;
+            let record = if read {
+                Some(read_record(doc, id)?)
+            } else {
+                let patient = map_at(doc, &["patient"])?;
+                if doc.get(&patient, "name")?.is_none() {
+                    return Err(Error::IncompleteRecord { patient_id: id.to_string() });
+                }
+                None
+            };
             let mut tx = doc.transaction();
-            let value = match edit(&record, &mut tx) {
+            let value = match edit(record.as_ref(), &mut tx) {
                 Ok(v) => v,
                 Err(e) => {
                     tx.rollback();
@@ -174,7 +201,7 @@ impl Store {
     /// Signs the resident to a family-doctor team.
     pub fn sign_contract(&self, patient: PatientId, new: NewContract) -> Result<ContractId> {
         let new = new.validated()?;
-        self.lock().edit(patient, |_, tx| {
+        self.lock().append(patient, |tx| {
             let contract = Contract {
                 id: ContractId::new(),
                 team_id: new.team_id,
@@ -207,7 +234,7 @@ impl Store {
     /// Adds a diagnosed chronic condition.
     pub fn add_condition(&self, patient: PatientId, new: NewCondition) -> Result<ConditionId> {
         let (new, program) = new.validated()?;
-        self.lock().edit(patient, |_, tx| {
+        self.lock().append(patient, |tx| {
             let condition = Condition {
                 id: ConditionId::new(),
                 icd10: new.icd10,
@@ -225,7 +252,7 @@ impl Store {
     /// Records a visit.
     pub fn record_visit(&self, patient: PatientId, new: NewVisit) -> Result<VisitId> {
         let new = new.validated()?;
-        self.lock().edit(patient, |_, tx| {
+        self.lock().append(patient, |tx| {
             let visit = Visit {
                 id: VisitId::new(),
                 at: new.at,
@@ -297,7 +324,7 @@ impl Store {
     /// Books a follow-up for a day.
     pub fn schedule_follow_up(&self, patient: PatientId, new: NewFollowUpPlan) -> Result<FollowUpPlanId> {
         let new = new.validated()?;
-        self.lock().edit(patient, |_, tx| {
+        self.lock().append(patient, |tx| {
             let plan = FollowUpPlan {
                 id: FollowUpPlanId::new(),
                 due: new.due,
