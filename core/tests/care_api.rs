@@ -1,4 +1,5 @@
 //! The typed care API against a real store: edits, reads, lists, and refused input.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
 

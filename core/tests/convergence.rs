@@ -1,5 +1,6 @@
 //! Merge rules under random concurrency: random edits on three replicas that exchange changes in
 //! random orders and groupings always converge to identical records, and no edit is lost.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The store on disk: reopening, damaged files and blobs, encryption keys, and changes from
 //! peers that are malformed, duplicated or out of order.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
 

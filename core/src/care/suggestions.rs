@@ -81,16 +81,15 @@ pub fn referral_suggestions(record: &PatientRecord) -> Vec<ReferralSuggestion> {
             (_, Control::Uncontrolled(first)),
             (second_visit, Control::Uncontrolled(second)),
         ] = measured.as_slice()
+            && !referred_up_since(second_visit.at)
         {
-            if !referred_up_since(second_visit.at) {
-                out.push(ReferralSuggestion {
-                    kind: SuggestionKind::UpwardReferral,
-                    urgency: Urgency::Routine,
-                    program: Some(program),
-                    referral_id: None,
-                    reason: format!("two consecutive uncontrolled follow-ups ({first}, then {second})"),
-                });
-            }
+            out.push(ReferralSuggestion {
+                kind: SuggestionKind::UpwardReferral,
+                urgency: Urgency::Routine,
+                program: Some(program),
+                referral_id: None,
+                reason: format!("two consecutive uncontrolled follow-ups ({first}, then {second})"),
+            });
         }
     }
 

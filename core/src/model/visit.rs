@@ -85,13 +85,13 @@ impl Vitals {
             height_cm: validate::opt_f64(&f("height_cm"), self.height_cm, 30.0..=250.0)?,
             spo2_percent: validate::opt_int(&f("spo2_percent"), self.spo2_percent, 50..=100)?,
         };
-        if let (Some(sys), Some(dia)) = (v.systolic_mmhg, v.diastolic_mmhg) {
-            if dia >= sys {
-                return Err(Error::invalid(
-                    f("diastolic_mmhg"),
-                    format!("{dia} must be below systolic {sys}"),
-                ));
-            }
+        if let (Some(sys), Some(dia)) = (v.systolic_mmhg, v.diastolic_mmhg)
+            && dia >= sys
+        {
+            return Err(Error::invalid(
+                f("diastolic_mmhg"),
+                format!("{dia} must be below systolic {sys}"),
+            ));
         }
         Ok(v)
     }

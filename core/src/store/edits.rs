@@ -36,7 +36,9 @@ impl Inner {
     ) -> Result<T> {
         self.edit_doc(id, true, |record, tx| match record {
             Some(record) => edit(record, tx),
-            None => Err(Error::IncompleteRecord { patient_id: id.to_string() }),
+            None => Err(Error::IncompleteRecord {
+                patient_id: id.to_string(),
+            }),
         })
     }
 
@@ -59,7 +61,9 @@ impl Inner {
             } else {
                 let patient = map_at(doc, &["patient"])?;
                 if doc.get(&patient, "name")?.is_none() {
-                    return Err(Error::IncompleteRecord { patient_id: id.to_string() });
+                    return Err(Error::IncompleteRecord {
+                        patient_id: id.to_string(),
+                    });
                 }
                 None
             };

@@ -134,7 +134,7 @@ impl Store {
     /// dependencies have not arrived yet are stored and take effect when they do.
     pub fn apply_remote_changes(&self, batch: Vec<IncomingChange>) -> Result<ApplyReport> {
         let mut report = ApplyReport::default();
-        let mut by_doc: BTreeMap<PatientId, Vec<(usize, Change, Option<Vec<u8>>)>> = BTreeMap::new();
+        let mut by_doc: Batch = BTreeMap::new();
         for (index, incoming) in batch.into_iter().enumerate() {
             if incoming.bytes.len() > MAX_CHANGE_BYTES {
                 report.rejected.push(RejectedChange {
