@@ -80,6 +80,9 @@ pub enum Error {
     /// The underlying SQLite database failed.
     #[error("storage error: {0}")]
     Storage(#[from] rusqlite::Error),
+    /// The operating system refused something (a file, a thread).
+    #[error("system error: {0}")]
+    Io(#[from] std::io::Error),
     /// Automerge refused an operation.
     #[error("document error: {0}")]
     Document(#[from] automerge::AutomergeError),
@@ -91,9 +94,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Shorthand for a validation error.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Validation {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Error::Validation { field: field.into(), reason: reason.into() }
     }
 }

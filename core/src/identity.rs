@@ -72,11 +72,7 @@ mod tests {
         let sig = key.sign(b"change-hash");
         assert!(verify_signature(&key.public_key(), b"change-hash", &sig));
         assert!(!verify_signature(&key.public_key(), b"other", &sig));
-        assert!(!verify_signature(
-            &DeviceKey::generate().public_key(),
-            b"change-hash",
-            &sig
-        ));
+        assert!(!verify_signature(&DeviceKey::generate().public_key(), b"change-hash", &sig));
         assert!(!verify_signature(&[1, 2, 3], b"change-hash", &sig));
         let restored = DeviceKey::from_secret(key.secret_bytes());
         assert_eq!(restored.public_key(), key.public_key());

@@ -31,11 +31,7 @@ pub fn today() -> NaiveDate {
 /// Midnight (UTC+8) at the start of a consortium calendar date, in milliseconds.
 pub fn start_of(date: NaiveDate) -> Millis {
     let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();
-    consortium_tz()
-        .from_local_datetime(&midnight)
-        .single()
-        .map(|t| t.timestamp_millis())
-        .unwrap_or(0)
+    consortium_tz().from_local_datetime(&midnight).single().map(|t| t.timestamp_millis()).unwrap_or(0)
 }
 
 /// A hybrid logical clock reading: wall milliseconds in the high 48 bits, a counter in the low 16.

@@ -52,10 +52,7 @@ fn amendments_change_the_field_and_keep_who_and_why() {
             p,
             v,
             VisitAmendment {
-                field: VisitField::MedicineAdherence {
-                    medicine_id: medicine,
-                    adherence: Adherence::Intermittent,
-                },
+                field: VisitField::MedicineAdherence { medicine_id: medicine, adherence: Adherence::Intermittent },
                 practitioner_id: DR_WANG.into(),
                 reason: String::new(),
             },
@@ -84,10 +81,7 @@ fn amendments_change_the_field_and_keep_who_and_why() {
             },
         )
         .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "visit.vitals.diastolic_mmhg: 160 must be below systolic 150"
-    );
+    assert_eq!(err.to_string(), "visit.vitals.diastolic_mmhg: 160 must be below systolic 150");
     assert_eq!(store.visits(p).unwrap()[0].amendments.len(), 2);
 }
 
@@ -97,39 +91,21 @@ fn out_of_range_and_unknown_input_is_refused_naming_the_field() {
     let p = registered(&store, "赵六");
     let cases: Vec<(NewVisit, &str)> = vec![
         (visit(400, 90), "visit.vitals.systolic_mmhg: 400 is outside 40..=300"),
-        (
-            visit(120, 130),
-            "visit.vitals.diastolic_mmhg: 130 must be below systolic 120",
-        ),
+        (visit(120, 130), "visit.vitals.diastolic_mmhg: 130 must be below systolic 120"),
         (
             NewVisit {
-                vitals: Vitals {
-                    fasting_glucose_mmol_l: Some(f64::INFINITY),
-                    ..Vitals::default()
-                },
+                vitals: Vitals { fasting_glucose_mmol_l: Some(f64::INFINITY), ..Vitals::default() },
                 ..visit(120, 80)
             },
             "visit.vitals.fasting_glucose_mmol_l: must be a finite number",
         ),
+        (NewVisit { at: now_ms() + 86_400_000, ..visit(120, 80) }, "visit.at: is in the future"),
         (
-            NewVisit {
-                at: now_ms() + 86_400_000,
-                ..visit(120, 80)
-            },
-            "visit.at: is in the future",
-        ),
-        (
-            NewVisit {
-                diagnoses: vec!["hypertension".into()],
-                ..visit(120, 80)
-            },
+            NewVisit { diagnoses: vec!["hypertension".into()], ..visit(120, 80) },
             "visit.diagnoses[0]: \"hypertension\" is not an ICD-10 code (like I10 or E11.9)",
         ),
         (
-            NewVisit {
-                practitioner_id: "".into(),
-                ..visit(120, 80)
-            },
+            NewVisit { practitioner_id: "".into(), ..visit(120, 80) },
             "visit.practitioner_id: must be 1 to 64 characters",
         ),
     ];
@@ -147,17 +123,10 @@ fn out_of_range_and_unknown_input_is_refused_naming_the_field() {
             },
         )
         .unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with("condition.icd10: K35 is not a chronic condition the engine manages"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("condition.icd10: K35 is not a chronic condition the engine manages"), "{err}");
     let err = store
         .create_patient(NewPatient {
-            demographics: Demographics {
-                name: " ".into(),
-                ..new_patient("x").demographics
-            },
+            demographics: Demographics { name: " ".into(), ..new_patient("x").demographics },
             ..new_patient("x")
         })
         .unwrap_err();
@@ -178,34 +147,18 @@ fn referral_workflow_allows_and_refuses_transitions() {
     assert_eq!(store.referral_status(r).unwrap().status, TaskStatus::Requested);
 
     // Only the receiving organization accepts.
-    let err = store
-        .add_referral_event(r, event(TaskStatus::Accepted, VILLAGE))
-        .unwrap_err();
+    let err = store.add_referral_event(r, event(TaskStatus::Accepted, VILLAGE)).unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(
             "referral_event.by_organization_id: only the receiving organization ({COUNTY}) can mark this referral accepted"
         )
     );
-    store
-        .add_referral_event(r, event(TaskStatus::Received, COUNTY))
-        .unwrap();
+    store.add_referral_event(r, event(TaskStatus::Received, COUNTY)).unwrap();
     // received -> in-progress skips acceptance.
-    let err = store
-        .add_referral_event(r, event(TaskStatus::InProgress, COUNTY))
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        Error::Transition {
-            from: TaskStatus::Received,
-            to: TaskStatus::InProgress,
-            ..
-        }
-    ));
-    assert_eq!(
-        err.to_string(),
-        format!("referral {r}: cannot go from received to in-progress")
-    );
+    let err = store.add_referral_event(r, event(TaskStatus::InProgress, COUNTY)).unwrap_err();
+    assert!(matches!(err, Error::Transition { from: TaskStatus::Received, to: TaskStatus::InProgress, .. }));
+    assert_eq!(err.to_string(), format!("referral {r}: cannot go from received to in-progress"));
     for status in [
         TaskStatus::Accepted,
         TaskStatus::InProgress,
@@ -220,16 +173,8 @@ fn referral_workflow_allows_and_refuses_transitions() {
     assert_eq!(s.history.len(), 6);
     assert!(s.history.iter().all(|e| e.applied));
     // Terminal stays terminal.
-    let err = store
-        .add_referral_event(r, event(TaskStatus::Cancelled, VILLAGE))
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        Error::Transition {
-            from: TaskStatus::Completed,
-            ..
-        }
-    ));
+    let err = store.add_referral_event(r, event(TaskStatus::Cancelled, VILLAGE)).unwrap_err();
+    assert!(matches!(err, Error::Transition { from: TaskStatus::Completed, .. }));
     // A downward referral answers it and closes the loop.
     let down = store
         .create_referral(
@@ -246,22 +191,8 @@ fn referral_workflow_allows_and_refuses_transitions() {
             },
         )
         .unwrap();
-    assert!(
-        store
-            .referral_suggestions(p)
-            .unwrap()
-            .iter()
-            .all(|s| s.kind != SuggestionKind::DownwardReferralExpected)
-    );
-    assert_eq!(
-        store
-            .open_referrals(VILLAGE)
-            .unwrap()
-            .iter()
-            .map(|s| s.referral_id)
-            .collect::<Vec<_>>(),
-        vec![down]
-    );
+    assert!(store.referral_suggestions(p).unwrap().iter().all(|s| s.kind != SuggestionKind::DownwardReferralExpected));
+    assert_eq!(store.open_referrals(VILLAGE).unwrap().iter().map(|s| s.referral_id).collect::<Vec<_>>(), vec![down]);
     assert!(matches!(
         store.add_referral_event(yilian_core::ReferralId::new(), event(TaskStatus::Received, COUNTY)),
         Err(Error::NotFound { what: "referral", .. })
@@ -280,13 +211,7 @@ fn open_referrals_list_both_directions_until_finished() {
     assert_eq!(open[0].patient_name, "甲");
     assert_eq!(open[0].direction, Direction::Upward);
     store
-        .add_referral_event(
-            rb,
-            NewReferralEvent {
-                note: "no bed".into(),
-                ..event(TaskStatus::Rejected, COUNTY)
-            },
-        )
+        .add_referral_event(rb, NewReferralEvent { note: "no bed".into(), ..event(TaskStatus::Rejected, COUNTY) })
         .unwrap();
     let open = store.open_referrals(COUNTY).unwrap();
     assert_eq!(open.iter().map(|s| s.referral_id).collect::<Vec<_>>(), vec![ra]);
@@ -307,27 +232,18 @@ fn due_follow_ups_come_from_the_rules_for_the_contracted_doctor() {
         store.add_condition(p, hypertension(year_ago)).unwrap();
     }
     for p in [controlled, uncontrolled, never_seen] {
-        store
-            .sign_contract(p, contract(year_ago, today + chrono::Days::new(100)))
-            .unwrap();
+        store.sign_contract(p, contract(year_ago, today + chrono::Days::new(100))).unwrap();
     }
     store
         .sign_contract(
             not_mine,
-            NewContract {
-                practitioner_id: "dr-zhao".into(),
-                ..contract(year_ago, today + chrono::Days::new(100))
-            },
+            NewContract { practitioner_id: "dr-zhao".into(), ..contract(year_ago, today + chrono::Days::new(100)) },
         )
         .unwrap();
     // Seen 30 days ago, controlled: next quarterly in 60 days, not due.
-    store
-        .record_visit(controlled, visit_on(today - chrono::Days::new(30), 128, 80))
-        .unwrap();
+    store.record_visit(controlled, visit_on(today - chrono::Days::new(30), 128, 80)).unwrap();
     // Seen 20 days ago, uncontrolled: due 6 days ago.
-    store
-        .record_visit(uncontrolled, visit_on(today - chrono::Days::new(20), 156, 98))
-        .unwrap();
+    store.record_visit(uncontrolled, visit_on(today - chrono::Days::new(20), 156, 98)).unwrap();
 
     let due = store.due_follow_ups(DR_WANG, today).unwrap();
     let names: Vec<_> = due.iter().map(|d| d.name.as_str()).collect();
@@ -341,12 +257,7 @@ fn due_follow_ups_come_from_the_rules_for_the_contracted_doctor() {
     let later = store.due_follow_ups(DR_WANG, today + chrono::Days::new(60)).unwrap();
     assert!(later.iter().any(|d| d.patient_id == controlled));
     // Outside the contract period nobody is due for this doctor.
-    assert!(
-        store
-            .due_follow_ups(DR_WANG, today + chrono::Days::new(101))
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.due_follow_ups(DR_WANG, today + chrono::Days::new(101)).unwrap().is_empty());
     assert_eq!(store.due_follow_ups("dr-zhao", today).unwrap().len(), 1);
     assert_eq!(store.patients_of(DR_WANG).unwrap().len(), 3);
 
@@ -360,15 +271,8 @@ fn terminated_contract_takes_the_resident_off_the_due_list() {
     let store = memory_store();
     let today = today();
     let p = registered(&store, "搬走了");
-    store
-        .add_condition(p, hypertension(today - chrono::Days::new(10)))
-        .unwrap();
-    let c = store
-        .sign_contract(
-            p,
-            contract(today - chrono::Days::new(10), today + chrono::Days::new(300)),
-        )
-        .unwrap();
+    store.add_condition(p, hypertension(today - chrono::Days::new(10))).unwrap();
+    let c = store.sign_contract(p, contract(today - chrono::Days::new(10), today + chrono::Days::new(300))).unwrap();
     assert_eq!(store.due_follow_ups(DR_WANG, today).unwrap().len(), 1);
     store.terminate_contract(p, c).unwrap();
     assert!(store.due_follow_ups(DR_WANG, today).unwrap().is_empty());
@@ -384,13 +288,7 @@ fn suggestions_follow_the_readings() {
     assert_eq!(s[0].kind, SuggestionKind::UrgentUpwardReferral);
     assert!(s[0].reason.contains("systolic 186 mmHg >= 180"));
     store.create_referral(p, upward("danger values")).unwrap();
-    assert!(
-        store
-            .referral_suggestions(p)
-            .unwrap()
-            .iter()
-            .all(|s| s.kind != SuggestionKind::UrgentUpwardReferral)
-    );
+    assert!(store.referral_suggestions(p).unwrap().iter().all(|s| s.kind != SuggestionKind::UrgentUpwardReferral));
 }
 
 #[test]
@@ -398,21 +296,12 @@ fn demographics_update_validates_and_keeps_other_fields() {
     let store = memory_store();
     let p = registered(&store, "周八");
     store
-        .update_demographics(
-            p,
-            DemographicsUpdate {
-                phone: Some("138 0013 8000".into()),
-                ..Default::default()
-            },
-        )
+        .update_demographics(p, DemographicsUpdate { phone: Some("138 0013 8000".into()), ..Default::default() })
         .unwrap();
     let err = store
         .update_demographics(
             p,
-            DemographicsUpdate {
-                national_id: Some("110105194912310021".into()),
-                ..Default::default()
-            },
+            DemographicsUpdate { national_id: Some("110105194912310021".into()), ..Default::default() },
         )
         .unwrap_err();
     assert_eq!(err.to_string(), "patient.national_id: check digit is 1, expected X");
@@ -426,12 +315,7 @@ fn demographics_update_validates_and_keeps_other_fields() {
 fn the_same_resident_id_cannot_be_registered_twice_on_one_device() {
     let store = memory_store();
     let p = registered(&store, "重复");
-    let err = store
-        .create_patient(NewPatient {
-            id: Some(p),
-            ..new_patient("重复")
-        })
-        .unwrap_err();
+    let err = store.create_patient(NewPatient { id: Some(p), ..new_patient("重复") }).unwrap_err();
     assert_eq!(err.to_string(), format!("patient {p} already exists"));
 }
 

@@ -16,34 +16,12 @@ const REPLICAS: usize = 3;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Create {
-        replica: usize,
-        patient: usize,
-    },
-    Visit {
-        replica: usize,
-        patient: usize,
-        systolic: u16,
-    },
-    Amend {
-        replica: usize,
-        visit: usize,
-        systolic: u16,
-    },
-    Refer {
-        replica: usize,
-        patient: usize,
-    },
-    Event {
-        replica: usize,
-        referral: usize,
-        status: usize,
-    },
-    Sync {
-        from: usize,
-        to: usize,
-        seed: u64,
-    },
+    Create { replica: usize, patient: usize },
+    Visit { replica: usize, patient: usize, systolic: u16 },
+    Amend { replica: usize, visit: usize, systolic: u16 },
+    Refer { replica: usize, patient: usize },
+    Event { replica: usize, referral: usize, status: usize },
+    Sync { from: usize, to: usize, seed: u64 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -94,12 +72,8 @@ fn replicas() -> Vec<Store> {
     (0..REPLICAS)
         // A tiny cache and frequent compaction exercise eviction, reload and snapshots.
         .map(|_| {
-            Store::open_in_memory(StoreOptions {
-                cache_capacity: 2,
-                compact_every: 3,
-                ..StoreOptions::default()
-            })
-            .unwrap()
+            Store::open_in_memory(StoreOptions { cache_capacity: 2, compact_every: 3, ..StoreOptions::default() })
+                .unwrap()
         })
         .collect()
 }
@@ -111,11 +85,7 @@ fn sync(from: &Store, to: &Store, seed: u64) {
         .changes_since(0, usize::MAX)
         .unwrap()
         .into_iter()
-        .map(|c| IncomingChange {
-            doc_id: c.doc_id,
-            bytes: c.bytes,
-            signature: c.signature,
-        })
+        .map(|c| IncomingChange { doc_id: c.doc_id, bytes: c.bytes, signature: c.signature })
         .collect();
     changes.shuffle(&mut rng);
     while !changes.is_empty() {
@@ -133,26 +103,16 @@ fn run(ops: Vec<Op>, patients: [PatientId; 3]) -> (Vec<Store>, Promised) {
         match op {
             Op::Create { replica, patient } => {
                 let id = patients[patient];
-                let _ = stores[replica].create_patient(NewPatient {
-                    id: Some(id),
-                    ..new_patient(&format!("居民{patient}-{replica}"))
-                });
+                let _ = stores[replica]
+                    .create_patient(NewPatient { id: Some(id), ..new_patient(&format!("居民{patient}-{replica}")) });
             }
-            Op::Visit {
-                replica,
-                patient,
-                systolic,
-            } => {
+            Op::Visit { replica, patient, systolic } => {
                 let id = patients[patient];
                 if let Ok(v) = stores[replica].record_visit(id, visit(systolic, 70)) {
                     promised.visits.push((id, v));
                 }
             }
-            Op::Amend {
-                replica,
-                visit,
-                systolic,
-            } => {
+            Op::Amend { replica, visit, systolic } => {
                 if let Some(&(p, v)) = promised.visits.get(visit) {
                     let amendment = VisitAmendment {
                         field: VisitField::SystolicMmhg(Some(systolic)),
@@ -170,18 +130,10 @@ fn run(ops: Vec<Op>, patients: [PatientId; 3]) -> (Vec<Store>, Promised) {
                     promised.referrals.push((id, r));
                 }
             }
-            Op::Event {
-                replica,
-                referral,
-                status,
-            } => {
+            Op::Event { replica, referral, status } => {
                 if let Some(&(_, r)) = promised.referrals.get(referral) {
                     let status = EVENT_STATUSES[status];
-                    let org = if status == TaskStatus::Cancelled {
-                        VILLAGE
-                    } else {
-                        COUNTY
-                    };
+                    let org = if status == TaskStatus::Cancelled { VILLAGE } else { COUNTY };
                     if let Ok(e) = stores[replica].add_referral_event(r, event(status, org)) {
                         promised.events.push((r, e));
                     }
@@ -228,19 +180,13 @@ fn check_converged(stores: &[Store], promised: &Promised) {
             assert!(s.patient(*p).unwrap().visit(*v).is_some(), "visit {v} lost");
         }
         for (p, v, a) in &promised.amendments {
-            assert!(
-                s.patient(*p).unwrap().visit(*v).unwrap().amendments.contains_key(a),
-                "amendment {a} lost"
-            );
+            assert!(s.patient(*p).unwrap().visit(*v).unwrap().amendments.contains_key(a), "amendment {a} lost");
         }
         for (p, r) in &promised.referrals {
             assert!(s.patient(*p).unwrap().referral(*r).is_some(), "referral {r} lost");
         }
         for (r, e) in &promised.events {
-            assert!(
-                s.referral_status(*r).unwrap().history.iter().any(|h| h.id == *e),
-                "event {e} lost"
-            );
+            assert!(s.referral_status(*r).unwrap().history.iter().any(|h| h.id == *e), "event {e} lost");
         }
     }
     // Statuses agree through the index too.
@@ -271,16 +217,8 @@ fn a_patient_registered_on_two_devices_merges_into_one_record() {
     let ops = vec![
         Op::Create { replica: 0, patient: 0 },
         Op::Create { replica: 1, patient: 0 },
-        Op::Visit {
-            replica: 0,
-            patient: 0,
-            systolic: 150,
-        },
-        Op::Visit {
-            replica: 1,
-            patient: 0,
-            systolic: 130,
-        },
+        Op::Visit { replica: 0, patient: 0, systolic: 150 },
+        Op::Visit { replica: 1, patient: 0, systolic: 130 },
         Op::Refer { replica: 1, patient: 0 },
     ];
     let (stores, promised) = run(ops, [patient, PatientId::new(), PatientId::new()]);
@@ -294,26 +232,10 @@ fn a_patient_registered_on_two_devices_merges_into_one_record() {
 fn concurrent_amendments_of_one_visit_converge_and_both_stay_in_history() {
     let ops = vec![
         Op::Create { replica: 0, patient: 0 },
-        Op::Visit {
-            replica: 0,
-            patient: 0,
-            systolic: 150,
-        },
-        Op::Sync {
-            from: 0,
-            to: 1,
-            seed: 1,
-        },
-        Op::Amend {
-            replica: 0,
-            visit: 0,
-            systolic: 141,
-        },
-        Op::Amend {
-            replica: 1,
-            visit: 0,
-            systolic: 139,
-        },
+        Op::Visit { replica: 0, patient: 0, systolic: 150 },
+        Op::Sync { from: 0, to: 1, seed: 1 },
+        Op::Amend { replica: 0, visit: 0, systolic: 141 },
+        Op::Amend { replica: 1, visit: 0, systolic: 139 },
     ];
     let p = PatientId::new();
     let (stores, promised) = run(ops, [p, PatientId::new(), PatientId::new()]);
@@ -329,26 +251,10 @@ fn concurrent_accept_and_reject_fold_to_one_status_everywhere() {
     let ops = vec![
         Op::Create { replica: 0, patient: 0 },
         Op::Refer { replica: 0, patient: 0 },
-        Op::Sync {
-            from: 0,
-            to: 1,
-            seed: 2,
-        },
-        Op::Sync {
-            from: 0,
-            to: 2,
-            seed: 3,
-        },
-        Op::Event {
-            replica: 1,
-            referral: 0,
-            status: 1,
-        }, // accepted
-        Op::Event {
-            replica: 2,
-            referral: 0,
-            status: 2,
-        }, // rejected
+        Op::Sync { from: 0, to: 1, seed: 2 },
+        Op::Sync { from: 0, to: 2, seed: 3 },
+        Op::Event { replica: 1, referral: 0, status: 1 }, // accepted
+        Op::Event { replica: 2, referral: 0, status: 2 }, // rejected
     ];
     let p = PatientId::new();
     let (stores, promised) = run(ops, [p, PatientId::new(), PatientId::new()]);
@@ -356,10 +262,6 @@ fn concurrent_accept_and_reject_fold_to_one_status_everywhere() {
     let (_, r) = promised.referrals[0];
     let status = stores[0].referral_status(r).unwrap();
     assert_eq!(status.history.len(), 2);
-    assert_eq!(
-        status.history.iter().filter(|e| e.applied).count(),
-        1,
-        "one wins, the other is superseded"
-    );
+    assert_eq!(status.history.iter().filter(|e| e.applied).count(), 1, "one wins, the other is superseded");
     assert!(matches!(status.status, TaskStatus::Accepted | TaskStatus::Rejected));
 }

@@ -9,10 +9,7 @@ use rusqlite::Connection;
 use yilian_core::{Error, IncomingChange, Store, StoreOptions};
 
 fn options() -> StoreOptions {
-    StoreOptions {
-        compact_every: 2,
-        ..StoreOptions::default()
-    }
+    StoreOptions { compact_every: 2, ..StoreOptions::default() }
 }
 
 #[test]
@@ -52,12 +49,8 @@ fn a_corrupt_snapshot_is_rebuilt_from_the_change_log() {
         (a, b)
     };
     let conn = Connection::open(&path).unwrap();
-    let n = conn
-        .execute(
-            "UPDATE docs SET snapshot = x'00112233445566778899' WHERE doc_id = ?1",
-            [a.to_string()],
-        )
-        .unwrap();
+    let n =
+        conn.execute("UPDATE docs SET snapshot = x'00112233445566778899' WHERE doc_id = ?1", [a.to_string()]).unwrap();
     assert_eq!(n, 1);
     drop(conn);
     let store = Store::open(&path, options()).unwrap();
@@ -79,23 +72,12 @@ fn a_document_lost_from_snapshot_and_log_is_reported_and_others_stay_readable() 
         (a, b)
     };
     let conn = Connection::open(&path).unwrap();
-    conn.execute(
-        "UPDATE docs SET snapshot = x'deadbeef' WHERE doc_id = ?1",
-        [a.to_string()],
-    )
-    .unwrap();
-    conn.execute(
-        "UPDATE changes SET bytes = x'0badc0de' WHERE doc_id = ?1",
-        [a.to_string()],
-    )
-    .unwrap();
+    conn.execute("UPDATE docs SET snapshot = x'deadbeef' WHERE doc_id = ?1", [a.to_string()]).unwrap();
+    conn.execute("UPDATE changes SET bytes = x'0badc0de' WHERE doc_id = ?1", [a.to_string()]).unwrap();
     drop(conn);
     let store = Store::open(&path, options()).unwrap();
     let err = store.patient(a).unwrap_err();
-    assert!(
-        matches!(err, Error::CorruptDocument { ref doc_id, .. } if *doc_id == a.to_string()),
-        "{err}"
-    );
+    assert!(matches!(err, Error::CorruptDocument { ref doc_id, .. } if *doc_id == a.to_string()), "{err}");
     assert!(err.to_string().starts_with(&format!("document {a} is corrupt")));
     assert_eq!(store.visits(b).unwrap().len(), 1);
     store.record_visit(b, visit(135, 85)).unwrap();
@@ -130,10 +112,7 @@ fn a_truncated_database_gives_a_clear_error_not_a_panic() {
     let message = err.to_string();
     assert!(!message.is_empty());
     assert!(
-        matches!(
-            err,
-            Error::WrongKeyOrNotADatabase | Error::Storage(_) | Error::CorruptDocument { .. }
-        ),
+        matches!(err, Error::WrongKeyOrNotADatabase | Error::Storage(_) | Error::CorruptDocument { .. }),
         "{message}"
     );
 }
@@ -143,10 +122,7 @@ fn garbage_is_not_a_database() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("device.db");
     std::fs::write(&path, vec![0x5a; 10_000]).unwrap();
-    assert!(matches!(
-        Store::open(&path, options()),
-        Err(Error::WrongKeyOrNotADatabase)
-    ));
+    assert!(matches!(Store::open(&path, options()), Err(Error::WrongKeyOrNotADatabase)));
 }
 
 #[cfg(feature = "encryption")]
@@ -156,14 +132,7 @@ fn encrypted_store_needs_its_key() {
     let path = dir.path().join("device.db");
     let key = vec![7u8; 32];
     let p = {
-        let store = Store::open(
-            &path,
-            StoreOptions {
-                encryption_key: Some(key.clone()),
-                ..options()
-            },
-        )
-        .unwrap();
+        let store = Store::open(&path, StoreOptions { encryption_key: Some(key.clone()), ..options() }).unwrap();
         let p = registered(&store, "加密");
         store.record_visit(p, visit(130, 80)).unwrap();
         p
@@ -172,37 +141,12 @@ fn encrypted_store_needs_its_key() {
     let raw = std::fs::read(&path).unwrap();
     assert!(!raw.windows("加密".len()).any(|w| w == "加密".as_bytes()));
     assert!(!raw.starts_with(b"SQLite format 3"));
-    let wrong = Store::open(
-        &path,
-        StoreOptions {
-            encryption_key: Some(vec![8u8; 32]),
-            ..options()
-        },
-    );
+    let wrong = Store::open(&path, StoreOptions { encryption_key: Some(vec![8u8; 32]), ..options() });
     assert!(matches!(wrong, Err(Error::WrongKeyOrNotADatabase)));
-    assert!(matches!(
-        Store::open(&path, options()),
-        Err(Error::WrongKeyOrNotADatabase)
-    ));
-    let short = Store::open(
-        &path,
-        StoreOptions {
-            encryption_key: Some(vec![1, 2, 3]),
-            ..options()
-        },
-    );
-    assert_eq!(
-        short.err().unwrap().to_string(),
-        "encryption_key: must be 32 bytes, got 3"
-    );
-    let store = Store::open(
-        &path,
-        StoreOptions {
-            encryption_key: Some(key),
-            ..options()
-        },
-    )
-    .unwrap();
+    assert!(matches!(Store::open(&path, options()), Err(Error::WrongKeyOrNotADatabase)));
+    let short = Store::open(&path, StoreOptions { encryption_key: Some(vec![1, 2, 3]), ..options() });
+    assert_eq!(short.err().unwrap().to_string(), "encryption_key: must be 32 bytes, got 3");
+    let store = Store::open(&path, StoreOptions { encryption_key: Some(key), ..options() }).unwrap();
     assert_eq!(store.visits(p).unwrap().len(), 1);
 }
 
@@ -215,40 +159,22 @@ fn bad_changes_from_a_peer_are_refused_item_by_item() {
         .changes_since(0, 100)
         .unwrap()
         .into_iter()
-        .map(|c| IncomingChange {
-            doc_id: c.doc_id,
-            bytes: c.bytes,
-            signature: c.signature,
-        })
+        .map(|c| IncomingChange { doc_id: c.doc_id, bytes: c.bytes, signature: c.signature })
         .collect();
     let hospital = memory_store();
-    let mut batch = vec![IncomingChange {
-        doc_id: p,
-        bytes: b"not automerge".to_vec(),
-        signature: None,
-    }];
+    let mut batch = vec![IncomingChange { doc_id: p, bytes: b"not automerge".to_vec(), signature: None }];
     batch.extend(good.clone());
-    batch.push(IncomingChange {
-        doc_id: p,
-        bytes: vec![0; yilian_core::store::MAX_CHANGE_BYTES + 1],
-        signature: None,
-    });
+    batch.push(IncomingChange { doc_id: p, bytes: vec![0; yilian_core::store::MAX_CHANGE_BYTES + 1], signature: None });
     let report = hospital.apply_remote_changes(batch).unwrap();
     assert_eq!(report.applied, good.len());
     assert_eq!(report.rejected.len(), 2);
     assert_eq!(report.rejected[0].index, 0);
     assert!(
-        report.rejected[0]
-            .reason
-            .starts_with("change refused: not an automerge change"),
+        report.rejected[0].reason.starts_with("change refused: not an automerge change"),
         "{}",
         report.rejected[0].reason
     );
-    assert!(
-        report.rejected[1].reason.contains("more than the"),
-        "{}",
-        report.rejected[1].reason
-    );
+    assert!(report.rejected[1].reason.contains("more than the"), "{}", report.rejected[1].reason);
     assert_eq!(hospital.visits(p).unwrap().len(), 1);
     // Re-sent changes are no-ops.
     let again = hospital.apply_remote_changes(good.clone()).unwrap();
@@ -258,11 +184,7 @@ fn bad_changes_from_a_peer_are_refused_item_by_item() {
 
 #[test]
 fn changes_arriving_before_their_dependencies_take_effect_when_they_do() {
-    let village = Store::open_in_memory(StoreOptions {
-        compact_every: 1,
-        ..StoreOptions::default()
-    })
-    .unwrap();
+    let village = Store::open_in_memory(StoreOptions { compact_every: 1, ..StoreOptions::default() }).unwrap();
     let p = registered(&village, "乱序");
     for s in 121..126 {
         village.record_visit(p, visit(s, 80)).unwrap();
@@ -271,20 +193,12 @@ fn changes_arriving_before_their_dependencies_take_effect_when_they_do() {
         .changes_since(0, 100)
         .unwrap()
         .into_iter()
-        .map(|c| IncomingChange {
-            doc_id: c.doc_id,
-            bytes: c.bytes,
-            signature: c.signature,
-        })
+        .map(|c| IncomingChange { doc_id: c.doc_id, bytes: c.bytes, signature: c.signature })
         .collect();
     changes.reverse();
     // A tiny cache forces the document out and back in between batches.
-    let hospital = Store::open_in_memory(StoreOptions {
-        cache_capacity: 1,
-        compact_every: 1,
-        ..StoreOptions::default()
-    })
-    .unwrap();
+    let hospital =
+        Store::open_in_memory(StoreOptions { cache_capacity: 1, compact_every: 1, ..StoreOptions::default() }).unwrap();
     let other = registered(&hospital, "别的");
     let last = changes.pop().unwrap();
     for c in changes {
@@ -299,30 +213,30 @@ fn changes_arriving_before_their_dependencies_take_effect_when_they_do() {
 #[test]
 fn peer_cursors_only_move_forward() {
     let store = memory_store();
-    store
-        .set_peer_cursor(
-            "relay",
-            yilian_core::PeerCursor {
-                acked_seq: 10,
-                read_seq: 5,
-            },
-        )
-        .unwrap();
-    store
-        .set_peer_cursor(
-            "relay",
-            yilian_core::PeerCursor {
-                acked_seq: 3,
-                read_seq: 9,
-            },
-        )
-        .unwrap();
-    assert_eq!(
-        store.peer_cursor("relay").unwrap(),
-        yilian_core::PeerCursor {
-            acked_seq: 10,
-            read_seq: 9
-        }
-    );
+    store.set_peer_cursor("relay", yilian_core::PeerCursor { acked_seq: 10, read_seq: 5 }).unwrap();
+    store.set_peer_cursor("relay", yilian_core::PeerCursor { acked_seq: 3, read_seq: 9 }).unwrap();
+    assert_eq!(store.peer_cursor("relay").unwrap(), yilian_core::PeerCursor { acked_seq: 10, read_seq: 9 });
     assert_eq!(store.peer_cursor("other").unwrap(), yilian_core::PeerCursor::default());
+}
+
+#[test]
+fn documents_load_on_demand_within_the_cache_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("device.db");
+    let ids: Vec<_> = {
+        let store = Store::open(&path, options()).unwrap();
+        (0..12).map(|i| registered(&store, &format!("居民{i}"))).collect()
+    };
+    let store = Store::open(&path, StoreOptions { cache_capacity: 3, ..options() }).unwrap();
+    assert_eq!(store.loaded_documents(), 0, "opening loads nothing");
+    assert_eq!(store.patients_of(DR_WANG).unwrap().len(), 0, "lists come from the index");
+    assert_eq!(store.loaded_documents(), 0);
+    for id in &ids {
+        store.record_visit(*id, visit(130, 80)).unwrap();
+        assert!(store.loaded_documents() <= 3);
+    }
+    for id in &ids {
+        assert_eq!(store.visits(*id).unwrap().len(), 1);
+    }
+    assert_eq!(store.loaded_documents(), 3);
 }

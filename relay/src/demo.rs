@@ -42,23 +42,13 @@ fn pull(from: &Device, to: &Device) -> Result<(usize, usize, usize)> {
     let report = to.store.apply_remote_changes(
         changes
             .into_iter()
-            .map(|c| IncomingChange {
-                doc_id: c.doc_id,
-                bytes: c.bytes,
-                signature: c.signature,
-            })
+            .map(|c| IncomingChange { doc_id: c.doc_id, bytes: c.bytes, signature: c.signature })
             .collect(),
     )?;
     if !report.rejected.is_empty() {
         bail!("{} refused changes from {}: {:?}", to.name, from.name, report.rejected);
     }
-    to.store.set_peer_cursor(
-        from.name,
-        PeerCursor {
-            acked_seq: 0,
-            read_seq: last,
-        },
-    )?;
+    to.store.set_peer_cursor(from.name, PeerCursor { acked_seq: 0, read_seq: last })?;
     Ok((report.applied, bytes, report.duplicates))
 }
 
@@ -149,41 +139,16 @@ pub fn run(data_dir: Option<PathBuf>) -> Result<()> {
     let county = Device::open(&dir, "county")?;
 
     println!("1. Offline in the villages");
-    let liu = wang.store.create_patient(resident(
-        "刘桂兰",
-        Sex::Female,
-        (1951, 2, 3),
-        "石桥村",
-        SHIQIAO,
-        "dr-wang",
-    ))?;
+    let liu = wang.store.create_patient(resident("刘桂兰", Sex::Female, (1951, 2, 3), "石桥村", SHIQIAO, "dr-wang"))?;
     enrol(&wang.store, liu, SHIQIAO, "dr-wang", "team-shiqiao", "I10")?;
-    wang.store
-        .record_visit(liu, follow_up(30, SHIQIAO, "dr-wang", 158, 96, None))?;
-    wang.store
-        .record_visit(liu, follow_up(14, SHIQIAO, "dr-wang", 162, 98, None))?;
-    let chen = wang.store.create_patient(resident(
-        "陈建国",
-        Sex::Male,
-        (1960, 7, 21),
-        "石桥村",
-        SHIQIAO,
-        "dr-wang",
-    ))?;
+    wang.store.record_visit(liu, follow_up(30, SHIQIAO, "dr-wang", 158, 96, None))?;
+    wang.store.record_visit(liu, follow_up(14, SHIQIAO, "dr-wang", 162, 98, None))?;
+    let chen = wang.store.create_patient(resident("陈建国", Sex::Male, (1960, 7, 21), "石桥村", SHIQIAO, "dr-wang"))?;
     enrol(&wang.store, chen, SHIQIAO, "dr-wang", "team-shiqiao", "E11.9")?;
-    wang.store
-        .record_visit(chen, follow_up(40, SHIQIAO, "dr-wang", 132, 84, Some(6.4)))?;
-    let ma = zhao.store.create_patient(resident(
-        "马秀珍",
-        Sex::Female,
-        (1948, 11, 30),
-        "东河村",
-        DONGHE,
-        "dr-zhao",
-    ))?;
+    wang.store.record_visit(chen, follow_up(40, SHIQIAO, "dr-wang", 132, 84, Some(6.4)))?;
+    let ma = zhao.store.create_patient(resident("马秀珍", Sex::Female, (1948, 11, 30), "东河村", DONGHE, "dr-zhao"))?;
     enrol(&zhao.store, ma, DONGHE, "dr-zhao", "team-donghe", "I10")?;
-    zhao.store
-        .record_visit(ma, follow_up(100, DONGHE, "dr-zhao", 136, 86, None))?;
+    zhao.store.record_visit(ma, follow_up(100, DONGHE, "dr-zhao", 136, 86, None))?;
     for s in wang.store.referral_suggestions(liu)? {
         println!("  dr-wang sees for 刘桂兰: {:?} — {}", s.kind, s.reason);
     }
@@ -220,22 +185,12 @@ pub fn run(data_dir: Option<PathBuf>) -> Result<()> {
         note: note.into(),
         discharge_summary: summary.map(str::to_string),
     };
-    county
-        .store
-        .add_referral_event(up, desk(TaskStatus::Received, "", None))?;
-    county
-        .store
-        .add_referral_event(up, desk(TaskStatus::Accepted, "bed 12, cardiology", None))?;
-    county
-        .store
-        .add_referral_event(up, desk(TaskStatus::InProgress, "admitted", None))?;
+    county.store.add_referral_event(up, desk(TaskStatus::Received, "", None))?;
+    county.store.add_referral_event(up, desk(TaskStatus::Accepted, "bed 12, cardiology", None))?;
+    county.store.add_referral_event(up, desk(TaskStatus::InProgress, "admitted", None))?;
     county.store.add_referral_event(
         up,
-        desk(
-            TaskStatus::Completed,
-            "discharged",
-            Some("BP 132/84 on amlodipine 10 mg + losartan 50 mg"),
-        ),
+        desk(TaskStatus::Completed, "discharged", Some("BP 132/84 on amlodipine 10 mg + losartan 50 mg")),
     )?;
     let down = county.store.create_referral(
         liu,
@@ -251,12 +206,7 @@ pub fn run(data_dir: Option<PathBuf>) -> Result<()> {
         },
     )?;
     println!("  county: received, accepted, in-progress, completed; downward referral {down}");
-    let visit = wang
-        .store
-        .visits(chen)?
-        .first()
-        .map(|v| v.id)
-        .context("chen has a visit")?;
+    let visit = wang.store.visits(chen)?.first().map(|v| v.id).context("chen has a visit")?;
     wang.store.amend_visit(
         chen,
         visit,
@@ -291,11 +241,7 @@ pub fn run(data_dir: Option<PathBuf>) -> Result<()> {
     }
     println!("  {} records identical on all {} devices", ids.len(), devices.len());
     let status = wang.store.referral_status(up)?;
-    println!(
-        "  upward referral at dr-wang: {} ({} events)",
-        status.status,
-        status.history.len()
-    );
+    println!("  upward referral at dr-wang: {} ({} events)", status.status, status.history.len());
     for due in wang.store.due_follow_ups("dr-wang", today())? {
         let why: Vec<String> = due.reasons.iter().map(|r| r.describe()).collect();
         println!(

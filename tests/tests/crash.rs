@@ -62,21 +62,14 @@ fn every_returned_visit_survives_sigkill() -> anyhow::Result<()> {
             stored.extend(store.visits(patient)?.into_iter().map(|v| (patient, v.id)));
         }
         let missing: Vec<_> = acknowledged.difference(&stored).collect();
-        assert!(
-            missing.is_empty(),
-            "round {round}: acknowledged visits lost: {missing:?} (seed {seed})"
-        );
+        assert!(missing.is_empty(), "round {round}: acknowledged visits lost: {missing:?} (seed {seed})");
     }
     assert!(
         acknowledged.len() > KILLS,
         "the writer made too little progress to prove anything: {}",
         acknowledged.len()
     );
-    println!(
-        "{} kills, {} acknowledged visits all present",
-        KILLS,
-        acknowledged.len()
-    );
+    println!("{} kills, {} acknowledged visits all present", KILLS, acknowledged.len());
     Ok(())
 }
 

@@ -56,26 +56,13 @@ impl DueReason {
     pub fn describe(&self) -> String {
         match self {
             DueReason::NeverFollowedUp { program, since } => {
-                format!(
-                    "{} since {since}, no face-to-face follow-up yet",
-                    program_name(*program)
-                )
+                format!("{} since {since}, no face-to-face follow-up yet", program_name(*program))
             }
             DueReason::Quarterly { program, last_visit } => {
-                format!(
-                    "quarterly {} follow-up; last visit {last_visit}",
-                    program_name(*program)
-                )
+                format!("quarterly {} follow-up; last visit {last_visit}", program_name(*program))
             }
-            DueReason::Uncontrolled {
-                program,
-                reading,
-                visit_on,
-            } => {
-                format!(
-                    "{} uncontrolled on {visit_on} ({reading}): follow up within two weeks",
-                    program_name(*program)
-                )
+            DueReason::Uncontrolled { program, reading, visit_on } => {
+                format!("{} uncontrolled on {visit_on} ({reading}): follow up within two weeks", program_name(*program))
             }
             DueReason::AfterUpwardReferral { completed_on, .. } => {
                 format!("upward referral completed on {completed_on}: follow up within two weeks")
@@ -130,12 +117,7 @@ pub fn next_follow_up(record: &PatientRecord) -> Option<FollowUpDue> {
     let mut candidates: Vec<(NaiveDate, DueReason)> = Vec::new();
 
     for program in record.programs().into_iter().filter(|p| p.has_quarterly_follow_up()) {
-        let since = record
-            .conditions
-            .iter()
-            .filter(|c| c.program == program)
-            .map(|c| date_of(c.recorded_at))
-            .min();
+        let since = record.conditions.iter().filter(|c| c.program == program).map(|c| date_of(c.recorded_at)).min();
         let Some(last) = face_to_face.last() else {
             if let Some(since) = since {
                 candidates.push((since, DueReason::NeverFollowedUp { program, since }));
@@ -148,21 +130,10 @@ pub fn next_follow_up(record: &PatientRecord) -> Option<FollowUpDue> {
             _ => glucose_control(&last.vitals),
         };
         match control {
-            Some(Control::Uncontrolled(reading)) => candidates.push((
-                plus_days(visit_on, TWO_WEEKS_DAYS),
-                DueReason::Uncontrolled {
-                    program,
-                    reading,
-                    visit_on,
-                },
-            )),
-            _ => candidates.push((
-                plus_days(visit_on, QUARTERLY_DAYS),
-                DueReason::Quarterly {
-                    program,
-                    last_visit: visit_on,
-                },
-            )),
+            Some(Control::Uncontrolled(reading)) => candidates
+                .push((plus_days(visit_on, TWO_WEEKS_DAYS), DueReason::Uncontrolled { program, reading, visit_on })),
+            _ => candidates
+                .push((plus_days(visit_on, QUARTERLY_DAYS), DueReason::Quarterly { program, last_visit: visit_on })),
         }
     }
 
@@ -180,10 +151,7 @@ pub fn next_follow_up(record: &PatientRecord) -> Option<FollowUpDue> {
         let completed_on = date_of(done);
         candidates.push((
             plus_days(completed_on, TWO_WEEKS_DAYS),
-            DueReason::AfterUpwardReferral {
-                referral_id: r.id,
-                completed_on,
-            },
+            DueReason::AfterUpwardReferral { referral_id: r.id, completed_on },
         ));
     }
 
@@ -191,21 +159,11 @@ pub fn next_follow_up(record: &PatientRecord) -> Option<FollowUpDue> {
         if face_to_face.iter().any(|v| v.at > plan.booked_at) {
             continue;
         }
-        candidates.push((
-            plan.due,
-            DueReason::Booked {
-                plan_id: plan.id,
-                reason: plan.reason.clone(),
-            },
-        ));
+        candidates.push((plan.due, DueReason::Booked { plan_id: plan.id, reason: plan.reason.clone() }));
     }
 
     let due = candidates.iter().map(|(d, _)| *d).min()?;
-    let reasons = candidates
-        .into_iter()
-        .filter(|(d, _)| *d == due)
-        .map(|(_, r)| r)
-        .collect();
+    let reasons = candidates.into_iter().filter(|(d, _)| *d == due).map(|(_, r)| r).collect();
     Some(FollowUpDue { due, reasons })
 }
 
@@ -234,10 +192,7 @@ mod tests {
         assert_eq!(due.due, day(2026, 1, 5));
         assert_eq!(
             due.reasons,
-            vec![DueReason::NeverFollowedUp {
-                program: Program::Hypertension,
-                since: day(2026, 1, 5)
-            }]
+            vec![DueReason::NeverFollowedUp { program: Program::Hypertension, since: day(2026, 1, 5) }]
         );
     }
 
@@ -280,13 +235,7 @@ mod tests {
         let due = next_follow_up(&r).unwrap();
         assert_eq!(due.due, day(2026, 3, 15));
         assert_eq!(due.reasons.len(), 1);
-        assert!(matches!(
-            &due.reasons[0],
-            DueReason::Uncontrolled {
-                program: Program::Type2Diabetes,
-                ..
-            }
-        ));
+        assert!(matches!(&due.reasons[0], DueReason::Uncontrolled { program: Program::Type2Diabetes, .. }));
     }
 
     #[test]
@@ -294,12 +243,7 @@ mod tests {
         let mut r = record();
         add_condition(&mut r, "I10", day(2026, 1, 5));
         add_visit(&mut r, day(2026, 2, 1), bp(128, 82));
-        add_visit_kind(
-            &mut r,
-            day(2026, 4, 1),
-            bp(120, 80),
-            crate::model::VisitKind::Telemedicine,
-        );
+        add_visit_kind(&mut r, day(2026, 4, 1), bp(120, 80), crate::model::VisitKind::Telemedicine);
         assert_eq!(next_follow_up(&r).unwrap().due, day(2026, 5, 2));
     }
 
@@ -321,17 +265,11 @@ mod tests {
         assert_eq!(due.due, day(2026, 2, 24));
         assert_eq!(
             due.reasons,
-            vec![DueReason::AfterUpwardReferral {
-                referral_id: id,
-                completed_on: day(2026, 2, 10)
-            }]
+            vec![DueReason::AfterUpwardReferral { referral_id: id, completed_on: day(2026, 2, 10) }]
         );
         // A face-to-face visit after completion closes it.
         add_visit(&mut r, day(2026, 2, 20), bp(130, 84));
-        assert!(matches!(
-            next_follow_up(&r).unwrap().reasons[0],
-            DueReason::Quarterly { .. }
-        ));
+        assert!(matches!(next_follow_up(&r).unwrap().reasons[0], DueReason::Quarterly { .. }));
     }
 
     #[test]
@@ -340,13 +278,7 @@ mod tests {
         let plan = book(&mut r, day(2026, 6, 1), day(2026, 5, 1));
         let due = next_follow_up(&r).unwrap();
         assert_eq!(due.due, day(2026, 6, 1));
-        assert_eq!(
-            due.reasons,
-            vec![DueReason::Booked {
-                plan_id: plan,
-                reason: "recheck".into()
-            }]
-        );
+        assert_eq!(due.reasons, vec![DueReason::Booked { plan_id: plan, reason: "recheck".into() }]);
         add_visit(&mut r, day(2026, 5, 20), bp(120, 80));
         assert_eq!(next_follow_up(&r), None);
     }

@@ -20,11 +20,7 @@ pub fn blood_pressure_control(v: &Vitals) -> Option<Control> {
         return None;
     }
     let high = sys.is_some_and(|s| s >= 140) || dia.is_some_and(|d| d >= 90);
-    Some(if high {
-        Control::Uncontrolled(format!("{}/{} mmHg", opt(sys), opt(dia)))
-    } else {
-        Control::Controlled
-    })
+    Some(if high { Control::Uncontrolled(format!("{}/{} mmHg", opt(sys), opt(dia))) } else { Control::Controlled })
 }
 
 /// Fasting glucose control (target below 7.0 mmol/L); `None` when not measured.
@@ -46,10 +42,8 @@ pub fn danger_values(v: &Vitals) -> Vec<String> {
     if let Some(d) = v.diastolic_mmhg.filter(|d| *d >= 110) {
         found.push(format!("diastolic {d} mmHg >= 110"));
     }
-    for (name, value) in [
-        ("fasting glucose", v.fasting_glucose_mmol_l),
-        ("2-hour glucose", v.two_hour_glucose_mmol_l),
-    ] {
+    for (name, value) in [("fasting glucose", v.fasting_glucose_mmol_l), ("2-hour glucose", v.two_hour_glucose_mmol_l)]
+    {
         match value {
             Some(g) if g >= 16.7 => found.push(format!("{name} {g} mmol/L >= 16.7")),
             Some(g) if g <= 3.9 => found.push(format!("{name} {g} mmol/L <= 3.9")),
@@ -68,33 +62,20 @@ mod tests {
     use super::*;
 
     fn bp(s: u16, d: u16) -> Vitals {
-        Vitals {
-            systolic_mmhg: Some(s),
-            diastolic_mmhg: Some(d),
-            ..Vitals::default()
-        }
+        Vitals { systolic_mmhg: Some(s), diastolic_mmhg: Some(d), ..Vitals::default() }
     }
 
     #[test]
     fn blood_pressure_thresholds() {
         assert_eq!(blood_pressure_control(&bp(139, 89)), Some(Control::Controlled));
-        assert_eq!(
-            blood_pressure_control(&bp(140, 80)),
-            Some(Control::Uncontrolled("140/80 mmHg".into()))
-        );
-        assert_eq!(
-            blood_pressure_control(&bp(130, 90)),
-            Some(Control::Uncontrolled("130/90 mmHg".into()))
-        );
+        assert_eq!(blood_pressure_control(&bp(140, 80)), Some(Control::Uncontrolled("140/80 mmHg".into())));
+        assert_eq!(blood_pressure_control(&bp(130, 90)), Some(Control::Uncontrolled("130/90 mmHg".into())));
         assert_eq!(blood_pressure_control(&Vitals::default()), None);
     }
 
     #[test]
     fn glucose_thresholds() {
-        let g = |x| Vitals {
-            fasting_glucose_mmol_l: Some(x),
-            ..Vitals::default()
-        };
+        let g = |x| Vitals { fasting_glucose_mmol_l: Some(x), ..Vitals::default() };
         assert_eq!(glucose_control(&g(6.9)), Some(Control::Controlled));
         assert!(matches!(glucose_control(&g(7.0)), Some(Control::Uncontrolled(_))));
         assert_eq!(glucose_control(&Vitals::default()), None);
@@ -103,25 +84,12 @@ mod tests {
     #[test]
     fn danger_values_at_their_edges() {
         assert!(danger_values(&bp(179, 109)).is_empty());
-        assert_eq!(
-            danger_values(&bp(180, 100)),
-            vec!["systolic 180 mmHg >= 180".to_string()]
-        );
-        assert_eq!(
-            danger_values(&bp(170, 110)),
-            vec!["diastolic 110 mmHg >= 110".to_string()]
-        );
-        let g = |f, t| Vitals {
-            fasting_glucose_mmol_l: f,
-            two_hour_glucose_mmol_l: t,
-            ..Vitals::default()
-        };
+        assert_eq!(danger_values(&bp(180, 100)), vec!["systolic 180 mmHg >= 180".to_string()]);
+        assert_eq!(danger_values(&bp(170, 110)), vec!["diastolic 110 mmHg >= 110".to_string()]);
+        let g = |f, t| Vitals { fasting_glucose_mmol_l: f, two_hour_glucose_mmol_l: t, ..Vitals::default() };
         assert_eq!(danger_values(&g(Some(16.7), None)).len(), 1);
         assert_eq!(danger_values(&g(Some(3.9), None)).len(), 1);
         assert_eq!(danger_values(&g(Some(4.0), Some(16.6))).len(), 0);
-        assert_eq!(
-            danger_values(&g(None, Some(20.0))),
-            vec!["2-hour glucose 20 mmol/L >= 16.7".to_string()]
-        );
+        assert_eq!(danger_values(&g(None, Some(20.0))), vec!["2-hour glucose 20 mmol/L >= 16.7".to_string()]);
     }
 }

@@ -39,19 +39,11 @@ pub fn referral_suggestions(record: &PatientRecord) -> Vec<ReferralSuggestion> {
         record.referrals.iter().any(|r| {
             r.referral.direction == Direction::Upward
                 && r.referral.created_at >= at
-                && !matches!(
-                    r.status.status,
-                    TaskStatus::Rejected | TaskStatus::Cancelled | TaskStatus::Failed
-                )
+                && !matches!(r.status.status, TaskStatus::Rejected | TaskStatus::Cancelled | TaskStatus::Failed)
         })
     };
 
-    if let Some(latest) = record
-        .visits
-        .iter()
-        .rev()
-        .find(|v| !danger_values(&v.vitals).is_empty() || has_readings(v))
-    {
+    if let Some(latest) = record.visits.iter().rev().find(|v| !danger_values(&v.vitals).is_empty() || has_readings(v)) {
         let danger = danger_values(&latest.vitals);
         if !danger.is_empty() && !referred_up_since(latest.at) {
             out.push(ReferralSuggestion {
@@ -76,11 +68,8 @@ pub fn referral_suggestions(record: &PatientRecord) -> Vec<ReferralSuggestion> {
             .filter(|v| v.kind.is_face_to_face())
             .filter_map(|v| control(v).map(|c| (v, c)))
             .collect();
-        if let [
-            ..,
-            (_, Control::Uncontrolled(first)),
-            (second_visit, Control::Uncontrolled(second)),
-        ] = measured.as_slice()
+        if let [.., (_, Control::Uncontrolled(first)), (second_visit, Control::Uncontrolled(second))] =
+            measured.as_slice()
             && !referred_up_since(second_visit.at)
         {
             out.push(ReferralSuggestion {
@@ -140,20 +129,13 @@ mod tests {
         assert_eq!(s[0].urgency, Urgency::Emergency);
         assert!(s[0].reason.contains("systolic 186 mmHg >= 180"));
         add_referral_created(&mut r, Direction::Upward, day(2026, 2, 1), &[]);
-        assert!(
-            referral_suggestions(&r)
-                .iter()
-                .all(|s| s.kind != SuggestionKind::UrgentUpwardReferral)
-        );
+        assert!(referral_suggestions(&r).iter().all(|s| s.kind != SuggestionKind::UrgentUpwardReferral));
     }
 
     #[test]
     fn low_glucose_is_a_danger_value() {
         let mut r = record();
-        let v = crate::model::Vitals {
-            fasting_glucose_mmol_l: Some(3.2),
-            ..Default::default()
-        };
+        let v = crate::model::Vitals { fasting_glucose_mmol_l: Some(3.2), ..Default::default() };
         add_visit(&mut r, day(2026, 2, 1), v);
         assert_eq!(referral_suggestions(&r)[0].kind, SuggestionKind::UrgentUpwardReferral);
     }
@@ -163,10 +145,7 @@ mod tests {
         let mut r = record();
         add_condition(&mut r, "I10", day(2026, 1, 5));
         add_visit(&mut r, day(2026, 2, 1), bp(150, 92));
-        assert!(
-            referral_suggestions(&r).is_empty(),
-            "one uncontrolled follow-up is not enough"
-        );
+        assert!(referral_suggestions(&r).is_empty(), "one uncontrolled follow-up is not enough");
         add_visit(&mut r, day(2026, 2, 15), bp(148, 95));
         let s = referral_suggestions(&r);
         assert_eq!(s.len(), 1);
@@ -195,12 +174,7 @@ mod tests {
         assert_eq!(s[0].kind, SuggestionKind::DownwardReferralExpected);
         assert_eq!(s[0].referral_id, Some(up));
         let down = add_referral_created(&mut r, Direction::Downward, day(2026, 2, 10), &[]);
-        r.referrals
-            .iter_mut()
-            .find(|x| x.referral.id == down)
-            .unwrap()
-            .referral
-            .in_response_to = Some(up);
+        r.referrals.iter_mut().find(|x| x.referral.id == down).unwrap().referral.in_response_to = Some(up);
         assert!(referral_suggestions(&r).is_empty());
     }
 }

@@ -36,11 +36,7 @@ pub fn record() -> PatientRecord {
 }
 
 pub fn bp(s: u16, d: u16) -> Vitals {
-    Vitals {
-        systolic_mmhg: Some(s),
-        diastolic_mmhg: Some(d),
-        ..Vitals::default()
-    }
+    Vitals { systolic_mmhg: Some(s), diastolic_mmhg: Some(d), ..Vitals::default() }
 }
 
 pub fn add_condition(r: &mut PatientRecord, icd10: &str, on: NaiveDate) {

@@ -64,10 +64,7 @@ impl NewContract {
     pub fn validated(&self) -> Result<Self> {
         let start = self.start;
         if self.end < start {
-            return Err(Error::invalid(
-                "contract.end",
-                format!("{} is before start {start}", self.end),
-            ));
+            return Err(Error::invalid("contract.end", format!("{} is before start {start}", self.end)));
         }
         if (self.end - start).num_days() > 3 * 366 {
             return Err(Error::invalid("contract.end", "a contract lasts at most 3 years"));

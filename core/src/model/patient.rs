@@ -56,16 +56,8 @@ impl Demographics {
                 .map(|v| validate::resident_id("patient.national_id", v))
                 .transpose()?,
             phone: self.phone.as_deref().map(validate_phone).transpose()?,
-            address: self
-                .address
-                .as_deref()
-                .map(|v| validate::text("patient.address", v, 200))
-                .transpose()?,
-            village: self
-                .village
-                .as_deref()
-                .map(|v| validate::text("patient.village", v, 64))
-                .transpose()?,
+            address: self.address.as_deref().map(|v| validate::text("patient.address", v, 200)).transpose()?,
+            village: self.village.as_deref().map(|v| validate::text("patient.village", v, 64)).transpose()?,
         })
     }
 }

@@ -51,10 +51,7 @@ impl PatientRecord {
 
     /// The contract in force on `day`, the most recently started if several overlap.
     pub fn contract_on(&self, day: NaiveDate) -> Option<&Contract> {
-        self.contracts
-            .iter()
-            .filter(|c| c.in_force_on(day))
-            .max_by_key(|c| (c.start, c.signed_at, c.id))
+        self.contracts.iter().filter(|c| c.in_force_on(day)).max_by_key(|c| (c.start, c.signed_at, c.id))
     }
 
     /// The latest active contract, whatever its period (the index keeps its dates).
@@ -76,6 +73,16 @@ impl PatientRecord {
     /// A visit by id.
     pub fn visit(&self, id: VisitId) -> Option<&Visit> {
         self.visits.iter().find(|v| v.id == id)
+    }
+
+    /// Puts every collection in its canonical order (the order reading a document produces), so
+    /// a record updated in memory equals one read back from the document.
+    pub(crate) fn sort(&mut self) {
+        self.contracts.sort_by_key(|c| (c.start, c.signed_at, c.id));
+        self.conditions.sort_by_key(|c| (c.recorded_at, c.id));
+        self.visits.sort_by_key(|v| (v.at, v.id));
+        self.referrals.sort_by_key(|r| (r.referral.created_at, r.referral.id));
+        self.follow_up_plans.sort_by_key(|p| (p.booked_at, p.id));
     }
 
     /// A referral by id.

@@ -93,10 +93,7 @@ impl TaskStatus {
 
     /// Terminal statuses never change again.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            TaskStatus::Rejected | TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled
-        )
+        matches!(self, TaskStatus::Rejected | TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled)
     }
 
     /// Whether the referral workflow allows going from `self` to `to`.
@@ -148,16 +145,10 @@ impl NewReferral {
         let from = validate::code("referral.from_organization_id", &self.from_organization_id)?;
         let to = validate::code("referral.to_organization_id", &self.to_organization_id)?;
         if from == to {
-            return Err(Error::invalid(
-                "referral.to_organization_id",
-                "must differ from the sending organization",
-            ));
+            return Err(Error::invalid("referral.to_organization_id", "must differ from the sending organization"));
         }
         if self.direction == Direction::Upward && self.in_response_to.is_some() {
-            return Err(Error::invalid(
-                "referral.in_response_to",
-                "only a downward referral answers an upward one",
-            ));
+            return Err(Error::invalid("referral.in_response_to", "only a downward referral answers an upward one"));
         }
         Ok(NewReferral {
             direction: self.direction,
@@ -193,10 +184,7 @@ impl NewReferralEvent {
     /// Checks the event on its own (the transition is checked against the folded status).
     pub fn validated(&self, direction: Direction) -> Result<Self> {
         if self.status == TaskStatus::Requested {
-            return Err(Error::invalid(
-                "referral_event.status",
-                "requested is the initial status, not an event",
-            ));
+            return Err(Error::invalid("referral_event.status", "requested is the initial status, not an event"));
         }
         if self.status == TaskStatus::Rejected && self.note.trim().is_empty() {
             return Err(Error::invalid("referral_event.note", "a rejection needs a reason"));
@@ -311,10 +299,7 @@ mod tests {
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
         let err = TaskStatus::parse("done").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "referral_event.status: \"done\" is not a referral status"
-        );
+        assert_eq!(err.to_string(), "referral_event.status: \"done\" is not a referral status");
     }
 
     #[test]
@@ -328,10 +313,7 @@ mod tests {
         };
         assert!(event.validated(Direction::Upward).is_err());
         assert!(event.validated(Direction::Downward).is_ok());
-        let reject = NewReferralEvent {
-            status: TaskStatus::Rejected,
-            ..event
-        };
+        let reject = NewReferralEvent { status: TaskStatus::Rejected, ..event };
         assert_eq!(
             reject.validated(Direction::Upward).unwrap_err().to_string(),
             "referral_event.note: a rejection needs a reason"

@@ -49,18 +49,10 @@ pub fn fold(referral: &Referral) -> ReferralStatus {
                 status = event.status;
                 changed_at = Some(event.at);
             }
-            FoldedEvent {
-                id: *id,
-                event: event.clone(),
-                applied,
-            }
+            FoldedEvent { id: *id, event: event.clone(), applied }
         })
         .collect();
-    ReferralStatus {
-        status,
-        changed_at,
-        history,
-    }
+    ReferralStatus { status, changed_at, history }
 }
 
 #[cfg(test)]
@@ -131,10 +123,8 @@ mod tests {
         let first = EventId::new();
         let second = EventId::new();
         assert!(first < second);
-        let s = fold(&referral(vec![
-            (second, event(TaskStatus::Rejected, 7)),
-            (first, event(TaskStatus::Cancelled, 7)),
-        ]));
+        let s =
+            fold(&referral(vec![(second, event(TaskStatus::Rejected, 7)), (first, event(TaskStatus::Cancelled, 7))]));
         assert_eq!(s.status, TaskStatus::Cancelled);
         assert_eq!(s.history[0].id, first);
         assert!(!s.history[1].applied);

@@ -19,10 +19,7 @@ pub fn in_range<T: PartialOrd + Display>(field: &str, value: T, range: RangeIncl
     if range.contains(&value) {
         Ok(value)
     } else {
-        Err(Error::invalid(
-            field,
-            format!("{value} is outside {}..={}", range.start(), range.end()),
-        ))
+        Err(Error::invalid(field, format!("{value} is outside {}..={}", range.start(), range.end())))
     }
 }
 
@@ -57,10 +54,7 @@ pub fn text(field: &str, value: &str, max: usize) -> Result<String> {
 pub fn optional_text(field: &str, value: &str, max: usize) -> Result<String> {
     let count = value.chars().count();
     if count > max {
-        return Err(Error::invalid(
-            field,
-            format!("is {count} characters, at most {max} allowed"),
-        ));
+        return Err(Error::invalid(field, format!("is {count} characters, at most {max} allowed")));
     }
     if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err(Error::invalid(field, "contains control characters"));
@@ -73,14 +67,8 @@ pub fn code(field: &str, value: &str) -> Result<String> {
     if value.is_empty() || value.len() > 64 {
         return Err(Error::invalid(field, "must be 1 to 64 characters"));
     }
-    if !value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
-    {
-        return Err(Error::invalid(
-            field,
-            format!("{value:?} may only contain A-Z, a-z, 0-9, '-', '_', '.', ':'"),
-        ));
+    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')) {
+        return Err(Error::invalid(field, format!("{value:?} may only contain A-Z, a-z, 0-9, '-', '_', '.', ':'")));
     }
     Ok(value.to_string())
 }
@@ -121,10 +109,7 @@ pub fn icd10(field: &str, value: &str) -> Result<String> {
     if head_ok && tail_ok {
         Ok(code)
     } else {
-        Err(Error::invalid(
-            field,
-            format!("{value:?} is not an ICD-10 code (like I10 or E11.9)"),
-        ))
+        Err(Error::invalid(field, format!("{value:?} is not an ICD-10 code (like I10 or E11.9)")))
     }
 }
 
@@ -133,20 +118,14 @@ pub fn resident_id(field: &str, value: &str) -> Result<String> {
     let id = value.trim().to_ascii_uppercase();
     let b = id.as_bytes();
     if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) {
-        return Err(Error::invalid(
-            field,
-            "must be 18 characters: 17 digits and a check digit",
-        ));
+        return Err(Error::invalid(field, "must be 18 characters: 17 digits and a check digit"));
     }
     const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     const CHECK: &[u8; 11] = b"10X98765432";
     let sum: u32 = b[..17].iter().zip(WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
     let expected = CHECK[(sum % 11) as usize];
     if b[17] != expected {
-        return Err(Error::invalid(
-            field,
-            format!("check digit is {}, expected {}", b[17] as char, expected as char),
-        ));
+        return Err(Error::invalid(field, format!("check digit is {}, expected {}", b[17] as char, expected as char)));
     }
     Ok(id)
 }

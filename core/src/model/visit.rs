@@ -88,10 +88,7 @@ impl Vitals {
         if let (Some(sys), Some(dia)) = (v.systolic_mmhg, v.diastolic_mmhg)
             && dia >= sys
         {
-            return Err(Error::invalid(
-                f("diastolic_mmhg"),
-                format!("{dia} must be below systolic {sys}"),
-            ));
+            return Err(Error::invalid(f("diastolic_mmhg"), format!("{dia} must be below systolic {sys}")));
         }
         Ok(v)
     }
@@ -377,10 +374,7 @@ impl VisitAmendment {
             }
             VisitField::MedicineAdherence { medicine_id, .. } => {
                 if !visit.medicines.contains_key(medicine_id) {
-                    return Err(Error::NotFound {
-                        what: "medicine",
-                        id: medicine_id.to_string(),
-                    });
+                    return Err(Error::NotFound { what: "medicine", id: medicine_id.to_string() });
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! The typed care API: every edit validates its input, runs as one automerge transaction on the
 //! patient's document, and is durable when it returns.
 
-use super::docs::{ChangeToStore, exists};
+use super::docs::{ChangeToStore, Loaded, exists};
 use super::{Inner, Store};
 use crate::document::{genesis_doc, map_at, put_json, read_record};
 use crate::model::*;
@@ -10,7 +10,6 @@ use crate::{
     AmendmentId, ConditionId, ContractId, Error, EventId, FollowUpPlanId, MedicineId, PatientId, ReferralId, Result,
     VisitId,
 };
-use automerge::ReadDoc;
 use automerge::transaction::{CommitOptions, Transaction};
 use rusqlite::OptionalExtension;
 use serde::Serialize;
@@ -26,49 +25,36 @@ fn put_entity<T: Serialize>(tx: &mut Transaction<'_>, collection: &str, id: &str
     put_json(tx, &obj, id, &json_of(entity)?)
 }
 
+/// How the cached typed record follows an edit.
+enum Mirror {
+    /// The edit did exactly this to the record.
+    Update(Box<dyn FnOnce(&mut PatientRecord)>),
+    /// Read the record again from the document (edits whose effect depends on merged state).
+    Reread,
+}
+
+fn mirror_with(f: impl FnOnce(&mut PatientRecord) + 'static) -> Mirror {
+    Mirror::Update(Box::new(f))
+}
+
 impl Inner {
     /// Runs `edit` on the current record of `id` inside one automerge transaction and commits the
-    /// resulting change durably. An error from `edit` rolls the transaction back.
+    /// resulting change durably, with the record view and indexes. An error from `edit` rolls the
+    /// transaction back and changes nothing.
     fn edit<T>(
         &mut self,
         id: PatientId,
-        edit: impl FnOnce(&PatientRecord, &mut Transaction<'_>) -> Result<T>,
+        edit: impl FnOnce(&PatientRecord, &mut Transaction<'_>) -> Result<(T, Mirror)>,
     ) -> Result<T> {
-        self.edit_doc(id, true, |record, tx| match record {
-            Some(record) => edit(record, tx),
-            None => Err(Error::IncompleteRecord {
-                patient_id: id.to_string(),
-            }),
-        })
-    }
-
-    /// Like [`Inner::edit`] for edits that only add an entity: skips reading the whole record
-    /// (which grows with the resident's history) and only checks the registration is there.
-    fn append<T>(&mut self, id: PatientId, edit: impl FnOnce(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
-        self.edit_doc(id, false, |_, tx| edit(tx))
-    }
-
-    fn edit_doc<T>(
-        &mut self,
-        id: PatientId,
-        read: bool,
-        edit: impl FnOnce(Option<&PatientRecord>, &mut Transaction<'_>) -> Result<T>,
-    ) -> Result<T> {
-        let change = {
-            let doc = self.doc(id)?;
-            let record = if read {
-                Some(read_record(doc, id)?)
-            } else {
-                let patient = map_at(doc, &["patient"])?;
-                if doc.get(&patient, "name")?.is_none() {
-                    return Err(Error::IncompleteRecord {
-                        patient_id: id.to_string(),
-                    });
-                }
-                None
+        let (value, change) = {
+            let Loaded { doc, record } = self.doc(id)?;
+            let Some(current) = record.as_ref() else {
+                return Err(read_record(doc, id)
+                    .err()
+                    .unwrap_or(Error::IncompleteRecord { patient_id: id.to_string() }));
             };
             let mut tx = doc.transaction();
-            let value = match edit(record.as_ref(), &mut tx) {
+            let (value, mirror) = match edit(current, &mut tx) {
                 Ok(v) => v,
                 Err(e) => {
                     tx.rollback();
@@ -79,26 +65,23 @@ impl Inner {
             if hash.is_none() {
                 return Ok(value);
             }
-            match doc.get_last_local_change() {
-                Some(change) => (value, change),
-                None => {
-                    return Err(Error::CorruptDocument {
-                        doc_id: id.to_string(),
-                        reason: "committed change not found".into(),
-                    });
+            let change = doc.get_last_local_change().ok_or_else(|| Error::CorruptDocument {
+                doc_id: id.to_string(),
+                reason: "committed change not found".into(),
+            })?;
+            match mirror {
+                Mirror::Update(apply) => {
+                    if let Some(r) = record.as_mut() {
+                        apply(r);
+                        r.sort();
+                    }
                 }
+                Mirror::Reread => *record = read_record(doc, id).ok(),
             }
+            (value, change)
         };
-        let (value, change) = change;
         let signature = Some(self.key.sign(&change.hash().0).to_vec());
-        self.commit(
-            id,
-            vec![ChangeToStore {
-                change,
-                signature,
-                local: true,
-            }],
-        )?;
+        self.commit(id, vec![ChangeToStore { change, signature, local: true }])?;
         Ok(value)
     }
 }
@@ -113,10 +96,7 @@ impl Store {
         let id = new.id.unwrap_or_default();
         let mut inner = self.lock();
         if exists(&inner.conn, id)? {
-            return Err(Error::AlreadyExists {
-                what: "patient",
-                id: id.to_string(),
-            });
+            return Err(Error::AlreadyExists { what: "patient", id: id.to_string() });
         }
         let mut doc = genesis_doc(id)?;
         let genesis = doc.get_last_local_change().ok_or_else(|| Error::CorruptDocument {
@@ -124,13 +104,7 @@ impl Store {
             reason: "genesis produced no change".into(),
         })?;
         inner.adopt(&mut doc);
-        let patient = Patient {
-            id,
-            demographics,
-            organization_id,
-            registered_by,
-            registered_at: now_ms(),
-        };
+        let patient = Patient { id, demographics, organization_id, registered_by, registered_at: now_ms() };
         let mut tx = doc.transaction();
         let obj = map_at(&tx, &["patient"])?;
         if let Value::Object(fields) = json_of(&patient)? {
@@ -144,21 +118,21 @@ impl Store {
             reason: "registration produced no change".into(),
         })?;
         let signature = Some(inner.key.sign(&change.hash().0).to_vec());
-        inner.cache.put(id, doc);
+        let record = PatientRecord {
+            patient,
+            contracts: vec![],
+            conditions: vec![],
+            visits: vec![],
+            referrals: vec![],
+            follow_up_plans: vec![],
+        };
+        inner.cache.put(id, Loaded { doc, record: Some(record) });
         inner.commit(
             id,
             vec![
                 // The genesis is the same on every device; it carries no author and no signature.
-                ChangeToStore {
-                    change: genesis,
-                    signature: None,
-                    local: true,
-                },
-                ChangeToStore {
-                    change,
-                    signature,
-                    local: true,
-                },
+                ChangeToStore { change: genesis, signature: None, local: true },
+                ChangeToStore { change, signature, local: true },
             ],
         )?;
         Ok(id)
@@ -189,8 +163,8 @@ impl Store {
             if update.village.is_some() {
                 d.village = update.village.clone();
             }
-            let new = json_of(&d.validated()?)?;
-            let old = json_of(record.demographics())?;
+            let d = d.validated()?;
+            let (new, old) = (json_of(&d)?, json_of(record.demographics())?);
             let obj = map_at(tx, &["patient"])?;
             if let (Value::Object(new), Value::Object(old)) = (new, old) {
                 // Only the fields that changed, so concurrent edits of other fields both survive.
@@ -198,14 +172,14 @@ impl Store {
                     put_json(tx, &obj, key, value)?;
                 }
             }
-            Ok(())
+            Ok(((), mirror_with(move |r| r.patient.demographics = d)))
         })
     }
 
     /// Signs the resident to a family-doctor team.
     pub fn sign_contract(&self, patient: PatientId, new: NewContract) -> Result<ContractId> {
         let new = new.validated()?;
-        self.lock().append(patient, |tx| {
+        self.lock().edit(patient, |_, tx| {
             let contract = Contract {
                 id: ContractId::new(),
                 team_id: new.team_id,
@@ -217,7 +191,7 @@ impl Store {
                 signed_at: now_ms(),
             };
             put_entity(tx, "contracts", &contract.id.to_string(), &contract)?;
-            Ok(contract.id)
+            Ok((contract.id, mirror_with(move |r| r.contracts.push(contract))))
         })
     }
 
@@ -225,20 +199,21 @@ impl Store {
     pub fn terminate_contract(&self, patient: PatientId, contract: ContractId) -> Result<()> {
         self.lock().edit(patient, |record, tx| {
             if !record.contracts.iter().any(|c| c.id == contract) {
-                return Err(Error::NotFound {
-                    what: "contract",
-                    id: contract.to_string(),
-                });
+                return Err(Error::NotFound { what: "contract", id: contract.to_string() });
             }
             let obj = map_at(tx, &["contracts", &contract.to_string()])?;
-            put_json(tx, &obj, "status", &json_of(&ContractStatus::Terminated)?)
+            put_json(tx, &obj, "status", &json_of(&ContractStatus::Terminated)?)?;
+            let mirror = mirror_with(move |r| {
+                r.contracts.iter_mut().filter(|c| c.id == contract).for_each(|c| c.status = ContractStatus::Terminated)
+            });
+            Ok(((), mirror))
         })
     }
 
     /// Adds a diagnosed chronic condition.
     pub fn add_condition(&self, patient: PatientId, new: NewCondition) -> Result<ConditionId> {
         let (new, program) = new.validated()?;
-        self.lock().append(patient, |tx| {
+        self.lock().edit(patient, |_, tx| {
             let condition = Condition {
                 id: ConditionId::new(),
                 icd10: new.icd10,
@@ -249,14 +224,14 @@ impl Store {
                 note: new.note,
             };
             put_entity(tx, "conditions", &condition.id.to_string(), &condition)?;
-            Ok(condition.id)
+            Ok((condition.id, mirror_with(move |r| r.conditions.push(condition))))
         })
     }
 
     /// Records a visit.
     pub fn record_visit(&self, patient: PatientId, new: NewVisit) -> Result<VisitId> {
         let new = new.validated()?;
-        self.lock().append(patient, |tx| {
+        self.lock().edit(patient, |_, tx| {
             let visit = Visit {
                 id: VisitId::new(),
                 at: new.at,
@@ -273,7 +248,7 @@ impl Store {
                 amendments: Default::default(),
             };
             put_entity(tx, "visits", &visit.id.to_string(), &visit)?;
-            Ok(visit.id)
+            Ok((visit.id, mirror_with(move |r| r.visits.push(visit))))
         })
     }
 
@@ -282,10 +257,7 @@ impl Store {
     /// stays in the visit's history.
     pub fn amend_visit(&self, patient: PatientId, visit: VisitId, amendment: VisitAmendment) -> Result<AmendmentId> {
         self.lock().edit(patient, |record, tx| {
-            let current = record.visit(visit).ok_or(Error::NotFound {
-                what: "visit",
-                id: visit.to_string(),
-            })?;
+            let current = record.visit(visit).ok_or(Error::NotFound { what: "visit", id: visit.to_string() })?;
             let amendment = amendment.validated(current)?;
             let visit_key = visit.to_string();
             let (path, value): (Vec<String>, Value) = match &amendment.field {
@@ -299,14 +271,12 @@ impl Store {
                 VisitField::Spo2Percent(v) => (vitals("spo2_percent"), json_of(v)?),
                 VisitField::Kind(k) => (vec!["kind".into()], json_of(k)?),
                 VisitField::Notes(n) => (vec!["notes".into()], json_of(n)?),
-                VisitField::MedicineAdherence { medicine_id, adherence } => (
-                    vec!["medicines".into(), medicine_id.to_string(), "adherence".into()],
-                    json_of(adherence)?,
-                ),
+                VisitField::MedicineAdherence { medicine_id, adherence } => {
+                    (vec!["medicines".into(), medicine_id.to_string(), "adherence".into()], json_of(adherence)?)
+                }
             };
-            let (field_key, parents) = path
-                .split_last()
-                .ok_or_else(|| Error::invalid("amendment.field", "is empty"))?;
+            let (field_key, parents) =
+                path.split_last().ok_or_else(|| Error::invalid("amendment.field", "is empty"))?;
             let mut obj_path: Vec<&str> = vec!["visits", &visit_key];
             obj_path.extend(parents.iter().map(String::as_str));
             let obj = map_at(tx, &obj_path)?;
@@ -321,14 +291,14 @@ impl Store {
             };
             let amendments = map_at(tx, &["visits", &visit_key, "amendments"])?;
             put_json(tx, &amendments, &id.to_string(), &json_of(&entry)?)?;
-            Ok(id)
+            Ok((id, Mirror::Reread))
         })
     }
 
     /// Books a follow-up for a day.
     pub fn schedule_follow_up(&self, patient: PatientId, new: NewFollowUpPlan) -> Result<FollowUpPlanId> {
         let new = new.validated()?;
-        self.lock().append(patient, |tx| {
+        self.lock().edit(patient, |_, tx| {
             let plan = FollowUpPlan {
                 id: FollowUpPlanId::new(),
                 due: new.due,
@@ -337,7 +307,7 @@ impl Store {
                 booked_at: now_ms(),
             };
             put_entity(tx, "follow_ups", &plan.id.to_string(), &plan)?;
-            Ok(plan.id)
+            Ok((plan.id, mirror_with(move |r| r.follow_up_plans.push(plan))))
         })
     }
 
@@ -347,15 +317,9 @@ impl Store {
         let new = new.validated()?;
         self.lock().edit(patient, |record, tx| {
             if let Some(up) = new.in_response_to {
-                let upward = record.referral(up).ok_or(Error::NotFound {
-                    what: "referral",
-                    id: up.to_string(),
-                })?;
+                let upward = record.referral(up).ok_or(Error::NotFound { what: "referral", id: up.to_string() })?;
                 if upward.referral.direction != Direction::Upward {
-                    return Err(Error::invalid(
-                        "referral.in_response_to",
-                        format!("{up} is not an upward referral"),
-                    ));
+                    return Err(Error::invalid("referral.in_response_to", format!("{up} is not an upward referral")));
                 }
             }
             let referral = Referral {
@@ -372,7 +336,8 @@ impl Store {
                 events: Default::default(),
             };
             put_entity(tx, "referrals", &referral.id.to_string(), &referral)?;
-            Ok(referral.id)
+            let id = referral.id;
+            Ok((id, mirror_with(move |r| r.referrals.push(ReferralView::from(referral)))))
         })
     }
 
@@ -382,32 +347,20 @@ impl Store {
         let mut inner = self.lock();
         let patient: Option<String> = inner
             .conn
-            .query_row(
-                "SELECT patient_id FROM referral_index WHERE referral_id = ?1",
-                [referral.to_string()],
-                |r| r.get(0),
-            )
+            .query_row("SELECT patient_id FROM referral_index WHERE referral_id = ?1", [referral.to_string()], |r| {
+                r.get(0)
+            })
             .optional()?;
-        let patient: PatientId = patient
-            .ok_or(Error::NotFound {
-                what: "referral",
-                id: referral.to_string(),
-            })?
-            .parse()?;
+        let patient: PatientId =
+            patient.ok_or(Error::NotFound { what: "referral", id: referral.to_string() })?.parse()?;
         inner.edit(patient, |record, tx| {
-            let view = record.referral(referral).ok_or(Error::NotFound {
-                what: "referral",
-                id: referral.to_string(),
-            })?;
+            let view =
+                record.referral(referral).ok_or(Error::NotFound { what: "referral", id: referral.to_string() })?;
             let r = &view.referral;
             let event = event.validated(r.direction)?;
             let from = view.status.status;
             if !from.can_become(event.status) {
-                return Err(Error::Transition {
-                    referral: referral.to_string(),
-                    from,
-                    to: event.status,
-                });
+                return Err(Error::Transition { referral: referral.to_string(), from, to: event.status });
             }
             let (actor_org, role) = if event.status == TaskStatus::Cancelled {
                 (&r.from_organization_id, "sending")
@@ -417,10 +370,7 @@ impl Store {
             if &event.by_organization_id != actor_org {
                 return Err(Error::invalid(
                     "referral_event.by_organization_id",
-                    format!(
-                        "only the {role} organization ({actor_org}) can mark this referral {}",
-                        event.status
-                    ),
+                    format!("only the {role} organization ({actor_org}) can mark this referral {}", event.status),
                 ));
             }
             let stored = ReferralEvent {
@@ -434,7 +384,13 @@ impl Store {
             let id = EventId::new();
             let events = map_at(tx, &["referrals", &referral.to_string(), "events"])?;
             put_json(tx, &events, &id.to_string(), &json_of(&stored)?)?;
-            Ok(id)
+            let mirror = mirror_with(move |rec| {
+                if let Some(view) = rec.referrals.iter_mut().find(|v| v.referral.id == referral) {
+                    view.referral.events.insert(id, stored);
+                    view.status = referral_status::fold(&view.referral);
+                }
+            });
+            Ok((id, mirror))
         })
     }
 }

@@ -2,10 +2,8 @@
 //! rebuildable from the documents at any time. Lists never load every document.
 
 use crate::care::next_follow_up;
-use crate::document::read_record;
 use crate::model::{Direction, PatientRecord, TaskStatus, Urgency};
-use crate::{Error, PatientId, ReferralId, Result};
-use automerge::Automerge;
+use crate::{PatientId, ReferralId, Result};
 use chrono::NaiveDate;
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
@@ -49,34 +47,20 @@ pub struct ReferralSummary {
 }
 
 fn as_code<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
-/// Re-derives the index rows of one document.
-pub(crate) fn update(conn: &Connection, id: PatientId, doc: &Automerge) -> Result<()> {
-    match read_record(doc, id) {
-        Ok(record) => write(conn, &record),
-        Err(Error::IncompleteRecord { .. }) => remove(conn, id),
-        Err(Error::CorruptDocument { reason, .. }) => {
-            tracing::warn!(patient = %id, reason, "record unreadable; left out of the indexes");
-            remove(conn, id)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-fn remove(conn: &Connection, id: PatientId) -> Result<()> {
+/// Removes a document from the indexes.
+pub(crate) fn remove(conn: &Connection, id: PatientId) -> Result<()> {
     let id = id.to_string();
-    conn.execute("DELETE FROM patient_index WHERE patient_id = ?1", [&id])?;
-    conn.execute("DELETE FROM due_index WHERE patient_id = ?1", [&id])?;
-    conn.execute("DELETE FROM referral_index WHERE patient_id = ?1", [&id])?;
+    conn.prepare_cached("DELETE FROM patient_index WHERE patient_id = ?1")?.execute([&id])?;
+    conn.prepare_cached("DELETE FROM due_index WHERE patient_id = ?1")?.execute([&id])?;
+    conn.prepare_cached("DELETE FROM referral_index WHERE patient_id = ?1")?.execute([&id])?;
     Ok(())
 }
 
-fn write(conn: &Connection, record: &PatientRecord) -> Result<()> {
+/// Re-derives the index rows of one record.
+pub(crate) fn write(conn: &Connection, record: &PatientRecord) -> Result<()> {
     let id = record.patient.id.to_string();
     let d = record.demographics();
     let contract = record.latest_active_contract();
@@ -102,18 +86,14 @@ fn write(conn: &Connection, record: &PatientRecord) -> Result<()> {
     match next_follow_up(record) {
         Some(due) => {
             conn.prepare_cached("INSERT OR REPLACE INTO due_index (patient_id, due, reasons) VALUES (?1, ?2, ?3)")?
-                .execute(params![
-                    id,
-                    due.due.to_string(),
-                    serde_json::to_string(&due.reasons).unwrap_or_default()
-                ])?;
+                .execute(params![id, due.due.to_string(), serde_json::to_string(&due.reasons).unwrap_or_default()])?;
         }
         None => {
-            conn.execute("DELETE FROM due_index WHERE patient_id = ?1", [&id])?;
+            conn.prepare_cached("DELETE FROM due_index WHERE patient_id = ?1")?.execute([&id])?;
         }
     }
 
-    conn.execute("DELETE FROM referral_index WHERE patient_id = ?1", [&id])?;
+    conn.prepare_cached("DELETE FROM referral_index WHERE patient_id = ?1")?.execute([&id])?;
     let mut insert = conn.prepare_cached(
         "INSERT OR REPLACE INTO referral_index
          (referral_id, patient_id, direction, from_org, to_org, status, urgency, created_at, changed_at)
@@ -139,9 +119,10 @@ fn write(conn: &Connection, record: &PatientRecord) -> Result<()> {
     }
     orgs.sort();
     orgs.dedup();
-    conn.execute(
-        "UPDATE docs SET scope_team = ?2, scope_orgs = ?3 WHERE doc_id = ?1",
-        params![id, contract.map(|c| c.team_id.clone()), format!(",{},", orgs.join(","))],
-    )?;
+    conn.prepare_cached("UPDATE docs SET scope_team = ?2, scope_orgs = ?3 WHERE doc_id = ?1")?.execute(params![
+        id,
+        contract.map(|c| c.team_id.clone()),
+        format!(",{},", orgs.join(","))
+    ])?;
     Ok(())
 }

@@ -1,8 +1,7 @@
 //! The change log as the sync engine sees it: reading changes after a cursor, applying changes
 //! received from a peer (idempotently, by hash), and the peers' cursors.
 
-use super::docs::{ChangeToStore, exists, store_changes, write_doc_row};
-use super::index;
+use super::docs::{ChangeToStore, Loaded, exists, store_changes, write_doc_row};
 use super::{Inner, Store};
 use crate::document::decode_change;
 use crate::time::now_ms;
@@ -88,10 +87,7 @@ impl Store {
 
     /// The newest sequence number in the log (0 when empty).
     pub fn last_seq(&self) -> Result<i64> {
-        Ok(self
-            .lock()
-            .conn
-            .query_row("SELECT coalesce(max(local_seq), 0) FROM changes", [], |r| r.get(0))?)
+        Ok(self.lock().conn.query_row("SELECT coalesce(max(local_seq), 0) FROM changes", [], |r| r.get(0))?)
     }
 
     fn read_log(&self, filter: &str, after_seq: i64, limit: usize) -> Result<Vec<StoredChange>> {
@@ -101,14 +97,7 @@ impl Store {
         );
         let mut stmt = inner.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![after_seq, limit.min(i64::MAX as usize) as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
@@ -147,14 +136,8 @@ impl Store {
                 continue;
             }
             match decode_change(&incoming.bytes) {
-                Ok(change) => by_doc
-                    .entry(incoming.doc_id)
-                    .or_default()
-                    .push((index, change, incoming.signature)),
-                Err(e) => report.rejected.push(RejectedChange {
-                    index,
-                    reason: e.to_string(),
-                }),
+                Ok(change) => by_doc.entry(incoming.doc_id).or_default().push((index, change, incoming.signature)),
+                Err(e) => report.rejected.push(RejectedChange { index, reason: e.to_string() }),
             }
         }
 
@@ -177,16 +160,9 @@ impl Store {
         let inner = self.lock();
         Ok(inner
             .conn
-            .query_row(
-                "SELECT acked_seq, read_seq FROM peers WHERE peer_id = ?1",
-                [peer],
-                |r| {
-                    Ok(PeerCursor {
-                        acked_seq: r.get(0)?,
-                        read_seq: r.get(1)?,
-                    })
-                },
-            )
+            .query_row("SELECT acked_seq, read_seq FROM peers WHERE peer_id = ?1", [peer], |r| {
+                Ok(PeerCursor { acked_seq: r.get(0)?, read_seq: r.get(1)? })
+            })
             .optional()?
             .unwrap_or_default())
     }
@@ -213,18 +189,10 @@ fn apply_batch(inner: &mut Inner, by_doc: Batch, report: &mut ApplyReport, touch
         let mut fresh = Vec::new();
         for (index, change, signature) in items {
             let known = tx
-                .query_row(
-                    "SELECT 1 FROM changes WHERE hash = ?1",
-                    [change.hash().0.to_vec()],
-                    |_| Ok(()),
-                )
+                .query_row("SELECT 1 FROM changes WHERE hash = ?1", [change.hash().0.to_vec()], |_| Ok(()))
                 .optional()?
                 .is_some();
-            if known
-                || fresh
-                    .iter()
-                    .any(|(_, c, _): &(usize, Change, _)| c.hash() == change.hash())
-            {
+            if known || fresh.iter().any(|(_, c, _): &(usize, Change, _)| c.hash() == change.hash()) {
                 report.duplicates += 1;
             } else {
                 fresh.push((index, change, signature));
@@ -235,58 +203,44 @@ fn apply_batch(inner: &mut Inner, by_doc: Batch, report: &mut ApplyReport, touch
         }
         touched.push(doc_id);
         let known_doc = exists(&tx, doc_id)?;
-        let mut doc = match inner.cache.pop(&doc_id) {
-            Some(doc) => doc,
+        let fresh_doc = || Loaded { doc: Automerge::new(), record: None };
+        let mut loaded = match inner.cache.pop(&doc_id) {
+            Some(loaded) => loaded,
             None if known_doc => inner.load(doc_id)?,
-            None => Automerge::new(),
+            None => fresh_doc(),
         };
         // Happy path: the whole batch at once. If automerge refuses it, start again from the
         // committed document on disk and apply one change at a time, so only the bad ones are
         // refused.
         let all: Vec<Change> = fresh.iter().map(|(_, c, _)| c.clone()).collect();
-        let accepted: Vec<ChangeToStore> = if doc.apply_changes(all).is_ok() {
-            fresh
-                .into_iter()
-                .map(|(_, change, signature)| ChangeToStore {
-                    change,
-                    signature,
-                    local: false,
-                })
-                .collect()
+        let accepted: Vec<ChangeToStore> = if loaded.doc.apply_changes(all).is_ok() {
+            fresh.into_iter().map(|(_, change, signature)| ChangeToStore { change, signature, local: false }).collect()
         } else {
-            doc = if known_doc {
-                inner.load(doc_id)?
-            } else {
-                Automerge::new()
-            };
+            loaded = if known_doc { inner.load(doc_id)? } else { fresh_doc() };
             let mut accepted = Vec::new();
             for (index, change, signature) in fresh {
-                let mut trial = doc.fork();
+                let mut trial = loaded.doc.fork();
                 match trial.apply_changes([change.clone()]) {
                     Ok(()) => {
-                        doc = trial;
-                        accepted.push(ChangeToStore {
-                            change,
-                            signature,
-                            local: false,
-                        });
+                        loaded.doc = trial;
+                        accepted.push(ChangeToStore { change, signature, local: false });
                     }
-                    Err(e) => report.rejected.push(RejectedChange {
-                        index,
-                        reason: format!("document {doc_id} refused the change: {e}"),
-                    }),
+                    Err(e) => report
+                        .rejected
+                        .push(RejectedChange { index, reason: format!("document {doc_id} refused the change: {e}") }),
                 }
             }
             accepted
         };
-        inner.adopt(&mut doc);
+        inner.adopt(&mut loaded.doc);
         if !accepted.is_empty() {
+            // Remote changes may touch anything: read the record once for the whole batch.
+            loaded.refresh(doc_id);
             report.applied += store_changes(&tx, doc_id, &accepted)?;
-            write_doc_row(&tx, doc_id, &doc, accepted.len(), compact_every)?;
-            index::update(&tx, doc_id, &doc)?;
+            write_doc_row(&tx, doc_id, &loaded, accepted.len(), compact_every)?;
             report.changed.push(doc_id);
         }
-        inner.cache.put(doc_id, doc);
+        inner.cache.put(doc_id, loaded);
     }
     tx.commit()?;
     Ok(())

@@ -6,6 +6,7 @@
 //! in one SQLite transaction. If that transaction fails, the in-memory document is dropped from
 //! the cache so memory never runs ahead of disk.
 
+mod checkpoint;
 mod docs;
 mod edits;
 mod index;
@@ -18,7 +19,7 @@ pub use log::{ApplyReport, IncomingChange, MAX_CHANGE_BYTES, PeerCursor, Rejecte
 
 use crate::identity::DeviceKey;
 use crate::{Error, PatientId, Result};
-use automerge::{ActorId, Automerge};
+use automerge::ActorId;
 use lru::LruCache;
 use rusqlite::{Connection, OpenFlags};
 use std::num::NonZeroUsize;
@@ -68,12 +69,14 @@ impl Default for StoreOptions {
 /// A device's store of patient records. Cheap to share between threads (`&self` methods,
 /// one writer inside).
 pub struct Store {
+    // Declared first so it stops before the writer connection closes.
+    _checkpointer: Option<checkpoint::Checkpointer>,
     inner: Mutex<Inner>,
 }
 
 pub(crate) struct Inner {
     pub(crate) conn: Connection,
-    pub(crate) cache: LruCache<PatientId, Automerge>,
+    pub(crate) cache: LruCache<PatientId, docs::Loaded>,
     pub(crate) key: DeviceKey,
     /// A fresh random actor for every open: a restored backup can never reuse an actor.
     pub(crate) actor: ActorId,
@@ -88,7 +91,14 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(open_error)?;
-        Self::from_connection(conn, options)
+        let key = options.encryption_key.clone();
+        let mut store = Self::from_connection(conn, options)?;
+        store._checkpointer = Some(checkpoint::Checkpointer::start(
+            path.as_ref().to_path_buf(),
+            key,
+            std::time::Duration::from_millis(250),
+        )?);
+        Ok(store)
     }
 
     /// A store in memory (tests, tools); nothing is durable.
@@ -101,10 +111,8 @@ impl Store {
             apply_key(&conn, key)?;
         }
         // The first read fails here, not later, when the key is wrong or the file is not a database.
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
-            .map_err(open_error)?;
-        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
-            .map_err(open_error)?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)).map_err(open_error)?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)).map_err(open_error)?;
         let sync = match options.durability {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
@@ -112,6 +120,7 @@ impl Store {
         };
         conn.pragma_update(None, "synchronous", sync)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "wal_autocheckpoint", checkpoint::WRITER_AUTOCHECKPOINT_PAGES)?;
         schema::migrate(&mut conn).map_err(|e| match e {
             Error::Storage(inner) => open_error(inner),
             other => other,
@@ -122,13 +131,8 @@ impl Store {
         };
         let capacity = NonZeroUsize::new(options.cache_capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
         Ok(Store {
-            inner: Mutex::new(Inner {
-                conn,
-                cache: LruCache::new(capacity),
-                key,
-                actor: ActorId::random(),
-                options,
-            }),
+            _checkpointer: None,
+            inner: Mutex::new(Inner { conn, cache: LruCache::new(capacity), key, actor: ActorId::random(), options }),
         })
     }
 
@@ -142,6 +146,11 @@ impl Store {
         self.lock().actor.to_hex_string()
     }
 
+    /// How many documents are loaded in memory now (at most `cache_capacity`).
+    pub fn loaded_documents(&self) -> usize {
+        self.lock().cache.len()
+    }
+
     /// Runs SQLite's integrity check; `Ok(())` or an error naming the first problem.
     pub fn check_integrity(&self) -> Result<()> {
         let inner = self.lock();
@@ -149,10 +158,7 @@ impl Store {
         if result == "ok" {
             Ok(())
         } else {
-            Err(Error::CorruptDocument {
-                doc_id: "(database)".into(),
-                reason: result,
-            })
+            Err(Error::CorruptDocument { doc_id: "(database)".into(), reason: result })
         }
     }
 
@@ -164,12 +170,9 @@ impl Store {
 }
 
 #[cfg(feature = "encryption")]
-fn apply_key(conn: &Connection, key: &[u8]) -> Result<()> {
+pub(crate) fn apply_key(conn: &Connection, key: &[u8]) -> Result<()> {
     if key.len() != 32 {
-        return Err(Error::invalid(
-            "encryption_key",
-            format!("must be 32 bytes, got {}", key.len()),
-        ));
+        return Err(Error::invalid("encryption_key", format!("must be 32 bytes, got {}", key.len())));
     }
     // A raw key (x'..') skips SQLCipher's passphrase derivation: the platform keystore already
     // holds 256 random bits.
@@ -178,7 +181,7 @@ fn apply_key(conn: &Connection, key: &[u8]) -> Result<()> {
 }
 
 #[cfg(not(feature = "encryption"))]
-fn apply_key(_conn: &Connection, _key: &[u8]) -> Result<()> {
+pub(crate) fn apply_key(_conn: &Connection, _key: &[u8]) -> Result<()> {
     Err(Error::EncryptionUnavailable)
 }
 
@@ -193,13 +196,7 @@ fn stored_device_key(conn: &Connection) -> Result<DeviceKey> {
     let stored: Option<Vec<u8>> = conn
         .query_row("SELECT value FROM meta WHERE key = 'device_secret'", [], |r| r.get(0))
         .map(Some)
-        .or_else(|e| {
-            if matches!(e, rusqlite::Error::QueryReturnedNoRows) {
-                Ok(None)
-            } else {
-                Err(e)
-            }
-        })?;
+        .or_else(|e| if matches!(e, rusqlite::Error::QueryReturnedNoRows) { Ok(None) } else { Err(e) })?;
     match stored {
         Some(bytes) => {
             let secret: [u8; 32] = bytes.as_slice().try_into().map_err(|_| Error::CorruptDocument {
@@ -210,10 +207,7 @@ fn stored_device_key(conn: &Connection) -> Result<DeviceKey> {
         }
         None => {
             let key = DeviceKey::generate();
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('device_secret', ?1)",
-                [key.secret_bytes().to_vec()],
-            )?;
+            conn.execute("INSERT INTO meta (key, value) VALUES ('device_secret', ?1)", [key.secret_bytes().to_vec()])?;
             Ok(key)
         }
     }

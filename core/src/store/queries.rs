@@ -3,17 +3,14 @@
 use super::index::{PatientSummary, ReferralSummary};
 use super::{Inner, Store};
 use crate::care::{self, DueFollowUp, DueReason, ReferralSuggestion};
-use crate::document::read_record;
 use crate::model::{Direction, PatientRecord, ReferralStatus, TaskStatus, Urgency, Visit};
 use crate::{Error, PatientId, ReferralId, Result};
 use chrono::NaiveDate;
 use rusqlite::{OptionalExtension, params};
 
 fn parse_code<T: serde::de::DeserializeOwned>(field: &str, code: &str) -> Result<T> {
-    serde_json::from_value(serde_json::Value::String(code.to_string())).map_err(|_| Error::CorruptDocument {
-        doc_id: "(index)".into(),
-        reason: format!("{field} {code:?} unknown"),
-    })
+    serde_json::from_value(serde_json::Value::String(code.to_string()))
+        .map_err(|_| Error::CorruptDocument { doc_id: "(index)".into(), reason: format!("{field} {code:?} unknown") })
 }
 
 fn parse_date(field: &str, s: &str) -> Result<NaiveDate> {
@@ -25,24 +22,17 @@ fn parse_date(field: &str, s: &str) -> Result<NaiveDate> {
 
 impl Inner {
     fn record(&mut self, id: PatientId) -> Result<PatientRecord> {
-        read_record(self.doc(id)?, id)
+        self.doc(id)?.record(id).cloned()
     }
 
     fn patient_of_referral(&self, referral: ReferralId) -> Result<PatientId> {
         let patient: Option<String> = self
             .conn
-            .query_row(
-                "SELECT patient_id FROM referral_index WHERE referral_id = ?1",
-                [referral.to_string()],
-                |r| r.get(0),
-            )
+            .query_row("SELECT patient_id FROM referral_index WHERE referral_id = ?1", [referral.to_string()], |r| {
+                r.get(0)
+            })
             .optional()?;
-        patient
-            .ok_or(Error::NotFound {
-                what: "referral",
-                id: referral.to_string(),
-            })?
-            .parse()
+        patient.ok_or(Error::NotFound { what: "referral", id: referral.to_string() })?.parse()
     }
 }
 
@@ -65,10 +55,7 @@ impl Store {
         record
             .referral(referral)
             .map(|view| view.status.clone())
-            .ok_or(Error::NotFound {
-                what: "referral",
-                id: referral.to_string(),
-            })
+            .ok_or(Error::NotFound { what: "referral", id: referral.to_string() })
     }
 
     /// What a resident's record suggests referring, with reasons.
@@ -88,21 +75,14 @@ impl Store {
              ORDER BY d.due, p.name, p.patient_id",
         )?;
         let rows = stmt.query_map(params![practitioner, day], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-            ))
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
             let (id, name, due, reasons) = row?;
             let due = parse_date("due", &due)?;
-            let reasons: Vec<DueReason> = serde_json::from_str(&reasons).map_err(|e| Error::CorruptDocument {
-                doc_id: id.clone(),
-                reason: format!("due reasons: {e}"),
-            })?;
+            let reasons: Vec<DueReason> = serde_json::from_str(&reasons)
+                .map_err(|e| Error::CorruptDocument { doc_id: id.clone(), reason: format!("due reasons: {e}") })?;
             out.push(DueFollowUp {
                 patient_id: id.parse()?,
                 name,
@@ -163,13 +143,7 @@ impl Store {
              WHERE practitioner_id = ?1 ORDER BY name, patient_id",
         )?;
         let rows = stmt.query_map([practitioner], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get(3)?,
-                r.get(4)?,
-            ))
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
@@ -195,10 +169,8 @@ impl Store {
 
     /// The record as plain JSON (debugging; the relay's views).
     pub fn export_json(&self, id: PatientId) -> Result<serde_json::Value> {
-        serde_json::to_value(self.patient(id)?).map_err(|e| Error::CorruptDocument {
-            doc_id: id.to_string(),
-            reason: format!("cannot encode: {e}"),
-        })
+        serde_json::to_value(self.patient(id)?)
+            .map_err(|e| Error::CorruptDocument { doc_id: id.to_string(), reason: format!("cannot encode: {e}") })
     }
 
     /// Snapshots every document with changes since its last snapshot; returns how many.
@@ -218,14 +190,16 @@ impl Store {
         }
         let mut done = 0;
         for id in ids {
-            let doc = match inner.doc(id) {
-                Ok(doc) => doc.clone(),
-                Err(e) => {
-                    tracing::warn!(patient = %id, error = %e, "not indexed");
-                    continue;
-                }
-            };
-            super::index::update(&inner.conn, id, &doc)?;
+            if let Err(e) = inner.doc(id) {
+                tracing::warn!(patient = %id, error = %e, "not indexed");
+                continue;
+            }
+            let Inner { conn, cache, .. } = &mut *inner;
+            let Some(loaded) = cache.peek(&id) else { continue };
+            match &loaded.record {
+                Some(record) => super::index::write(conn, record)?,
+                None => super::index::remove(conn, id)?,
+            }
             done += 1;
         }
         Ok(done)

@@ -79,6 +79,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX referral_to ON referral_index(to_org, status);
     CREATE INDEX referral_from ON referral_index(from_org, status);
     "#,
+    // 2: the typed record as JSON beside each document (a materialized view, derived data), so
+    // opening a record does not re-read every automerge op.
+    r#"
+    ALTER TABLE docs ADD COLUMN view BLOB;
+    ALTER TABLE docs ADD COLUMN view_heads BLOB;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -88,10 +94,7 @@ pub const VERSION: i64 = MIGRATIONS.len() as i64;
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > VERSION {
-        return Err(Error::SchemaTooNew {
-            found: current,
-            supported: VERSION,
-        });
+        return Err(Error::SchemaTooNew { found: current, supported: VERSION });
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
         let tx = conn.transaction()?;

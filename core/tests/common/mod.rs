@@ -42,11 +42,7 @@ pub fn visit_at(at: i64, systolic: u16, diastolic: u16) -> NewVisit {
         organization_id: VILLAGE.into(),
         practitioner_id: DR_WANG.into(),
         kind: VisitKind::FollowUp,
-        vitals: Vitals {
-            systolic_mmhg: Some(systolic),
-            diastolic_mmhg: Some(diastolic),
-            ..Vitals::default()
-        },
+        vitals: Vitals { systolic_mmhg: Some(systolic), diastolic_mmhg: Some(diastolic), ..Vitals::default() },
         symptoms: vec![],
         diagnoses: vec!["I10".into()],
         medicines: vec![Medicine {
@@ -79,12 +75,7 @@ pub fn contract(start: NaiveDate, end: NaiveDate) -> NewContract {
 }
 
 pub fn hypertension(on: NaiveDate) -> NewCondition {
-    NewCondition {
-        icd10: "I10".into(),
-        diagnosed_on: on,
-        practitioner_id: DR_WANG.into(),
-        note: String::new(),
-    }
+    NewCondition { icd10: "I10".into(), diagnosed_on: on, practitioner_id: DR_WANG.into(), note: String::new() }
 }
 
 pub fn upward(reason: &str) -> NewReferral {
@@ -116,11 +107,7 @@ pub fn exchange(from: &Store, to: &Store) {
         .changes_since(0, usize::MAX)
         .expect("read log")
         .into_iter()
-        .map(|c| IncomingChange {
-            doc_id: c.doc_id,
-            bytes: c.bytes,
-            signature: c.signature,
-        })
+        .map(|c| IncomingChange { doc_id: c.doc_id, bytes: c.bytes, signature: c.signature })
         .collect();
     let report = to.apply_remote_changes(changes).expect("apply");
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);

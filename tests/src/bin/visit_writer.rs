@@ -10,16 +10,8 @@ use yilian_core::{Store, StoreOptions};
 const RESIDENTS: usize = 8;
 
 fn main() -> anyhow::Result<()> {
-    let path = std::env::args()
-        .nth(1)
-        .ok_or_else(|| anyhow::anyhow!("usage: visit_writer <store path>"))?;
-    let store = Store::open(
-        &path,
-        StoreOptions {
-            compact_every: 8,
-            ..StoreOptions::default()
-        },
-    )?;
+    let path = std::env::args().nth(1).ok_or_else(|| anyhow::anyhow!("usage: visit_writer <store path>"))?;
+    let store = Store::open(&path, StoreOptions { compact_every: 8, ..StoreOptions::default() })?;
     let mut patients = store.patient_ids()?;
     while patients.len() < RESIDENTS {
         patients.push(store.create_patient(yilian_tests::resident(&format!("崩溃测试{}", patients.len())))?);
