@@ -57,6 +57,7 @@ pub mod identity;
 mod ids;
 pub mod model;
 pub mod store;
+pub mod sync;
 pub mod time;
 
 pub use error::{Error, Result};

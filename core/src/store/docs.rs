@@ -154,7 +154,7 @@ impl Inner {
             let Inner { conn, cache, .. } = &mut *self;
             let loaded = cache.get(&id).ok_or(Error::NotFound { what: "patient", id: id.to_string() })?;
             let tx = conn.transaction()?;
-            let stored = store_changes(&tx, id, &changes)?;
+            let stored = store_changes(&tx, id, &changes, None)?;
             write_doc_row(&tx, id, loaded, stored, compact_every)?;
             tx.commit()?;
             Ok(stored)
@@ -192,10 +192,15 @@ fn corrupt(id: PatientId, e: impl std::fmt::Display) -> Error {
 }
 
 /// Inserts changes into the log, skipping those already there (by hash). Returns how many were new.
-pub(crate) fn store_changes(tx: &Transaction<'_>, id: PatientId, changes: &[ChangeToStore]) -> Result<usize> {
+pub(crate) fn store_changes(
+    tx: &Transaction<'_>,
+    id: PatientId,
+    changes: &[ChangeToStore],
+    origin: Option<&str>,
+) -> Result<usize> {
     let mut stmt = tx.prepare_cached(
-        "INSERT OR IGNORE INTO changes (doc_id, hash, bytes, author, signature, local, stored_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT OR IGNORE INTO changes (doc_id, hash, bytes, author, signature, local, stored_at, origin)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     let now = now_ms();
     let mut stored = 0;
@@ -208,7 +213,8 @@ pub(crate) fn store_changes(tx: &Transaction<'_>, id: PatientId, changes: &[Chan
             author,
             c.signature,
             c.local,
-            now
+            now,
+            origin
         ])?;
     }
     Ok(stored)

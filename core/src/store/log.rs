@@ -85,6 +85,88 @@ impl Store {
         self.read_log("local = 1 AND local_seq > ?1", after_seq, limit)
     }
 
+    /// This replica's changes after `after_seq` that did not come from `peer`, at most `limit`,
+    /// and the last sequence looked at (the cursor may move past the changes left out).
+    pub fn changes_for_peer(&self, peer: &str, after_seq: i64, limit: usize) -> Result<(Vec<StoredChange>, i64)> {
+        let inner = self.lock();
+        let head: i64 = inner.conn.query_row("SELECT coalesce(max(local_seq), 0) FROM changes", [], |r| r.get(0))?;
+        let mut stmt = inner.conn.prepare_cached(
+            "SELECT local_seq, doc_id, hash, bytes, signature, local, coalesce(origin, '') = ?2
+             FROM changes WHERE local_seq > ?1 ORDER BY local_seq LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![after_seq, peer, limit.min(i64::MAX as usize) as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, Option<Vec<u8>>>(4)?,
+                r.get::<_, bool>(5)?,
+                r.get::<_, bool>(6)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        let mut scanned = 0;
+        let mut count = 0;
+        for row in rows {
+            let (seq, doc, hash, bytes, signature, local, from_peer) = row?;
+            scanned = seq;
+            count += 1;
+            if from_peer {
+                continue;
+            }
+            out.push(StoredChange {
+                seq,
+                doc_id: doc.parse()?,
+                hash: hash.as_slice().try_into().map_err(|_| Error::CorruptDocument {
+                    doc_id: doc.clone(),
+                    reason: format!("change {seq} has a hash of {} bytes", hash.len()),
+                })?,
+                bytes,
+                signature,
+                local,
+            });
+        }
+        // Fewer rows than asked for: everything up to the head was looked at.
+        let up_to = if count < limit { head.max(after_seq) } else { scanned };
+        Ok((out, up_to))
+    }
+
+    /// The id of this replica's log; a peer whose cursor names another log starts again at 0.
+    pub fn log_id(&self) -> Result<String> {
+        let inner = self.lock();
+        Ok(inner.conn.query_row("SELECT CAST(value AS TEXT) FROM meta WHERE key = 'log_id'", [], |r| r.get(0))?)
+    }
+
+    /// The peer's log id our cursor refers to ('' when none).
+    pub fn peer_log_id(&self, peer: &str) -> Result<String> {
+        let inner = self.lock();
+        Ok(inner
+            .conn
+            .query_row("SELECT log_id FROM peers WHERE peer_id = ?1", [peer], |r| r.get(0))
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    /// Starts reading `peer`'s log again from 0 (its log was replaced).
+    pub fn reset_peer_read_cursor(&self, peer: &str, log_id: &str) -> Result<()> {
+        let inner = self.lock();
+        inner.conn.execute(
+            "INSERT INTO peers (peer_id, read_seq, log_id, updated_at) VALUES (?1, 0, ?2, ?3)
+             ON CONFLICT(peer_id) DO UPDATE SET read_seq = 0, log_id = excluded.log_id, updated_at = excluded.updated_at",
+            params![peer, log_id, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// The newest sequence number of a change made on this replica (0 when none).
+    pub fn last_local_seq(&self) -> Result<i64> {
+        Ok(self
+            .lock()
+            .conn
+            .query_row("SELECT coalesce(max(local_seq), 0) FROM changes WHERE local = 1", [], |r| r.get(0))?)
+    }
+
     /// The newest sequence number in the log (0 when empty).
     pub fn last_seq(&self) -> Result<i64> {
         Ok(self.lock().conn.query_row("SELECT coalesce(max(local_seq), 0) FROM changes", [], |r| r.get(0))?)
@@ -122,6 +204,18 @@ impl Store {
     /// reported in [`ApplyReport::rejected`] and nothing of them is stored. Changes whose
     /// dependencies have not arrived yet are stored and take effect when they do.
     pub fn apply_remote_changes(&self, batch: Vec<IncomingChange>) -> Result<ApplyReport> {
+        self.apply_changes_from(None, batch, None)
+    }
+
+    /// Like [`Store::apply_remote_changes`] for changes received from `peer` during sync: each
+    /// new change remembers it came from `peer` (so it is never echoed back), and the cursor of
+    /// `peer`'s log moves to `read_up_to` (with `log_id`) in the same transaction.
+    pub fn apply_changes_from(
+        &self,
+        peer: Option<&str>,
+        batch: Vec<IncomingChange>,
+        read_up_to: Option<(i64, &str)>,
+    ) -> Result<ApplyReport> {
         let mut report = ApplyReport::default();
         let mut by_doc: Batch = BTreeMap::new();
         for (index, incoming) in batch.into_iter().enumerate() {
@@ -144,7 +238,7 @@ impl Store {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let mut touched = Vec::new();
-        if let Err(e) = apply_batch(inner, by_doc, &mut report, &mut touched) {
+        if let Err(e) = apply_batch(inner, by_doc, &mut report, &mut touched, peer, read_up_to) {
             // Nothing was committed: forget the documents that ran ahead of the disk.
             for id in touched {
                 inner.cache.pop(&id);
@@ -182,7 +276,14 @@ impl Store {
 
 type Batch = BTreeMap<PatientId, Vec<(usize, Change, Option<Vec<u8>>)>>;
 
-fn apply_batch(inner: &mut Inner, by_doc: Batch, report: &mut ApplyReport, touched: &mut Vec<PatientId>) -> Result<()> {
+fn apply_batch(
+    inner: &mut Inner,
+    by_doc: Batch,
+    report: &mut ApplyReport,
+    touched: &mut Vec<PatientId>,
+    origin: Option<&str>,
+    read_up_to: Option<(i64, &str)>,
+) -> Result<()> {
     let compact_every = i64::from(inner.options.compact_every.max(1));
     let tx = inner.conn.unchecked_transaction()?;
     for (doc_id, items) in by_doc {
@@ -236,11 +337,19 @@ fn apply_batch(inner: &mut Inner, by_doc: Batch, report: &mut ApplyReport, touch
         if !accepted.is_empty() {
             // Remote changes may touch anything: read the record once for the whole batch.
             loaded.refresh(doc_id);
-            report.applied += store_changes(&tx, doc_id, &accepted)?;
+            report.applied += store_changes(&tx, doc_id, &accepted, origin)?;
             write_doc_row(&tx, doc_id, &loaded, accepted.len(), compact_every)?;
             report.changed.push(doc_id);
         }
         inner.cache.put(doc_id, loaded);
+    }
+    if let (Some(peer), Some((seq, log_id))) = (origin, read_up_to) {
+        tx.prepare_cached(
+            "INSERT INTO peers (peer_id, read_seq, log_id, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(peer_id) DO UPDATE SET read_seq = max(read_seq, excluded.read_seq),
+                 log_id = excluded.log_id, updated_at = excluded.updated_at",
+        )?
+        .execute(params![peer, seq, log_id, now_ms()])?;
     }
     tx.commit()?;
     Ok(())

@@ -85,6 +85,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE docs ADD COLUMN view BLOB;
     ALTER TABLE docs ADD COLUMN view_heads BLOB;
     "#,
+    // 3: sync bookkeeping: which peer each change came from (not echoed back to it), which of a
+    // peer's logs our cursor refers to, and this replica's own log id.
+    r#"
+    ALTER TABLE changes ADD COLUMN origin TEXT;
+    ALTER TABLE peers ADD COLUMN log_id TEXT NOT NULL DEFAULT '';
+    INSERT OR IGNORE INTO meta (key, value) VALUES ('log_id', lower(hex(randomblob(16))));
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,230 @@
+//! The child side of a sync session (a device, or an edge hub towards its upstream): a sans-IO
+//! state machine. It consumes messages and produces messages and requests; the driver owns the
+//! socket, the timers and the store.
+
+use super::message::{ErrorCode, Message, WireChange};
+
+/// Batches of pushed changes allowed in flight before an ack.
+const PUSH_WINDOW: usize = 4;
+
+/// What the child session asks of its driver.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChildAction {
+    /// Send this message to the parent.
+    Send(Message),
+    /// Read local changes after `after_seq` and call [`ChildSession::push`].
+    ReadLocal {
+        /// Cursor to read after.
+        after_seq: i64,
+    },
+    /// The parent's log restarted under another id: forget the old cursor (it is now 0).
+    ResetCursor {
+        /// The new log's id.
+        log_id: String,
+    },
+    /// Store these changes and move the cursor for the parent to `up_to`, in one transaction;
+    /// then call [`ChildSession::applied`].
+    Apply {
+        /// The changes.
+        items: Vec<WireChange>,
+        /// New read cursor.
+        up_to: i64,
+        /// Parent log id the cursor refers to.
+        log_id: String,
+    },
+    /// The parent durably holds our log up to here (record it; "synced" when it reaches the head).
+    Acked {
+        /// Acknowledged cursor.
+        up_to: i64,
+    },
+    /// Both directions are complete as of the session start.
+    Synced,
+    /// The session failed; the driver closes the connection and retries later.
+    Failed(String),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum State {
+    AwaitWelcome,
+    Running,
+    Failed,
+}
+
+/// Child side of one session.
+pub struct ChildSession {
+    state: State,
+    log_id: String,
+    read_seq: i64,
+    local_head: i64,
+    acked: i64,
+    pushed_to: i64,
+    in_flight: usize,
+    reading: bool,
+    pull_target: i64,
+    synced_reported: bool,
+}
+
+impl ChildSession {
+    /// Starts a session: returns the session and the hello to send.
+    pub fn start(peer: &str, log_id: &str, read_seq: i64, local_head: i64) -> (ChildSession, ChildAction) {
+        let session = ChildSession {
+            state: State::AwaitWelcome,
+            log_id: log_id.to_string(),
+            read_seq,
+            local_head,
+            acked: 0,
+            pushed_to: 0,
+            in_flight: 0,
+            reading: false,
+            pull_target: i64::MAX,
+            synced_reported: false,
+        };
+        let hello = Message::Hello { peer: peer.to_string(), log_id: log_id.to_string(), read_seq, local_head };
+        (session, ChildAction::Send(hello))
+    }
+
+    /// Whether everything is exchanged as of the session start.
+    pub fn is_synced(&self) -> bool {
+        self.state == State::Running && self.acked >= self.local_head && self.read_seq >= self.pull_target
+    }
+
+    /// The child made new local changes while connected (live mode): push them too.
+    pub fn local_changed(&mut self, local_head: i64) -> Vec<ChildAction> {
+        self.local_head = self.local_head.max(local_head);
+        self.synced_reported = false;
+        self.more_push()
+    }
+
+    fn fail(&mut self, code: ErrorCode, message: String) -> Vec<ChildAction> {
+        self.state = State::Failed;
+        vec![ChildAction::Send(Message::Error { code, message: message.clone() }), ChildAction::Failed(message)]
+    }
+
+    fn more_push(&mut self) -> Vec<ChildAction> {
+        if self.state == State::Running
+            && !self.reading
+            && self.in_flight < PUSH_WINDOW
+            && self.pushed_to < self.local_head
+        {
+            self.reading = true;
+            return vec![ChildAction::ReadLocal { after_seq: self.pushed_to }];
+        }
+        Vec::new()
+    }
+
+    fn check_synced(&mut self, out: &mut Vec<ChildAction>) {
+        if self.is_synced() && !self.synced_reported {
+            self.synced_reported = true;
+            out.push(ChildAction::Synced);
+        }
+    }
+
+    /// The driver read these local changes (sequence in `(after_seq, up_to]`; `up_to` is the last
+    /// sequence looked at, which may be past the last item).
+    pub fn push(&mut self, items: Vec<WireChange>, up_to: i64) -> Vec<ChildAction> {
+        self.reading = false;
+        if self.state != State::Running || up_to <= self.pushed_to {
+            return Vec::new();
+        }
+        let message = Message::Push { from_seq: self.pushed_to, to_seq: up_to, items };
+        self.pushed_to = up_to;
+        self.in_flight += 1;
+        let mut out = vec![ChildAction::Send(message)];
+        out.extend(self.more_push());
+        out
+    }
+
+    /// The driver committed an `Apply` up to `up_to`.
+    pub fn applied(&mut self, up_to: i64) -> Vec<ChildAction> {
+        self.read_seq = self.read_seq.max(up_to);
+        let mut out = Vec::new();
+        self.check_synced(&mut out);
+        out
+    }
+
+    /// A message from the parent.
+    pub fn on_message(&mut self, message: Message) -> Vec<ChildAction> {
+        if self.state == State::Failed {
+            return Vec::new();
+        }
+        match (message, &self.state) {
+            (Message::Welcome { log_id, acked_seq, head, .. }, State::AwaitWelcome) => {
+                let mut out = Vec::new();
+                if log_id != self.log_id {
+                    // Another log (the relay's database was replaced): everything again, from 0.
+                    self.read_seq = 0;
+                    self.log_id = log_id.clone();
+                    out.push(ChildAction::ResetCursor { log_id });
+                }
+                self.state = State::Running;
+                self.acked = acked_seq.min(self.local_head);
+                self.pushed_to = self.acked;
+                self.pull_target = head;
+                out.push(ChildAction::Acked { up_to: self.acked });
+                out.extend(self.more_push());
+                self.check_synced(&mut out);
+                out
+            }
+            (Message::Ack { up_to }, State::Running) => {
+                if up_to > self.pushed_to {
+                    return self.fail(
+                        ErrorCode::Protocol,
+                        format!("ack of {up_to} beyond what was pushed ({})", self.pushed_to),
+                    );
+                }
+                self.in_flight = self.in_flight.saturating_sub(1);
+                let mut out = Vec::new();
+                if up_to > self.acked {
+                    self.acked = up_to;
+                    out.push(ChildAction::Acked { up_to });
+                }
+                out.extend(self.more_push());
+                self.check_synced(&mut out);
+                out
+            }
+            (Message::Pull { from_seq, to_seq, items }, State::Running) => {
+                if to_seq <= self.read_seq {
+                    return Vec::new(); // a batch we already have
+                }
+                if from_seq != self.read_seq || to_seq < from_seq {
+                    return self.fail(
+                        ErrorCode::Protocol,
+                        format!("pull batch ({from_seq}, {to_seq}] does not follow cursor {}", self.read_seq),
+                    );
+                }
+                // Optimistic: the next batch follows this one; the cursor is durable once applied.
+                self.read_seq = to_seq;
+                vec![ChildAction::Apply { items, up_to: to_seq, log_id: self.log_id.clone() }]
+            }
+            (Message::Caught { up_to }, State::Running) => {
+                self.pull_target = self.pull_target.min(up_to);
+                let mut out = Vec::new();
+                self.check_synced(&mut out);
+                out
+            }
+            (Message::Refused { items }, State::Running) => {
+                let reasons: Vec<String> = items.iter().map(|(seq, why)| format!("{seq}: {why}")).collect();
+                vec![ChildAction::Failed(format!("the relay refused changes: {}", reasons.join("; ")))]
+            }
+            (Message::Error { code, message }, _) => {
+                self.state = State::Failed;
+                vec![ChildAction::Failed(format!("the relay ended the session ({code:?}): {message}"))]
+            }
+            (other, state) => self.fail(ErrorCode::Protocol, format!("unexpected {} in state {state:?}", name(&other))),
+        }
+    }
+}
+
+/// The message's kind, for errors.
+pub(crate) fn name(message: &Message) -> &'static str {
+    match message {
+        Message::Hello { .. } => "hello",
+        Message::Welcome { .. } => "welcome",
+        Message::Push { .. } => "push",
+        Message::Ack { .. } => "ack",
+        Message::Pull { .. } => "pull",
+        Message::Caught { .. } => "caught",
+        Message::Refused { .. } => "refused",
+        Message::Error { .. } => "error",
+    }
+}

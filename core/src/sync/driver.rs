@@ -1,0 +1,207 @@
+//! Drivers: the glue between a session state machine and a [`Store`]. They answer the session's
+//! requests from the store and return the messages to send. Transports (in-process, QUIC) move
+//! those messages; the drivers never touch a socket.
+
+use super::child::{ChildAction, ChildSession};
+use super::message::{ErrorCode, Message, WireChange};
+use super::parent::{ParentAction, ParentSession};
+use crate::store::{IncomingChange, StoredChange};
+use crate::{PatientId, PeerCursor, Result, Store};
+use std::collections::VecDeque;
+
+/// Changes per batch. About 500 B each raw, ~165 B compressed: a batch frame of ~80 KB.
+pub const BATCH_CHANGES: usize = 500;
+
+fn wire(c: StoredChange) -> WireChange {
+    WireChange { seq: c.seq, doc: *c.doc_id.0.as_bytes(), bytes: c.bytes, signature: c.signature }
+}
+
+fn incoming(c: WireChange) -> IncomingChange {
+    IncomingChange { doc_id: PatientId(uuid::Uuid::from_bytes(c.doc)), bytes: c.bytes, signature: c.signature }
+}
+
+/// How a session ended or stands.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionOutcome {
+    /// Everything exchanged as of the session start (and acknowledged durably by the parent).
+    pub synced: bool,
+    /// Changes sent (child: pushed; parent: pulled by the child).
+    pub sent: usize,
+    /// Changes received and stored.
+    pub received: usize,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// A device (or edge hub) syncing with its parent.
+pub struct ChildDriver<'a> {
+    store: &'a Store,
+    parent: String,
+    session: ChildSession,
+    /// Progress so far.
+    pub outcome: SessionOutcome,
+}
+
+impl<'a> ChildDriver<'a> {
+    /// Starts a session of `me` with `parent`; returns the driver and the messages to send.
+    pub fn start(store: &'a Store, me: &str, parent: &str) -> Result<(ChildDriver<'a>, Vec<Message>)> {
+        let cursor = store.peer_cursor(parent)?;
+        let log_id = store.peer_log_id(parent)?;
+        let head = store.last_local_seq()?;
+        let (session, hello) = ChildSession::start(me, &log_id, cursor.read_seq, head);
+        let mut driver = ChildDriver { store, parent: parent.to_string(), session, outcome: SessionOutcome::default() };
+        let out = driver.run(vec![hello])?;
+        Ok((driver, out))
+    }
+
+    /// Handles a message from the parent; returns the messages to send.
+    pub fn on_message(&mut self, message: Message) -> Result<Vec<Message>> {
+        let actions = self.session.on_message(message);
+        self.run(actions)
+    }
+
+    /// New local edits while connected: push them.
+    pub fn local_changed(&mut self) -> Result<Vec<Message>> {
+        let head = self.store.last_local_seq()?;
+        let actions = self.session.local_changed(head);
+        self.run(actions)
+    }
+
+    fn run(&mut self, actions: Vec<ChildAction>) -> Result<Vec<Message>> {
+        let mut queue: VecDeque<ChildAction> = actions.into();
+        let mut send = Vec::new();
+        while let Some(action) = queue.pop_front() {
+            let next = match action {
+                ChildAction::Send(m) => {
+                    send.push(m);
+                    continue;
+                }
+                ChildAction::ReadLocal { after_seq } => {
+                    let changes = self.store.local_changes_since(after_seq, BATCH_CHANGES)?;
+                    let up_to = if changes.len() < BATCH_CHANGES {
+                        self.store.last_local_seq()?.max(after_seq)
+                    } else {
+                        changes.last().map_or(after_seq, |c| c.seq)
+                    };
+                    self.outcome.sent += changes.len();
+                    self.session.push(changes.into_iter().map(wire).collect(), up_to)
+                }
+                ChildAction::ResetCursor { log_id } => {
+                    self.store.reset_peer_read_cursor(&self.parent, &log_id)?;
+                    Vec::new()
+                }
+                ChildAction::Apply { items, up_to, log_id } => {
+                    let report = self.store.apply_changes_from(
+                        Some(&self.parent),
+                        items.into_iter().map(incoming).collect(),
+                        Some((up_to, &log_id)),
+                    )?;
+                    self.outcome.received += report.applied;
+                    for r in &report.rejected {
+                        tracing::warn!(parent = %self.parent, reason = %r.reason, "refused a change from the parent");
+                    }
+                    self.session.applied(up_to)
+                }
+                ChildAction::Acked { up_to } => {
+                    self.store.set_peer_cursor(&self.parent, PeerCursor { acked_seq: up_to, read_seq: 0 })?;
+                    Vec::new()
+                }
+                ChildAction::Synced => {
+                    self.outcome.synced = true;
+                    Vec::new()
+                }
+                ChildAction::Failed(why) => {
+                    self.outcome.error = Some(why);
+                    Vec::new()
+                }
+            };
+            queue.extend(next);
+        }
+        Ok(send)
+    }
+}
+
+/// The relay (or an edge hub) serving one child.
+pub struct ParentDriver<'a> {
+    store: &'a Store,
+    me: String,
+    session: ParentSession,
+    /// Progress so far.
+    pub outcome: SessionOutcome,
+}
+
+impl<'a> ParentDriver<'a> {
+    /// A driver waiting for a child's hello.
+    pub fn new(store: &'a Store, me: &str) -> ParentDriver<'a> {
+        ParentDriver { store, me: me.to_string(), session: ParentSession::new(), outcome: SessionOutcome::default() }
+    }
+
+    /// The child's peer id once known.
+    pub fn peer(&self) -> &str {
+        self.session.peer()
+    }
+
+    /// Handles a message from the child; returns the messages to send.
+    pub fn on_message(&mut self, message: Message) -> Result<Vec<Message>> {
+        let actions = self.session.on_message(message);
+        self.run(actions)
+    }
+
+    /// Our log grew while the child is connected: stream the new changes.
+    pub fn log_grew(&mut self) -> Result<Vec<Message>> {
+        let head = self.store.last_seq()?;
+        let actions = self.session.log_grew(head);
+        self.run(actions)
+    }
+
+    /// A message telling the child why the session ends here.
+    pub fn internal_error(why: &str) -> Message {
+        Message::Error { code: ErrorCode::Internal, message: why.to_string() }
+    }
+
+    fn run(&mut self, actions: Vec<ParentAction>) -> Result<Vec<Message>> {
+        let mut queue: VecDeque<ParentAction> = actions.into();
+        let mut send = Vec::new();
+        while let Some(action) = queue.pop_front() {
+            let next = match action {
+                ParentAction::Send(mut m) => {
+                    if let Message::Welcome { peer, .. } = &mut m {
+                        peer.clone_from(&self.me);
+                    }
+                    send.push(m);
+                    continue;
+                }
+                ParentAction::Lookup { peer } => {
+                    let acked = self.store.peer_cursor(&peer)?.read_seq;
+                    let log_id = self.store.log_id()?;
+                    let head = self.store.last_seq()?;
+                    self.session.welcome(acked, &log_id, head)
+                }
+                ParentAction::ReadLog { after_seq } => {
+                    let (changes, up_to) =
+                        self.store.changes_for_peer(self.session.peer(), after_seq, BATCH_CHANGES)?;
+                    self.outcome.sent += changes.len();
+                    self.session.pull(changes.into_iter().map(wire).collect(), up_to)
+                }
+                ParentAction::Ingest { items, up_to } => {
+                    let seqs: Vec<i64> = items.iter().map(|c| c.seq).collect();
+                    let peer = self.session.peer().to_string();
+                    let report = self.store.apply_changes_from(
+                        Some(&peer),
+                        items.into_iter().map(incoming).collect(),
+                        Some((up_to, "")),
+                    )?;
+                    self.outcome.received += report.applied;
+                    let refused = report.rejected.into_iter().map(|r| (seqs[r.index], r.reason)).collect();
+                    self.session.ingested(up_to, refused)
+                }
+                ParentAction::Failed(why) => {
+                    self.outcome.error = Some(why);
+                    Vec::new()
+                }
+            };
+            queue.extend(next);
+        }
+        Ok(send)
+    }
+}

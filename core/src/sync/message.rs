@@ -1,0 +1,99 @@
+//! The messages of the log sync protocol (see `docs/PROTOCOL.md`).
+
+use serde::{Deserialize, Serialize};
+
+/// A change on the wire: its position in the sender's log, its document, its automerge bytes and
+/// the authoring device's signature over its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireChange {
+    /// Sequence number in the sender's log.
+    pub seq: i64,
+    /// Document (patient) id, 16 bytes of its UUID.
+    pub doc: [u8; 16],
+    /// Raw automerge change.
+    pub bytes: Vec<u8>,
+    /// Ed25519 signature of the authoring device over the change hash.
+    pub signature: Option<Vec<u8>>,
+}
+
+/// Why a session was ended by the peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// A frame or message that does not follow the protocol.
+    Protocol,
+    /// A version this side does not speak.
+    Version,
+    /// Not allowed (identity, scope).
+    Forbidden,
+    /// The other side failed internally; try again later.
+    Internal,
+}
+
+/// One protocol message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Child → parent, first message: who I am and what I have of your log.
+    Hello {
+        /// The child's peer id (device id).
+        peer: String,
+        /// The parent log the cursor below refers to (empty: none yet).
+        log_id: String,
+        /// How far the child has read the parent's log.
+        read_seq: i64,
+        /// The child's newest local change.
+        local_head: i64,
+    },
+    /// Parent → child: who I am and what I have of your log.
+    Welcome {
+        /// The parent's peer id.
+        peer: String,
+        /// Identity of the parent's log; a child whose cursor names another log starts again at 0.
+        log_id: String,
+        /// How much of the child's log the parent has durably stored.
+        acked_seq: i64,
+        /// The parent's newest change.
+        head: i64,
+    },
+    /// Child → parent: the child's changes with sequence in `(from_seq, to_seq]`.
+    Push {
+        /// Exclusive lower bound (the previous batch's `to_seq`, or the acked cursor).
+        from_seq: i64,
+        /// Inclusive upper bound.
+        to_seq: i64,
+        /// The changes.
+        items: Vec<WireChange>,
+    },
+    /// Parent → child: the child's log is durably stored up to `up_to`.
+    Ack {
+        /// Acknowledged cursor.
+        up_to: i64,
+    },
+    /// Parent → child: the parent's changes in the child's scope with sequence in
+    /// `(from_seq, to_seq]` (changes outside the scope, or from the child itself, are left out
+    /// but the range still covers them).
+    Pull {
+        /// Exclusive lower bound.
+        from_seq: i64,
+        /// Inclusive upper bound.
+        to_seq: i64,
+        /// The changes.
+        items: Vec<WireChange>,
+    },
+    /// Parent → child: the pull stream has reached the parent's head `up_to`.
+    Caught {
+        /// The parent's head when this was sent.
+        up_to: i64,
+    },
+    /// Either way: items of a batch that were refused (the rest was stored).
+    Refused {
+        /// Sequence numbers and reasons.
+        items: Vec<(i64, String)>,
+    },
+    /// Either way: the session ends because of this error.
+    Error {
+        /// Kind of error.
+        code: ErrorCode,
+        /// What was wrong, for the peer's log.
+        message: String,
+    },
+}

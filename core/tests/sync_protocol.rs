@@ -1,0 +1,280 @@
+//! The log sync protocol between stores, in process, through real frames: convergence, idle and
+//! incremental costs, and sessions broken by lost, duplicated, reordered or cut frames.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod common;
+
+use common::*;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use yilian_core::Store;
+use yilian_core::sync::{Link, Message, ParentDriver, PerfectLink, decode_body, encode, sync_in_process};
+
+fn sync(child: &Store, name: &str, relay: &Store) -> yilian_core::sync::SyncStats {
+    let stats = sync_in_process(child, name, relay, "relay", &mut PerfectLink).unwrap();
+    assert_eq!(stats.child.error, None);
+    assert_eq!(stats.parent.error, None);
+    assert!(stats.child.synced, "{stats:?}");
+    stats
+}
+
+fn assert_same_records(stores: &[&Store]) {
+    let ids = stores[0].patient_ids().unwrap();
+    for s in stores {
+        assert_eq!(s.patient_ids().unwrap(), ids);
+        for id in &ids {
+            assert_eq!(s.export_json(*id).unwrap(), stores[0].export_json(*id).unwrap());
+        }
+    }
+}
+
+/// Number of log rows whose hash repeats (must be 0: re-sent changes are no-ops).
+fn unique_log(store: &Store) -> bool {
+    let all = store.changes_since(0, usize::MAX).unwrap();
+    let mut hashes: Vec<_> = all.iter().map(|c| c.hash).collect();
+    hashes.sort();
+    hashes.dedup();
+    hashes.len() == all.len()
+}
+
+#[test]
+fn two_devices_and_a_relay_converge_after_offline_edits() {
+    let (a, b, relay) = (memory_store(), memory_store(), memory_store());
+    let pa = registered(&a, "甲");
+    a.record_visit(pa, visit(150, 95)).unwrap();
+    let pb = registered(&b, "乙");
+    b.record_visit(pb, visit(128, 80)).unwrap();
+    let r = b.create_referral(pb, upward("check")).unwrap();
+    sync(&a, "a", &relay);
+    sync(&b, "b", &relay);
+    let stats = sync(&a, "a", &relay);
+    assert!(stats.child.received > 0);
+    assert_same_records(&[&a, &b, &relay]);
+    // The relay's edit flows back to both.
+    relay.add_referral_event(r, event(yilian_core::model::TaskStatus::Accepted, COUNTY)).unwrap();
+    sync(&a, "a", &relay);
+    sync(&b, "b", &relay);
+    assert_same_records(&[&a, &b, &relay]);
+    assert_eq!(a.referral_status(r).unwrap().status, yilian_core::model::TaskStatus::Accepted);
+    assert!(unique_log(&a) && unique_log(&b) && unique_log(&relay));
+}
+
+#[test]
+fn idle_sync_is_one_round_trip_and_a_few_bytes() {
+    let (device, relay) = (memory_store(), memory_store());
+    for i in 0..20 {
+        let p = registered(&device, &format!("居民{i}"));
+        device.record_visit(p, visit(130, 80)).unwrap();
+    }
+    sync(&device, "dev", &relay);
+    let idle = sync(&device, "dev", &relay);
+    assert_eq!(idle.round_trips, 1);
+    assert!(idle.bytes_up + idle.bytes_down < 1024, "{idle:?}");
+    assert_eq!((idle.child.sent, idle.child.received), (0, 0));
+}
+
+#[test]
+fn incremental_sync_costs_what_the_new_changes_cost() {
+    let (device, relay, other) = (memory_store(), memory_store(), memory_store());
+    let ids: Vec<_> = (0..50).map(|i| registered(&device, &format!("居民{i}"))).collect();
+    sync(&device, "dev", &relay);
+    sync(&other, "other", &relay);
+    for id in &ids {
+        device.record_visit(*id, visit(132, 84)).unwrap();
+    }
+    let push = sync(&device, "dev", &relay);
+    assert_eq!(push.child.sent, 50);
+    assert!(push.round_trips <= 2, "{push:?}");
+    let pull = sync(&other, "other", &relay);
+    assert_eq!(pull.child.received, 50);
+    assert!(pull.round_trips <= 2, "{pull:?}");
+    // What is new: the 50 changes and their signatures (64 random bytes each, which no
+    // compressor shrinks), compressed together.
+    let new: Vec<u8> = relay
+        .changes_since(0, usize::MAX)
+        .unwrap()
+        .iter()
+        .rev()
+        .take(50)
+        .flat_map(|c| [c.bytes.clone(), c.signature.clone().unwrap_or_default()].concat())
+        .collect();
+    let compressed = zstd::bulk::compress(&new, 3).unwrap().len();
+    assert!(
+        (pull.bytes_down as f64) < 1.5 * compressed as f64,
+        "{} protocol bytes for {compressed} bytes of new changes compressed",
+        pull.bytes_down
+    );
+    assert_same_records(&[&device, &relay, &other]);
+}
+
+/// A link that loses, duplicates and reorders frames, seeded.
+struct FaultyLink {
+    rng: StdRng,
+    loss: f64,
+    dup: f64,
+    shuffle: bool,
+}
+
+impl Link for FaultyLink {
+    fn carry(&mut self, _up: bool, frames: Vec<Vec<u8>>) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        for f in frames {
+            if self.rng.gen_bool(self.loss) {
+                continue;
+            }
+            if self.rng.gen_bool(self.dup) {
+                out.push(f.clone());
+            }
+            out.push(f);
+        }
+        if self.shuffle {
+            out.shuffle(&mut self.rng);
+        }
+        (out.concat(), true)
+    }
+}
+
+#[test]
+fn lost_duplicated_and_reordered_frames_never_lose_or_duplicate_a_change() {
+    for seed in 0..12u64 {
+        let (device, relay, hospital) = (memory_store(), memory_store(), memory_store());
+        let h = registered(&hospital, "医院的");
+        sync(&hospital, "hospital", &relay);
+        for i in 0..30 {
+            let p = registered(&device, &format!("居民{i}"));
+            device.record_visit(p, visit(120 + i, 80)).unwrap();
+        }
+        hospital.record_visit(h, visit(140, 90)).unwrap();
+        sync(&hospital, "hospital", &relay);
+        let mut link = FaultyLink { rng: StdRng::seed_from_u64(seed), loss: 0.2, dup: 0.2, shuffle: seed % 2 == 0 };
+        // Sessions over the bad link: each may fail, none may corrupt.
+        for _ in 0..6 {
+            let _ = sync_in_process(&device, "dev", &relay, "relay", &mut link).unwrap();
+        }
+        // Then the link heals.
+        sync(&device, "dev", &relay);
+        sync(&hospital, "hospital", &relay);
+        assert_same_records(&[&device, &relay, &hospital]);
+        assert!(unique_log(&device) && unique_log(&relay) && unique_log(&hospital), "seed {seed}");
+    }
+}
+
+/// A link that goes down after a number of bytes in one direction.
+struct CutLink {
+    up: bool,
+    left: usize,
+}
+
+impl Link for CutLink {
+    fn carry(&mut self, up: bool, frames: Vec<Vec<u8>>) -> (Vec<u8>, bool) {
+        let bytes = frames.concat();
+        if up != self.up {
+            return (bytes, true);
+        }
+        if bytes.len() <= self.left {
+            self.left -= bytes.len();
+            return (bytes, true);
+        }
+        let cut = bytes[..self.left].to_vec();
+        self.left = 0;
+        (cut, false)
+    }
+}
+
+#[test]
+fn a_session_cut_at_any_byte_resumes_to_convergence() {
+    let mut cuts = 0;
+    for up in [true, false] {
+        for cut in (0..3000).step_by(97) {
+            let (device, relay, hospital) = (memory_store(), memory_store(), memory_store());
+            for i in 0..8 {
+                let p = registered(&device, &format!("居民{i}"));
+                device.record_visit(p, visit(125, 80)).unwrap();
+                let q = registered(&hospital, &format!("病人{i}"));
+                hospital.record_visit(q, visit(145, 92)).unwrap();
+            }
+            sync(&hospital, "hospital", &relay);
+            let _ = sync_in_process(&device, "dev", &relay, "relay", &mut CutLink { up, left: cut }).unwrap();
+            sync(&device, "dev", &relay);
+            sync(&hospital, "hospital", &relay);
+            assert_same_records(&[&device, &relay, &hospital]);
+            assert!(
+                unique_log(&device) && unique_log(&relay),
+                "cut after {cut} bytes going {}",
+                if up { "up" } else { "down" }
+            );
+            cuts += 1;
+        }
+    }
+    assert!(cuts >= 50);
+}
+
+#[test]
+fn a_replaced_relay_log_makes_devices_start_again_from_zero() {
+    let (device, relay) = (memory_store(), memory_store());
+    let p = registered(&device, "甲");
+    sync(&device, "dev", &relay);
+    // The relay's database is replaced by a fresh one holding another device's work.
+    let replacement = memory_store();
+    let other = memory_store();
+    let q = registered(&other, "乙");
+    sync(&other, "other", &replacement);
+    let stats = sync(&device, "dev", &replacement);
+    assert!(stats.child.received > 0);
+    assert!(device.patient(q).is_ok());
+    // The device's own work was pushed again (the new relay had not acked it).
+    assert!(replacement.patient(p).is_ok());
+}
+
+#[test]
+fn malformed_frames_and_protocol_violations_end_the_session_with_a_reason() {
+    let relay = memory_store();
+    // A push before hello.
+    let mut driver = ParentDriver::new(&relay, "relay");
+    let out = driver.on_message(Message::Push { from_seq: 0, to_seq: 1, items: vec![] }).unwrap();
+    assert!(matches!(&out[0], Message::Error { message, .. } if message.contains("unexpected push")), "{out:?}");
+    assert!(driver.outcome.error.is_some());
+    // A push that leaves a gap in the child's log.
+    let mut driver = ParentDriver::new(&relay, "relay");
+    driver
+        .on_message(Message::Hello { peer: "dev".into(), log_id: String::new(), read_seq: 0, local_head: 10 })
+        .unwrap();
+    let out = driver.on_message(Message::Push { from_seq: 5, to_seq: 10, items: vec![] }).unwrap();
+    assert!(matches!(&out[0], Message::Error { message, .. } if message.contains("leaves a gap")), "{out:?}");
+    // Garbage and a wrong version never decode into a message.
+    assert!(decode_body(&[1, 0, 0xff, 0xff, 0xff, 0xff]).is_err());
+    let mut frame = encode(&Message::Ack { up_to: 3 });
+    frame[4] = 2;
+    assert_eq!(
+        decode_body(&frame[4..]).unwrap_err().to_string(),
+        "protocol version 2 is not supported (this side speaks 1)"
+    );
+    // A change that is not automerge is refused item by item; the rest is stored.
+    let device = memory_store();
+    let p = registered(&device, "好的");
+    let good = device.changes_since(0, 10).unwrap();
+    let mut driver = ParentDriver::new(&relay, "relay");
+    driver
+        .on_message(Message::Hello { peer: "dev".into(), log_id: String::new(), read_seq: 0, local_head: 3 })
+        .unwrap();
+    let mut items: Vec<_> = good
+        .iter()
+        .map(|c| yilian_core::sync::WireChange {
+            seq: c.seq,
+            doc: *c.doc_id.0.as_bytes(),
+            bytes: c.bytes.clone(),
+            signature: None,
+        })
+        .collect();
+    items.push(yilian_core::sync::WireChange {
+        seq: 3,
+        doc: *p.0.as_bytes(),
+        bytes: b"junk".to_vec(),
+        signature: None,
+    });
+    let out = driver.on_message(Message::Push { from_seq: 0, to_seq: 3, items }).unwrap();
+    assert!(matches!(&out[0], Message::Refused { items } if items.len() == 1 && items[0].0 == 3), "{out:?}");
+    assert!(matches!(out[1], Message::Ack { up_to: 3 }));
+    assert!(relay.patient(p).is_ok());
+}
