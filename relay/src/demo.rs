@@ -2,15 +2,16 @@
 //! their own durable stores, then exchange their change logs and converge, through a closed-loop
 //! referral (upward, accepted, completed, downward back to the village).
 //!
-//! Until the QUIC relay lands, devices meet in-process: each link moves the changes after the
-//! cursor it last read, exactly the log-shaped exchange the sync protocol will carry.
+//! Devices sync with a relay store through the real sync protocol (encoded frames, cursors,
+//! batches) carried in process; the QUIC transport carries the same frames between machines.
 
 use anyhow::{Context, Result, bail};
 use chrono::Days;
 use std::path::{Path, PathBuf};
 use yilian_core::model::*;
+use yilian_core::sync::{PerfectLink, sync_in_process};
 use yilian_core::time::{now_ms, today};
-use yilian_core::{IncomingChange, PatientId, PeerCursor, Store, StoreOptions};
+use yilian_core::{PatientId, Store, StoreOptions};
 
 const SHIQIAO: &str = "shiqiao-village-clinic";
 const DONGHE: &str = "donghe-village-clinic";
@@ -30,34 +31,21 @@ impl Device {
     }
 }
 
-/// Moves what `from` has beyond `to`'s cursor for it; returns (new changes, bytes, echoes of
-/// changes `to` already had).
-fn pull(from: &Device, to: &Device) -> Result<(usize, usize, usize)> {
-    let cursor = to.store.peer_cursor(from.name)?;
-    let changes = from.store.changes_since(cursor.read_seq, 10_000)?;
-    let Some(last) = changes.last().map(|c| c.seq) else {
-        return Ok((0, 0, 0));
-    };
-    let bytes = changes.iter().map(|c| c.bytes.len()).sum();
-    let report = to.store.apply_remote_changes(
-        changes
-            .into_iter()
-            .map(|c| IncomingChange { doc_id: c.doc_id, bytes: c.bytes, signature: c.signature })
-            .collect(),
-    )?;
-    if !report.rejected.is_empty() {
-        bail!("{} refused changes from {}: {:?}", to.name, from.name, report.rejected);
+/// One sync session of `device` with the relay, through real protocol frames in process.
+fn sync(device: &Device, relay: &Device) -> Result<()> {
+    let stats = sync_in_process(&device.store, device.name, &relay.store, relay.name, &mut PerfectLink)?;
+    if let Some(e) = stats.child.error.or(stats.parent.error) {
+        bail!("{} could not sync: {e}", device.name);
     }
-    to.store.set_peer_cursor(from.name, PeerCursor { acked_seq: 0, read_seq: last })?;
-    Ok((report.applied, bytes, report.duplicates))
-}
-
-fn link(a: &Device, b: &Device) -> Result<()> {
-    let (n1, b1, e1) = pull(a, b)?;
-    let (n2, b2, e2) = pull(b, a)?;
     println!(
-        "  link {:<8} <-> {:<8} -> {n1:>3} new changes ({b1:>6} B, {e1} echoes)   <- {n2:>3} new changes ({b2:>6} B, {e2} echoes)",
-        a.name, b.name
+        "  sync {:<8} pushed {:>3}, pulled {:>3} changes; {} round trip(s), {:>6} B up, {:>6} B down{}",
+        device.name,
+        stats.child.sent,
+        stats.child.received,
+        stats.round_trips,
+        stats.bytes_up,
+        stats.bytes_down,
+        if stats.child.synced { "" } else { " (not finished)" }
     );
     Ok(())
 }
@@ -137,6 +125,7 @@ pub fn run(data_dir: Option<PathBuf>) -> Result<()> {
     let wang = Device::open(&dir, "dr-wang")?;
     let zhao = Device::open(&dir, "dr-zhao")?;
     let county = Device::open(&dir, "county")?;
+    let relay = Device::open(&dir, "relay")?;
 
     println!("1. Offline in the villages");
     let liu = wang.store.create_patient(resident("刘桂兰", Sex::Female, (1951, 2, 3), "石桥村", SHIQIAO, "dr-wang"))?;
@@ -167,9 +156,10 @@ pub fn run(data_dir: Option<PathBuf>) -> Result<()> {
     )?;
     println!("  dr-wang refers 刘桂兰 up to the county hospital (referral {up})");
 
-    println!("\n2. A link appears: the villages reach the county hospital");
-    link(&wang, &county)?;
-    link(&zhao, &county)?;
+    println!("\n2. A link appears: everyone syncs with the consortium relay");
+    sync(&wang, &relay)?;
+    sync(&zhao, &relay)?;
+    sync(&county, &relay)?;
     for r in county.store.open_referrals(COUNTY)? {
         println!(
             "  county worklist: {} {:?} from {} [{}]",
@@ -219,12 +209,14 @@ pub fn run(data_dir: Option<PathBuf>) -> Result<()> {
     println!("  dr-wang, offline, corrects 陈建国's fasting glucose to 7.4 mmol/L");
 
     println!("\n4. Links again, then everyone has converged");
-    link(&county, &wang)?;
-    link(&county, &zhao)?;
-    link(&wang, &county)?;
-    link(&zhao, &county)?;
+    sync(&county, &relay)?;
+    sync(&wang, &relay)?;
+    sync(&zhao, &relay)?;
+    sync(&county, &relay)?;
+    println!("  an idle sync:");
+    sync(&wang, &relay)?;
 
-    let devices = [&wang, &zhao, &county];
+    let devices = [&wang, &zhao, &county, &relay];
     let ids = county.store.patient_ids()?;
     for d in devices {
         if d.store.patient_ids()? != ids {
