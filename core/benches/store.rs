@@ -6,6 +6,9 @@
 //!
 //! Run: `cargo bench -p yilian-core --bench store` (`-- --patients N` for another size).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use chrono::Days;
 use std::time::{Duration, Instant};
 use yilian_core::model::*;
@@ -54,7 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             pick ^= pick << 17;
             let id = ids[(pick % ids.len() as u64) as usize];
             let t = Instant::now();
-            store.record_visit(id, visit(now_ms() - 60_000, 128, 82))?;
+            store.record_visit(id, common::visit_at(now_ms() - 60_000, 128, 82))?;
             latencies.push(t.elapsed());
         }
         latencies.sort();
@@ -171,38 +174,12 @@ fn build(path: &std::path::Path, patients: usize, panel: usize) -> Result<Vec<Pa
         )?;
         for v in 0..10i64 {
             let at = now_ms() - (10 - v) * 30 * DAY_MS - (i as i64 % 30) * DAY_MS;
-            store.record_visit(id, visit(at, 118 + ((i as i64 + v) % 40) as u16, 76 + (v % 16) as u16))?;
+            store.record_visit(id, common::visit_at(at, 118 + ((i as i64 + v) % 40) as u16, 76 + (v % 16) as u16))?;
         }
         ids.push(id);
     }
     store.compact()?;
     Ok(ids)
-}
-
-fn visit(at: i64, systolic: u16, diastolic: u16) -> NewVisit {
-    NewVisit {
-        at,
-        organization_id: "village-clinic".into(),
-        practitioner_id: "dr-wang".into(),
-        kind: VisitKind::FollowUp,
-        vitals: Vitals {
-            systolic_mmhg: Some(systolic),
-            diastolic_mmhg: Some(diastolic),
-            heart_rate_bpm: Some(72),
-            weight_kg: Some(63.5),
-            ..Vitals::default()
-        },
-        symptoms: vec![],
-        diagnoses: vec!["I10".into()],
-        medicines: vec![Medicine {
-            name: "氨氯地平".into(),
-            dose: "5 mg".into(),
-            frequency: "qd".into(),
-            adherence: Adherence::Regular,
-        }],
-        lifestyle: Lifestyle::default(),
-        notes: "随访".into(),
-    }
 }
 
 /// Child mode: open the store, read one record, report time and peak RSS.

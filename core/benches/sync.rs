@@ -8,6 +8,9 @@
 //!
 //! Run: `cargo bench -p yilian-core --bench sync` (`-- --patients N` for another size).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::time::Instant;
 use yilian_core::model::*;
 use yilian_core::sync::{PerfectLink, SyncStats, sync_in_process};
@@ -47,7 +50,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             organization_id: "village-clinic".into(),
         })?;
         for v in 0..9i64 {
-            source.record_visit(id, visit(now_ms() - (10 - v) * 30 * 86_400_000, 120 + (i % 40) as u16))?;
+            source
+                .record_visit(id, common::visit_at(now_ms() - (10 - v) * 30 * 86_400_000, 120 + (i % 40) as u16, 82))?;
         }
         ids.push(id);
     }
@@ -82,7 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A day's work elsewhere: 50 visits across 50 patients reach the relay; then the device syncs.
     let step = (ids.len() / 50).max(1);
     for id in ids.iter().step_by(step).take(50) {
-        source.record_visit(*id, visit(now_ms() - 3_600_000, 138))?;
+        source.record_visit(*id, common::visit_at(now_ms() - 3_600_000, 138, 82))?;
     }
     check(sync_in_process(&source, "source", &relay, "relay", &mut PerfectLink)?)?;
     let before = device.last_seq()?;
@@ -141,31 +145,6 @@ fn check(stats: SyncStats) -> Result<SyncStats, Box<dyn std::error::Error>> {
         return Err(format!("session ended before it synced: {stats:?}").into());
     }
     Ok(stats)
-}
-
-fn visit(at: i64, systolic: u16) -> NewVisit {
-    NewVisit {
-        at,
-        organization_id: "village-clinic".into(),
-        practitioner_id: "dr-wang".into(),
-        kind: VisitKind::FollowUp,
-        vitals: Vitals {
-            systolic_mmhg: Some(systolic),
-            diastolic_mmhg: Some(82),
-            heart_rate_bpm: Some(70),
-            ..Vitals::default()
-        },
-        symptoms: vec![],
-        diagnoses: vec!["I10".into()],
-        medicines: vec![Medicine {
-            name: "氨氯地平".into(),
-            dose: "5 mg".into(),
-            frequency: "qd".into(),
-            adherence: Adherence::Regular,
-        }],
-        lifestyle: Lifestyle::default(),
-        notes: String::new(),
-    }
 }
 
 fn peak_rss_mb() -> f64 {

@@ -115,17 +115,7 @@ impl Store {
             if from_peer {
                 continue;
             }
-            out.push(StoredChange {
-                seq,
-                doc_id: doc.parse()?,
-                hash: hash.as_slice().try_into().map_err(|_| Error::CorruptDocument {
-                    doc_id: doc.clone(),
-                    reason: format!("change {seq} has a hash of {} bytes", hash.len()),
-                })?,
-                bytes,
-                signature,
-                local,
-            });
+            out.push(stored_change(seq, &doc, &hash, bytes, signature, local)?);
         }
         // Fewer rows than asked for: everything up to the head was looked at.
         let up_to = if count < limit { head.max(after_seq) } else { scanned };
@@ -184,17 +174,7 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (seq, doc, hash, bytes, signature, local) = row?;
-            out.push(StoredChange {
-                seq,
-                doc_id: doc.parse()?,
-                hash: hash.as_slice().try_into().map_err(|_| Error::CorruptDocument {
-                    doc_id: doc.clone(),
-                    reason: format!("change {seq} has a hash of {} bytes", hash.len()),
-                })?,
-                bytes,
-                signature,
-                local,
-            });
+            out.push(stored_change(seq, &doc, &hash, bytes, signature, local)?);
         }
         Ok(out)
     }
@@ -272,6 +252,28 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// A log row as a [`StoredChange`]; a malformed row is reported, not trusted.
+fn stored_change(
+    seq: i64,
+    doc: &str,
+    hash: &[u8],
+    bytes: Vec<u8>,
+    signature: Option<Vec<u8>>,
+    local: bool,
+) -> Result<StoredChange> {
+    Ok(StoredChange {
+        seq,
+        doc_id: doc.parse()?,
+        hash: hash.try_into().map_err(|_| Error::CorruptDocument {
+            doc_id: doc.to_string(),
+            reason: format!("change {seq} has a hash of {} bytes", hash.len()),
+        })?,
+        bytes,
+        signature,
+        local,
+    })
 }
 
 type Batch = BTreeMap<PatientId, Vec<(usize, Change, Option<Vec<u8>>)>>;
