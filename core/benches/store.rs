@@ -8,6 +8,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use chrono::Days;
 use std::time::{Duration, Instant};
@@ -21,16 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Ok(spec) = std::env::var("YILIAN_BENCH_OPEN") {
         return open_child(&spec);
     }
-    let args: Vec<String> = std::env::args().collect();
-    // `cargo bench` passes --bench; `cargo test` runs this too, as a quick smoke run that checks
-    // the benchmark works without taking minutes or overwriting the numbers.
-    let bench_mode = args.iter().any(|a| a == "--bench");
-    let patients = args
-        .iter()
-        .position(|a| a == "--patients")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(if bench_mode { 5_000usize } else { 40 });
+    let support::Run { bench_mode, patients } = support::Run::from_args(5_000, 40);
     let doctor_panel = patients.min(2_000);
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("device.db");

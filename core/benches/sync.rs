@@ -10,6 +10,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::time::Instant;
 use yilian_core::model::*;
@@ -18,14 +19,7 @@ use yilian_core::time::now_ms;
 use yilian_core::{Durability, Store, StoreOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let bench_mode = args.iter().any(|a| a == "--bench");
-    let patients = args
-        .iter()
-        .position(|a| a == "--patients")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(if bench_mode { 2_000usize } else { 30 });
+    let support::Run { bench_mode, patients } = support::Run::from_args(2_000, 30);
     let dir = tempfile::tempdir()?;
     let open = |name: &str, durability| {
         Store::open(dir.path().join(name), StoreOptions { durability, ..StoreOptions::default() })
