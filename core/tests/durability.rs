@@ -33,21 +33,24 @@ fn records_survive_reopening_and_the_device_key_is_kept() {
     store.check_integrity().unwrap();
 }
 
+/// A store at `path` with two residents of `visits` visits each, compacted into snapshots.
+fn two_compacted_records(path: &std::path::Path, visits: usize) -> (yilian_core::PatientId, yilian_core::PatientId) {
+    let store = Store::open(path, options()).unwrap();
+    let a = registered(&store, "甲");
+    let b = registered(&store, "乙");
+    for _ in 0..visits {
+        store.record_visit(a, visit(130, 80)).unwrap();
+        store.record_visit(b, visit(140, 90)).unwrap();
+    }
+    store.compact().unwrap();
+    (a, b)
+}
+
 #[test]
 fn a_corrupt_snapshot_is_rebuilt_from_the_change_log() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("device.db");
-    let (a, b) = {
-        let store = Store::open(&path, options()).unwrap();
-        let a = registered(&store, "甲");
-        let b = registered(&store, "乙");
-        for _ in 0..3 {
-            store.record_visit(a, visit(130, 80)).unwrap();
-            store.record_visit(b, visit(140, 90)).unwrap();
-        }
-        store.compact().unwrap();
-        (a, b)
-    };
+    let (a, b) = two_compacted_records(&path, 3);
     let conn = Connection::open(&path).unwrap();
     let n =
         conn.execute("UPDATE docs SET snapshot = x'00112233445566778899' WHERE doc_id = ?1", [a.to_string()]).unwrap();
@@ -62,15 +65,7 @@ fn a_corrupt_snapshot_is_rebuilt_from_the_change_log() {
 fn a_document_lost_from_snapshot_and_log_is_reported_and_others_stay_readable() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("device.db");
-    let (a, b) = {
-        let store = Store::open(&path, options()).unwrap();
-        let a = registered(&store, "甲");
-        let b = registered(&store, "乙");
-        store.record_visit(a, visit(130, 80)).unwrap();
-        store.record_visit(b, visit(140, 90)).unwrap();
-        store.compact().unwrap();
-        (a, b)
-    };
+    let (a, b) = two_compacted_records(&path, 1);
     let conn = Connection::open(&path).unwrap();
     conn.execute("UPDATE docs SET snapshot = x'deadbeef' WHERE doc_id = ?1", [a.to_string()]).unwrap();
     conn.execute("UPDATE changes SET bytes = x'0badc0de' WHERE doc_id = ?1", [a.to_string()]).unwrap();
