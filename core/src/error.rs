@@ -86,6 +86,27 @@ pub enum Error {
     /// Automerge refused an operation.
     #[error("document error: {0}")]
     Document(#[from] automerge::AutomergeError),
+    /// The relay could not be reached, or the connection broke; syncing again later will resume.
+    #[error("network: {reason}")]
+    Network {
+        /// What failed (connect, TLS, stream).
+        reason: String,
+    },
+    /// The peer ended the sync session, or broke the protocol; `reason` says which and why.
+    #[error("sync failed: {reason}")]
+    Sync {
+        /// The peer's or our own reason.
+        reason: String,
+    },
+    /// The peer sent bytes that are not a frame of this protocol (the session ends).
+    #[error("bad frame: {0}")]
+    Frame(#[from] crate::sync::FrameError),
+    /// A certificate, key or fingerprint could not be made or read.
+    #[error("tls: {reason}")]
+    Tls {
+        /// What was wrong.
+        reason: String,
+    },
 }
 
 /// Result with the core [`Error`].

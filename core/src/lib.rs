@@ -50,16 +50,20 @@
 //! disease rules), `document` (how a record maps onto automerge), [`store`] (SQLite, change log,
 //! indexes, on-demand loading).
 
+pub mod agent;
 pub mod care;
 mod document;
 mod error;
 pub mod identity;
 mod ids;
 pub mod model;
+pub mod net;
 pub mod store;
 pub mod sync;
 pub mod time;
 
 pub use error::{Error, Result};
 pub use ids::*;
-pub use store::{ApplyReport, Durability, IncomingChange, PeerCursor, Store, StoreOptions, StoredChange};
+pub use store::{
+    ApplyReport, Durability, IncomingChange, PeerCursor, ScopeGrant, Store, StoreEvents, StoreOptions, StoredChange,
+};

@@ -159,8 +159,11 @@ impl Inner {
             tx.commit()?;
             Ok(stored)
         })();
-        if result.is_err() {
-            self.cache.pop(&id);
+        match &result {
+            Ok(_) => self.notify(true),
+            Err(_) => {
+                self.cache.pop(&id);
+            }
         }
         result
     }

@@ -2,6 +2,7 @@
 //! received from a peer (idempotently, by hash), and the peers' cursors.
 
 use super::docs::{ChangeToStore, Loaded, exists, store_changes, write_doc_row};
+use super::scope::{IN_SCOPE, in_scope, record_created};
 use super::{Inner, Store};
 use crate::document::decode_change;
 use crate::time::now_ms;
@@ -85,15 +86,19 @@ impl Store {
         self.read_log("local = 1 AND local_seq > ?1", after_seq, limit)
     }
 
-    /// This replica's changes after `after_seq` that did not come from `peer`, at most `limit`,
-    /// and the last sequence looked at (the cursor may move past the changes left out).
+    /// This replica's changes after `after_seq` in `peer`'s scope that did not come from `peer`,
+    /// at most `limit`, and the last sequence looked at (the cursor moves past the changes left
+    /// out).
     pub fn changes_for_peer(&self, peer: &str, after_seq: i64, limit: usize) -> Result<(Vec<StoredChange>, i64)> {
         let inner = self.lock();
         let head: i64 = inner.conn.query_row("SELECT coalesce(max(local_seq), 0) FROM changes", [], |r| r.get(0))?;
-        let mut stmt = inner.conn.prepare_cached(
-            "SELECT local_seq, doc_id, hash, bytes, signature, local, coalesce(origin, '') = ?2
-             FROM changes WHERE local_seq > ?1 ORDER BY local_seq LIMIT ?3",
-        )?;
+        // Rows are scanned in log order and filtered here, so the cursor can move past a long run
+        // of changes the peer may not see without sending them.
+        let mut stmt = inner.conn.prepare_cached(&format!(
+            "SELECT local_seq, doc_id, hash, bytes, signature, local,
+                    coalesce(origin, '') = ?2 OR NOT {IN_SCOPE}
+             FROM changes WHERE local_seq > ?1 ORDER BY local_seq LIMIT ?3"
+        ))?;
         let rows = stmt.query_map(params![after_seq, peer, limit.min(i64::MAX as usize) as i64], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -109,10 +114,10 @@ impl Store {
         let mut scanned = 0;
         let mut count = 0;
         for row in rows {
-            let (seq, doc, hash, bytes, signature, local, from_peer) = row?;
+            let (seq, doc, hash, bytes, signature, local, left_out) = row?;
             scanned = seq;
             count += 1;
-            if from_peer {
+            if left_out {
                 continue;
             }
             out.push(stored_change(seq, &doc, &hash, bytes, signature, local)?);
@@ -138,15 +143,27 @@ impl Store {
             .unwrap_or_default())
     }
 
-    /// Starts reading `peer`'s log again from 0 (its log was replaced).
+    /// Starts reading `peer`'s log (and its grants) again from 0: its log was replaced.
     pub fn reset_peer_read_cursor(&self, peer: &str, log_id: &str) -> Result<()> {
         let inner = self.lock();
         inner.conn.execute(
             "INSERT INTO peers (peer_id, read_seq, log_id, updated_at) VALUES (?1, 0, ?2, ?3)
-             ON CONFLICT(peer_id) DO UPDATE SET read_seq = 0, log_id = excluded.log_id, updated_at = excluded.updated_at",
+             ON CONFLICT(peer_id) DO UPDATE SET read_seq = 0, grant_seq = 0, log_id = excluded.log_id,
+                 updated_at = excluded.updated_at",
             params![peer, log_id, now_ms()],
         )?;
         Ok(())
+    }
+
+    /// Changes made here that `peer` has not durably acknowledged yet, and their size in bytes.
+    pub fn unacknowledged(&self, peer: &str) -> Result<(u64, u64)> {
+        let inner = self.lock();
+        let (count, bytes): (i64, i64) = inner.conn.prepare_cached(
+            "SELECT count(*), coalesce(sum(length(bytes)), 0) FROM changes WHERE local = 1
+             AND local_seq > coalesce((SELECT acked_seq FROM peers WHERE peer_id = ?1), 0)",
+        )?
+        .query_row([peer], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok((count.max(0) as u64, bytes.max(0) as u64))
     }
 
     /// The newest sequence number of a change made on this replica (0 when none).
@@ -184,7 +201,7 @@ impl Store {
     /// reported in [`ApplyReport::rejected`] and nothing of them is stored. Changes whose
     /// dependencies have not arrived yet are stored and take effect when they do.
     pub fn apply_remote_changes(&self, batch: Vec<IncomingChange>) -> Result<ApplyReport> {
-        self.apply_changes_from(None, batch, None)
+        self.apply(None, batch)
     }
 
     /// Like [`Store::apply_remote_changes`] for changes received from `peer` during sync: each
@@ -196,6 +213,51 @@ impl Store {
         batch: Vec<IncomingChange>,
         read_up_to: Option<(i64, &str)>,
     ) -> Result<ApplyReport> {
+        let cursor = match read_up_to {
+            Some((up_to, log_id)) => CursorMove::Read { up_to, log_id },
+            None => CursorMove::Unchanged,
+        };
+        self.apply(peer.map(|peer| Source { peer, cursor, enforce_scope: false }), batch)
+    }
+
+    /// A parent storing a child's pushed changes: each must be for a document in the child's
+    /// scope, or new here (the child created it: it enters its scope); others are refused item by
+    /// item. How much of the child's log we hold moves to `up_to` in the same transaction.
+    pub fn ingest_from_child(&self, peer: &str, batch: Vec<IncomingChange>, up_to: i64) -> Result<ApplyReport> {
+        self.apply(Some(Source { peer, cursor: CursorMove::Read { up_to, log_id: "" }, enforce_scope: true }), batch)
+    }
+
+    /// A child storing a document its parent sent whole (it entered the child's scope), and its
+    /// grant cursor, in one transaction. `doc: None` grants every document: the read cursor goes
+    /// back to 0 so the whole log comes again (re-sent changes are no-ops).
+    pub fn apply_snapshot_from(
+        &self,
+        parent: &str,
+        grant: i64,
+        doc: Option<PatientId>,
+        bytes: &[u8],
+        signatures: &[([u8; 32], Vec<u8>)],
+    ) -> Result<ApplyReport> {
+        let Some(doc_id) = doc else {
+            return self.apply(Some(Source { peer: parent, cursor: CursorMove::Rewind { grant }, enforce_scope: false }), vec![]);
+        };
+        let saved = Automerge::load(bytes).map_err(|e| Error::BadChange {
+            reason: format!("snapshot of document {doc_id} is not an automerge document: {e}"),
+        })?;
+        let signature_of: BTreeMap<&[u8; 32], &Vec<u8>> = signatures.iter().map(|(h, s)| (h, s)).collect();
+        let batch = saved
+            .get_changes(&[])
+            .into_iter()
+            .map(|c| IncomingChange {
+                doc_id,
+                bytes: c.raw_bytes().to_vec(),
+                signature: signature_of.get(&c.hash().0).map(|s| (*s).clone()),
+            })
+            .collect();
+        self.apply(Some(Source { peer: parent, cursor: CursorMove::Grant { grant }, enforce_scope: false }), batch)
+    }
+
+    fn apply(&self, source: Option<Source<'_>>, batch: Vec<IncomingChange>) -> Result<ApplyReport> {
         let mut report = ApplyReport::default();
         let mut by_doc: Batch = BTreeMap::new();
         for (index, incoming) in batch.into_iter().enumerate() {
@@ -218,7 +280,7 @@ impl Store {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let mut touched = Vec::new();
-        if let Err(e) = apply_batch(inner, by_doc, &mut report, &mut touched, peer, read_up_to) {
+        if let Err(e) = apply_batch(inner, by_doc, &mut report, &mut touched, source.as_ref()) {
             // Nothing was committed: forget the documents that ran ahead of the disk.
             for id in touched {
                 inner.cache.pop(&id);
@@ -278,24 +340,56 @@ fn stored_change(
 
 type Batch = BTreeMap<PatientId, Vec<(usize, Change, Option<Vec<u8>>)>>;
 
+/// Where a batch of remote changes came from, and what moves with it.
+struct Source<'a> {
+    peer: &'a str,
+    cursor: CursorMove<'a>,
+    /// A parent ingesting a child's push: refuse documents outside the child's scope.
+    enforce_scope: bool,
+}
+
+/// The cursor committed in the same transaction as a batch.
+enum CursorMove<'a> {
+    Unchanged,
+    /// How far we have read the peer's log (and which log that is).
+    Read { up_to: i64, log_id: &'a str },
+    /// How far we have read the peer's grants for us.
+    Grant { grant: i64 },
+    /// A grant of every document: read the peer's log again from 0.
+    Rewind { grant: i64 },
+}
+
 fn apply_batch(
     inner: &mut Inner,
     by_doc: Batch,
     report: &mut ApplyReport,
     touched: &mut Vec<PatientId>,
-    origin: Option<&str>,
-    read_up_to: Option<(i64, &str)>,
+    source: Option<&Source<'_>>,
 ) -> Result<()> {
     let compact_every = i64::from(inner.options.compact_every.max(1));
+    let origin = source.map(|s| s.peer);
     let tx = inner.conn.unchecked_transaction()?;
     for (doc_id, items) in by_doc {
+        let known_doc = exists(&tx, doc_id)?;
+        if let Some(source) = source.filter(|s| s.enforce_scope) {
+            if known_doc && !in_scope(&tx, source.peer, doc_id)? {
+                // Already-stored changes are harmless no-ops; anything new is refused.
+                for (index, change, _) in items {
+                    if is_stored(&tx, &change)? {
+                        report.duplicates += 1;
+                    } else {
+                        report.rejected.push(RejectedChange {
+                            index,
+                            reason: format!("document {doc_id} is outside the scope of {}", source.peer),
+                        });
+                    }
+                }
+                continue;
+            }
+        }
         let mut fresh = Vec::new();
         for (index, change, signature) in items {
-            let known = tx
-                .query_row("SELECT 1 FROM changes WHERE hash = ?1", [change.hash().0.to_vec()], |_| Ok(()))
-                .optional()?
-                .is_some();
-            if known || fresh.iter().any(|(_, c, _): &(usize, Change, _)| c.hash() == change.hash()) {
+            if is_stored(&tx, &change)? || fresh.iter().any(|(_, c, _): &(usize, Change, _)| c.hash() == change.hash()) {
                 report.duplicates += 1;
             } else {
                 fresh.push((index, change, signature));
@@ -305,7 +399,6 @@ fn apply_batch(
             continue;
         }
         touched.push(doc_id);
-        let known_doc = exists(&tx, doc_id)?;
         let fresh_doc = || Loaded { doc: Automerge::new(), record: None };
         let mut loaded = match inner.cache.pop(&doc_id) {
             Some(loaded) => loaded,
@@ -340,19 +433,60 @@ fn apply_batch(
             // Remote changes may touch anything: read the record once for the whole batch.
             loaded.refresh(doc_id);
             report.applied += store_changes(&tx, doc_id, &accepted, origin)?;
+            if let Some(source) = source.filter(|s| s.enforce_scope && !known_doc) {
+                record_created(&tx, source.peer, doc_id)?;
+            }
             write_doc_row(&tx, doc_id, &loaded, accepted.len(), compact_every)?;
             report.changed.push(doc_id);
         }
         inner.cache.put(doc_id, loaded);
     }
-    if let (Some(peer), Some((seq, log_id))) = (origin, read_up_to) {
-        tx.prepare_cached(
-            "INSERT INTO peers (peer_id, read_seq, log_id, updated_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(peer_id) DO UPDATE SET read_seq = max(read_seq, excluded.read_seq),
-                 log_id = excluded.log_id, updated_at = excluded.updated_at",
-        )?
-        .execute(params![peer, seq, log_id, now_ms()])?;
+    if let Some(source) = source {
+        move_cursor(&tx, source)?;
     }
     tx.commit()?;
+    if report.applied > 0 {
+        inner.notify(false);
+    }
+    Ok(())
+}
+
+fn is_stored(conn: &rusqlite::Connection, change: &Change) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM changes WHERE hash = ?1")?
+        .query_row([change.hash().0.to_vec()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+fn move_cursor(conn: &rusqlite::Connection, source: &Source<'_>) -> Result<()> {
+    let peer = source.peer;
+    match source.cursor {
+        CursorMove::Unchanged => {}
+        CursorMove::Read { up_to, log_id } => {
+            conn.prepare_cached(
+                "INSERT INTO peers (peer_id, read_seq, log_id, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(peer_id) DO UPDATE SET read_seq = max(read_seq, excluded.read_seq),
+                     log_id = excluded.log_id, updated_at = excluded.updated_at",
+            )?
+            .execute(params![peer, up_to, log_id, now_ms()])?;
+        }
+        CursorMove::Grant { grant } => {
+            conn.prepare_cached(
+                "INSERT INTO peers (peer_id, grant_seq, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(peer_id) DO UPDATE SET grant_seq = max(grant_seq, excluded.grant_seq),
+                     updated_at = excluded.updated_at",
+            )?
+            .execute(params![peer, grant, now_ms()])?;
+        }
+        CursorMove::Rewind { grant } => {
+            conn.prepare_cached(
+                "INSERT INTO peers (peer_id, grant_seq, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(peer_id) DO UPDATE SET grant_seq = max(grant_seq, excluded.grant_seq), read_seq = 0,
+                     updated_at = excluded.updated_at",
+            )?
+            .execute(params![peer, grant, now_ms()])?;
+        }
+    }
     Ok(())
 }

@@ -13,8 +13,11 @@ mod index;
 mod log;
 mod queries;
 pub(crate) mod schema;
+mod scope;
 
 pub use index::{PatientSummary, ReferralSummary};
+pub use scope::{DocumentSnapshot, ScopeGrant};
+
 pub use log::{ApplyReport, IncomingChange, MAX_CHANGE_BYTES, PeerCursor, RejectedChange, StoredChange};
 
 use crate::identity::DeviceKey;
@@ -81,6 +84,28 @@ pub(crate) struct Inner {
     /// A fresh random actor for every open: a restored backup can never reuse an actor.
     pub(crate) actor: ActorId,
     pub(crate) options: StoreOptions,
+    /// Moves on every commit; sync agents and relay sessions wait on it.
+    pub(crate) events: tokio::sync::watch::Sender<StoreEvents>,
+}
+
+/// Counters that move when the store commits something: what sync waits on instead of polling.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreEvents {
+    /// Edits made on this replica (each is also log growth).
+    pub local_edits: u64,
+    /// Commits that added to the log or to the grants (local edits, changes from peers, scope).
+    pub log_growth: u64,
+}
+
+impl Inner {
+    pub(crate) fn notify(&self, local: bool) {
+        self.events.send_modify(|e| {
+            e.log_growth += 1;
+            if local {
+                e.local_edits += 1;
+            }
+        });
+    }
 }
 
 impl Store {
@@ -99,6 +124,11 @@ impl Store {
             std::time::Duration::from_millis(250),
         )?);
         Ok(store)
+    }
+
+    /// A receiver that wakes when the store commits (see [`StoreEvents`]).
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<StoreEvents> {
+        self.lock().events.subscribe()
     }
 
     /// A store in memory (tests, tools); nothing is durable.
@@ -132,7 +162,14 @@ impl Store {
         let capacity = NonZeroUsize::new(options.cache_capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
         Ok(Store {
             _checkpointer: None,
-            inner: Mutex::new(Inner { conn, cache: LruCache::new(capacity), key, actor: ActorId::random(), options }),
+            inner: Mutex::new(Inner {
+                conn,
+                cache: LruCache::new(capacity),
+                key,
+                actor: ActorId::random(),
+                options,
+                events: tokio::sync::watch::Sender::new(StoreEvents::default()),
+            }),
         })
     }
 

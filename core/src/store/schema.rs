@@ -92,6 +92,20 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE peers ADD COLUMN log_id TEXT NOT NULL DEFAULT '';
     INSERT OR IGNORE INTO meta (key, value) VALUES ('log_id', lower(hex(randomblob(16))));
     "#,
+    // 4: scope, on a parent (relay, edge hub): which documents each child may see and write.
+    // Grants are numbered so that a child reads the ones meant for it like a log (its cursor is
+    // `peers.grant_seq` on the child's side). `doc_id` '*' grants every document.
+    r#"
+    CREATE TABLE scope (
+        grant_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+        peer_id    TEXT NOT NULL,
+        doc_id     TEXT NOT NULL,
+        reason     TEXT NOT NULL,      -- 'created': the child created it here; 'assigned': an operator
+        granted_at INTEGER NOT NULL,
+        UNIQUE (peer_id, doc_id)
+    );
+    ALTER TABLE peers ADD COLUMN grant_seq INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -32,11 +32,26 @@ pub enum ChildAction {
         /// Parent log id the cursor refers to.
         log_id: String,
     },
+    /// Store this document (newly in scope, sent whole) and move the grant cursor to `grant`, in
+    /// one transaction; `doc: None` means every document: read the parent's log again from 0.
+    /// Then call [`ChildSession::snapshot_applied`].
+    ApplySnapshot {
+        /// Grant position.
+        grant: i64,
+        /// The document, or every document.
+        doc: Option<[u8; 16]>,
+        /// `Automerge::save()` bytes.
+        bytes: Vec<u8>,
+        /// Signatures by change hash.
+        signatures: Vec<([u8; 32], Vec<u8>)>,
+    },
     /// The parent durably holds our log up to here (record it; "synced" when it reaches the head).
     Acked {
         /// Acknowledged cursor.
         up_to: i64,
     },
+    /// The parent refused some of our changes (the rest were stored); reasons for the log and UI.
+    Refused(Vec<String>),
     /// Both directions are complete as of the session start.
     Synced,
     /// The session failed; the driver closes the connection and retries later.
@@ -62,11 +77,19 @@ pub struct ChildSession {
     reading: bool,
     pull_target: i64,
     synced_reported: bool,
+    grant_seq: i64,
+    pending: (u64, u64),
 }
 
 impl ChildSession {
     /// Starts a session: returns the session and the hello to send.
-    pub fn start(peer: &str, log_id: &str, read_seq: i64, local_head: i64) -> (ChildSession, ChildAction) {
+    pub fn start(
+        peer: &str,
+        log_id: &str,
+        read_seq: i64,
+        grant_seq: i64,
+        local_head: i64,
+    ) -> (ChildSession, ChildAction) {
         let session = ChildSession {
             state: State::AwaitWelcome,
             log_id: log_id.to_string(),
@@ -78,14 +101,27 @@ impl ChildSession {
             reading: false,
             pull_target: i64::MAX,
             synced_reported: false,
+            grant_seq,
+            pending: (0, 0),
         };
-        let hello = Message::Hello { peer: peer.to_string(), log_id: log_id.to_string(), read_seq, local_head };
+        let hello =
+            Message::Hello { peer: peer.to_string(), log_id: log_id.to_string(), read_seq, local_head, grant_seq };
         (session, ChildAction::Send(hello))
     }
 
     /// Whether everything is exchanged as of the session start.
     pub fn is_synced(&self) -> bool {
         self.state == State::Running && self.acked >= self.local_head && self.read_seq >= self.pull_target
+    }
+
+    /// What the parent announced it will send: (changes, bytes).
+    pub fn pull_pending(&self) -> (u64, u64) {
+        self.pending
+    }
+
+    /// Whether the parent's welcome has arrived (messages of the pull stream wait for it).
+    pub fn is_welcomed(&self) -> bool {
+        self.state != State::AwaitWelcome
     }
 
     /// The child made new local changes while connected (live mode): push them too.
@@ -142,14 +178,21 @@ impl ChildSession {
         out
     }
 
+    /// The driver committed an `ApplySnapshot` for `grant`.
+    pub fn snapshot_applied(&mut self, grant: i64) -> Vec<ChildAction> {
+        self.grant_seq = self.grant_seq.max(grant);
+        Vec::new()
+    }
+
     /// A message from the parent.
     pub fn on_message(&mut self, message: Message) -> Vec<ChildAction> {
         if self.state == State::Failed {
             return Vec::new();
         }
         match (message, &self.state) {
-            (Message::Welcome { log_id, acked_seq, head, .. }, State::AwaitWelcome) => {
+            (Message::Welcome { log_id, acked_seq, head, pending_items, pending_bytes, .. }, State::AwaitWelcome) => {
                 let mut out = Vec::new();
+                self.pending = (pending_items, pending_bytes);
                 if log_id != self.log_id {
                     // Another log (the relay's database was replaced): everything again, from 0.
                     self.read_seq = 0;
@@ -196,6 +239,16 @@ impl ChildSession {
                 self.read_seq = to_seq;
                 vec![ChildAction::Apply { items, up_to: to_seq, log_id: self.log_id.clone() }]
             }
+            (Message::Snapshot { grant, doc, bytes, signatures }, State::Running) => {
+                if grant <= self.grant_seq {
+                    return Vec::new(); // already stored
+                }
+                if doc.is_none() {
+                    // Every document: the pull stream that follows starts again from 0.
+                    self.read_seq = 0;
+                }
+                vec![ChildAction::ApplySnapshot { grant, doc, bytes, signatures }]
+            }
             (Message::Caught { up_to }, State::Running) => {
                 self.pull_target = self.pull_target.min(up_to);
                 let mut out = Vec::new();
@@ -203,8 +256,9 @@ impl ChildSession {
                 out
             }
             (Message::Refused { items }, State::Running) => {
-                let reasons: Vec<String> = items.iter().map(|(seq, why)| format!("{seq}: {why}")).collect();
-                vec![ChildAction::Failed(format!("the relay refused changes: {}", reasons.join("; ")))]
+                // The parent stored the rest and acks past the refused items: they are not sent
+                // again. They stay in our log and record; the status shows the refusal.
+                vec![ChildAction::Refused(items.iter().map(|(seq, why)| format!("change {seq}: {why}")).collect())]
             }
             (Message::Error { code, message }, _) => {
                 self.state = State::Failed;
@@ -224,6 +278,7 @@ pub(crate) fn name(message: &Message) -> &'static str {
         Message::Ack { .. } => "ack",
         Message::Pull { .. } => "pull",
         Message::Caught { .. } => "caught",
+        Message::Snapshot { .. } => "snapshot",
         Message::Refused { .. } => "refused",
         Message::Error { .. } => "error",
     }

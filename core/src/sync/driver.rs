@@ -5,6 +5,7 @@
 use super::child::{ChildAction, ChildSession};
 use super::message::{ErrorCode, Message, WireChange};
 use super::parent::{ParentAction, ParentSession};
+use super::storage::ParentStorage;
 use crate::store::{IncomingChange, StoredChange};
 use crate::{PatientId, PeerCursor, Result, Store};
 use std::collections::VecDeque;
@@ -29,8 +30,16 @@ pub struct SessionOutcome {
     pub sent: usize,
     /// Changes received and stored.
     pub received: usize,
+    /// Bytes of the changes sent and received (uncompressed automerge bytes).
+    pub change_bytes: u64,
+    /// Documents received whole (they entered the scope).
+    pub snapshots: usize,
+    /// Changes the peer refused, with the reasons.
+    pub refused: Vec<String>,
     /// Why it failed, if it did.
     pub error: Option<String>,
+    /// Documents changed by what was received (so a screen can refresh).
+    pub changed: Vec<PatientId>,
 }
 
 /// A device (or edge hub) syncing with its parent.
@@ -47,8 +56,9 @@ impl<'a> ChildDriver<'a> {
     pub fn start(store: &'a Store, me: &str, parent: &str) -> Result<(ChildDriver<'a>, Vec<Message>)> {
         let cursor = store.peer_cursor(parent)?;
         let log_id = store.peer_log_id(parent)?;
+        let grant_seq = store.peer_grant_seq(parent)?;
         let head = store.last_local_seq()?;
-        let (session, hello) = ChildSession::start(me, &log_id, cursor.read_seq, head);
+        let (session, hello) = ChildSession::start(me, &log_id, cursor.read_seq, grant_seq, head);
         let mut driver = ChildDriver { store, parent: parent.to_string(), session, outcome: SessionOutcome::default() };
         let out = driver.run(vec![hello])?;
         Ok((driver, out))
@@ -58,6 +68,11 @@ impl<'a> ChildDriver<'a> {
     pub fn on_message(&mut self, message: Message) -> Result<Vec<Message>> {
         let actions = self.session.on_message(message);
         self.run(actions)
+    }
+
+    /// The underlying session (progress, state).
+    pub fn session(&self) -> &ChildSession {
+        &self.session
     }
 
     /// New local edits while connected: push them.
@@ -84,6 +99,7 @@ impl<'a> ChildDriver<'a> {
                         changes.last().map_or(after_seq, |c| c.seq)
                     };
                     self.outcome.sent += changes.len();
+                    self.outcome.change_bytes += changes.iter().map(|c| c.bytes.len() as u64).sum::<u64>();
                     self.session.push(changes.into_iter().map(wire).collect(), up_to)
                 }
                 ChildAction::ResetCursor { log_id } => {
@@ -91,6 +107,7 @@ impl<'a> ChildDriver<'a> {
                     Vec::new()
                 }
                 ChildAction::Apply { items, up_to, log_id } => {
+                    self.outcome.change_bytes += items.iter().map(|c| c.bytes.len() as u64).sum::<u64>();
                     let report = self.store.apply_changes_from(
                         Some(&self.parent),
                         items.into_iter().map(incoming).collect(),
@@ -100,7 +117,16 @@ impl<'a> ChildDriver<'a> {
                     for r in &report.rejected {
                         tracing::warn!(parent = %self.parent, reason = %r.reason, "refused a change from the parent");
                     }
+                    self.outcome.changed.extend(report.changed);
                     self.session.applied(up_to)
+                }
+                ChildAction::ApplySnapshot { grant, doc, bytes, signatures } => {
+                    let doc = doc.map(|d| PatientId(uuid::Uuid::from_bytes(d)));
+                    let report = self.store.apply_snapshot_from(&self.parent, grant, doc, &bytes, &signatures)?;
+                    self.outcome.received += report.applied;
+                    self.outcome.snapshots += usize::from(doc.is_some());
+                    self.outcome.changed.extend(report.changed);
+                    self.session.snapshot_applied(grant)
                 }
                 ChildAction::Acked { up_to } => {
                     self.store.set_peer_cursor(&self.parent, PeerCursor { acked_seq: up_to, read_seq: 0 })?;
@@ -114,6 +140,10 @@ impl<'a> ChildDriver<'a> {
                     self.outcome.error = Some(why);
                     Vec::new()
                 }
+                ChildAction::Refused(reasons) => {
+                    self.outcome.refused.extend(reasons);
+                    Vec::new()
+                }
             };
             queue.extend(next);
         }
@@ -123,7 +153,7 @@ impl<'a> ChildDriver<'a> {
 
 /// The relay (or an edge hub) serving one child.
 pub struct ParentDriver<'a> {
-    store: &'a Store,
+    store: &'a dyn ParentStorage,
     me: String,
     session: ParentSession,
     /// Progress so far.
@@ -132,7 +162,7 @@ pub struct ParentDriver<'a> {
 
 impl<'a> ParentDriver<'a> {
     /// A driver waiting for a child's hello.
-    pub fn new(store: &'a Store, me: &str) -> ParentDriver<'a> {
+    pub fn new(store: &'a dyn ParentStorage, me: &str) -> ParentDriver<'a> {
         ParentDriver { store, me: me.to_string(), session: ParentSession::new(), outcome: SessionOutcome::default() }
     }
 
@@ -149,9 +179,21 @@ impl<'a> ParentDriver<'a> {
 
     /// Our log grew while the child is connected: stream the new changes.
     pub fn log_grew(&mut self) -> Result<Vec<Message>> {
-        let head = self.store.last_seq()?;
+        let head = self.store.head()?;
         let actions = self.session.log_grew(head);
         self.run(actions)
+    }
+
+    /// The transport has sent a pull batch: read further (reading never runs more than a few
+    /// batches ahead of the network).
+    pub fn pull_sent(&mut self) -> Result<Vec<Message>> {
+        let actions = self.session.pull_sent();
+        self.run(actions)
+    }
+
+    /// The session's state.
+    pub fn session(&self) -> &ParentSession {
+        &self.session
     }
 
     /// A message telling the child why the session ends here.
@@ -171,27 +213,35 @@ impl<'a> ParentDriver<'a> {
                     send.push(m);
                     continue;
                 }
-                ParentAction::Lookup { peer } => {
-                    let acked = self.store.peer_cursor(&peer)?.read_seq;
+                ParentAction::Lookup { peer, read_seq } => {
+                    let acked = self.store.child_acked(&peer)?;
                     let log_id = self.store.log_id()?;
-                    let head = self.store.last_seq()?;
-                    self.session.welcome(acked, &log_id, head)
+                    let head = self.store.head()?;
+                    let pending = self.store.pending_for(&peer, read_seq)?;
+                    self.session.welcome(acked, &log_id, head, pending)
                 }
                 ParentAction::ReadLog { after_seq } => {
-                    let (changes, up_to) =
-                        self.store.changes_for_peer(self.session.peer(), after_seq, BATCH_CHANGES)?;
+                    let (changes, up_to) = self.store.changes_for(self.session.peer(), after_seq, BATCH_CHANGES)?;
                     self.outcome.sent += changes.len();
+                    self.outcome.change_bytes += changes.iter().map(|c| c.bytes.len() as u64).sum::<u64>();
                     self.session.pull(changes.into_iter().map(wire).collect(), up_to)
                 }
+                ParentAction::ReadGrants { after } => {
+                    let (grants, more) = self.store.grants_for(self.session.peer(), after)?;
+                    self.outcome.snapshots += grants.iter().filter(|g| g.doc.is_some()).count();
+                    self.session.granted(grants, more)
+                }
                 ParentAction::Ingest { items, up_to } => {
+                    self.outcome.change_bytes += items.iter().map(|c| c.bytes.len() as u64).sum::<u64>();
                     let seqs: Vec<i64> = items.iter().map(|c| c.seq).collect();
                     let peer = self.session.peer().to_string();
-                    let report = self.store.apply_changes_from(
-                        Some(&peer),
-                        items.into_iter().map(incoming).collect(),
-                        Some((up_to, "")),
-                    )?;
+                    let report = self.store.ingest(&peer, items.into_iter().map(incoming).collect(), up_to)?;
                     self.outcome.received += report.applied;
+                    self.outcome.changed.extend(report.changed.iter().copied());
+                    for r in &report.rejected {
+                        tracing::warn!(child = %peer, reason = %r.reason, "refused a change");
+                        self.outcome.refused.push(r.reason.clone());
+                    }
                     let refused = report.rejected.into_iter().map(|r| (seqs[r.index], r.reason)).collect();
                     self.session.ingested(up_to, refused)
                 }

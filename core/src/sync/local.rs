@@ -74,6 +74,15 @@ pub fn sync_in_process(
         if !alive {
             break;
         }
+        // Each pull batch is "sent" as it joins the flight, which lets the parent read the next.
+        let mut i = 0;
+        while i < down.len() {
+            if matches!(down[i], Message::Pull { .. }) {
+                let more = p.pull_sent()?;
+                down.extend(more);
+            }
+            i += 1;
+        }
         stats.round_trips += 1;
         let frames: Vec<Vec<u8>> = down.iter().map(encode).collect();
         stats.bytes_down += frames.iter().map(Vec::len).sum::<usize>();

@@ -42,6 +42,8 @@ pub enum Message {
         read_seq: i64,
         /// The child's newest local change.
         local_head: i64,
+        /// How far the child has read the parent's list of documents granted to it.
+        grant_seq: i64,
     },
     /// Parent → child: who I am and what I have of your log.
     Welcome {
@@ -53,6 +55,10 @@ pub enum Message {
         acked_seq: i64,
         /// The parent's newest change.
         head: i64,
+        /// Changes the child is about to pull (for progress; an upper bound when the log grows).
+        pending_items: u64,
+        /// Their size in bytes.
+        pending_bytes: u64,
     },
     /// Child → parent: the child's changes with sequence in `(from_seq, to_seq]`.
     Push {
@@ -78,6 +84,19 @@ pub enum Message {
         to_seq: i64,
         /// The changes.
         items: Vec<WireChange>,
+    },
+    /// Parent → child: a document entered the child's scope after the child had read past its
+    /// history; here it is whole, as a compacted automerge document. The child stores it and
+    /// moves its grant cursor to `grant` in one transaction.
+    Snapshot {
+        /// Position in the parent's list of grants for this child.
+        grant: i64,
+        /// The document; `None` grants every document: the child reads the log again from 0.
+        doc: Option<[u8; 16]>,
+        /// `Automerge::save()` of the document (empty when `doc` is `None`).
+        bytes: Vec<u8>,
+        /// The authoring devices' signatures of the document's changes, by change hash.
+        signatures: Vec<([u8; 32], Vec<u8>)>,
     },
     /// Parent → child: the pull stream has reached the parent's head `up_to`.
     Caught {

@@ -21,10 +21,12 @@ mod frame;
 mod local;
 mod message;
 mod parent;
+mod storage;
 
 pub use child::{ChildAction, ChildSession};
 pub use driver::{BATCH_CHANGES, ChildDriver, ParentDriver, SessionOutcome};
 pub use frame::{FrameDecoder, FrameError, MAX_FRAME_BYTES, PROTOCOL_VERSION, decode_body, encode};
 pub use local::{Link, PerfectLink, SyncStats, sync_in_process};
 pub use message::{ErrorCode, Message, WireChange};
-pub use parent::{ParentAction, ParentSession};
+pub use parent::{Grant, ParentAction, ParentSession};
+pub use storage::{GRANTS_PER_READ, ParentStorage};

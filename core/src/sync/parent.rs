@@ -7,6 +7,19 @@ use super::message::{ErrorCode, Message, WireChange};
 /// Pull batches allowed in flight (the child applies them in order; QUIC carries them in order).
 const PULL_WINDOW: usize = 4;
 
+/// A document that entered a child's scope, as the driver read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// Position in the list of grants for the child.
+    pub grant: i64,
+    /// The document, or `None` for every document.
+    pub doc: Option<[u8; 16]>,
+    /// `Automerge::save()` of the document (empty for `None`).
+    pub bytes: Vec<u8>,
+    /// Signatures of its changes by change hash.
+    pub signatures: Vec<([u8; 32], Vec<u8>)>,
+}
+
 /// What the parent session asks of its driver.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ParentAction {
@@ -17,12 +30,20 @@ pub enum ParentAction {
     Lookup {
         /// The child's peer id.
         peer: String,
+        /// The child's cursor in our log.
+        read_seq: i64,
     },
     /// Read our changes after `after_seq` that the child may see (not its own), then call
     /// [`ParentSession::pull`].
     ReadLog {
         /// Cursor to read after.
         after_seq: i64,
+    },
+    /// Read the documents granted to the child after grant `after` (at most a few, each whole),
+    /// then call [`ParentSession::granted`].
+    ReadGrants {
+        /// Grant cursor to read after.
+        after: i64,
     },
     /// Store the child's changes and move its cursor to `up_to` in one transaction, then call
     /// [`ParentSession::ingested`].
@@ -56,6 +77,8 @@ pub struct ParentSession {
     in_flight: usize,
     reading: bool,
     caught_sent: bool,
+    grant_sent: i64,
+    grants_dirty: bool,
 }
 
 impl Default for ParentSession {
@@ -78,7 +101,14 @@ impl ParentSession {
             in_flight: 0,
             reading: false,
             caught_sent: false,
+            grant_sent: 0,
+            grants_dirty: true,
         }
+    }
+
+    /// Whether the welcome has been sent (live updates wait for it).
+    pub fn is_welcomed(&self) -> bool {
+        matches!(self.state, State::Running)
     }
 
     /// The child's peer id, once it said hello.
@@ -91,8 +121,9 @@ impl ParentSession {
         vec![ParentAction::Send(Message::Error { code, message: message.clone() }), ParentAction::Failed(message)]
     }
 
-    /// The driver's answer to `Lookup`: how much of the child's log we hold, our log's id and head.
-    pub fn welcome(&mut self, acked_seq: i64, log_id: &str, head: i64) -> Vec<ParentAction> {
+    /// The driver's answer to `Lookup`: how much of the child's log we hold, our log's id and
+    /// head, and how many changes (and bytes) the child is about to pull.
+    pub fn welcome(&mut self, acked_seq: i64, log_id: &str, head: i64, pending: (u64, u64)) -> Vec<ParentAction> {
         if self.state != State::AwaitLookup {
             return Vec::new();
         }
@@ -100,29 +131,48 @@ impl ParentSession {
         self.acked = acked_seq;
         self.head = head;
         // A cursor into another log (ours was replaced) counts for nothing.
-        self.sent_to = if self.child_log_id == log_id { self.child_read.min(head) } else { 0 };
+        if self.child_log_id == log_id {
+            self.sent_to = self.child_read.min(head);
+        } else {
+            self.sent_to = 0;
+            self.grant_sent = 0;
+        }
         let mut out = vec![ParentAction::Send(Message::Welcome {
             peer: String::new(),
             log_id: log_id.to_string(),
             acked_seq,
             head,
+            pending_items: pending.0,
+            pending_bytes: pending.1,
         })];
         out.extend(self.more_pull());
         out
     }
 
-    /// New changes reached our log while the child is connected (live mode).
+    /// The child's cursor in our log after the last batch sent (what it will hold once applied).
+    pub fn sent_to(&self) -> i64 {
+        self.sent_to
+    }
+
+    /// New changes reached our log, or documents entered the child's scope, while the child is
+    /// connected (live mode).
     pub fn log_grew(&mut self, head: i64) -> Vec<ParentAction> {
         if head > self.head {
             self.head = head;
             self.caught_sent = false;
         }
+        self.grants_dirty = true;
         self.more_pull()
     }
 
     fn more_pull(&mut self) -> Vec<ParentAction> {
         if self.state != State::Running || self.reading {
             return Vec::new();
+        }
+        // Documents that entered the scope go first: the log that follows builds on them.
+        if self.grants_dirty {
+            self.reading = true;
+            return vec![ParentAction::ReadGrants { after: self.grant_sent }];
         }
         if self.sent_to < self.head {
             if self.in_flight < PULL_WINDOW {
@@ -147,10 +197,44 @@ impl ParentSession {
         }
         let message = Message::Pull { from_seq: self.sent_to, to_seq: up_to, items };
         self.sent_to = up_to;
-        // Pull batches are not acknowledged: the stream is ordered and the child's cursor is
-        // durable on its side. The window only bounds how far reading runs ahead of sending.
-        self.in_flight = 0;
+        // Pull batches are not acknowledged by the child (the stream is ordered and its cursor is
+        // durable on its side); the window bounds how far reading runs ahead of the transport,
+        // which reports each batch it has sent with `pull_sent`.
+        self.in_flight += 1;
         let mut out = vec![ParentAction::Send(message)];
+        out.extend(self.more_pull());
+        out
+    }
+
+    /// The transport has handed a pull batch to the network: read further.
+    pub fn pull_sent(&mut self) -> Vec<ParentAction> {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.more_pull()
+    }
+
+    /// The driver read the grants after the cursor: `(grant, doc, saved document, signatures)`;
+    /// `more` when it stopped at its limit.
+    pub fn granted(&mut self, items: Vec<Grant>, more: bool) -> Vec<ParentAction> {
+        self.reading = false;
+        self.grants_dirty = more;
+        let mut out = Vec::new();
+        for grant in items {
+            if grant.grant <= self.grant_sent {
+                continue;
+            }
+            self.grant_sent = grant.grant;
+            if grant.doc.is_none() {
+                // Every document: the child reads our whole log again (it rewinds on receipt).
+                self.sent_to = 0;
+                self.caught_sent = false;
+            }
+            out.push(ParentAction::Send(Message::Snapshot {
+                grant: grant.grant,
+                doc: grant.doc,
+                bytes: grant.bytes,
+                signatures: grant.signatures,
+            }));
+        }
         out.extend(self.more_pull());
         out
     }
@@ -172,15 +256,16 @@ impl ParentSession {
             return Vec::new();
         }
         match (message, &self.state) {
-            (Message::Hello { peer, log_id, read_seq, .. }, State::AwaitHello) => {
+            (Message::Hello { peer, log_id, read_seq, grant_seq, .. }, State::AwaitHello) => {
                 if peer.is_empty() || peer.len() > 128 {
                     return self.fail(ErrorCode::Protocol, "hello without a valid peer id".into());
                 }
                 self.peer = peer.clone();
                 self.child_read = read_seq.max(0);
                 self.child_log_id = log_id;
+                self.grant_sent = grant_seq.max(0);
                 self.state = State::AwaitLookup;
-                vec![ParentAction::Lookup { peer }]
+                vec![ParentAction::Lookup { peer, read_seq: self.child_read }]
             }
             (Message::Push { from_seq, to_seq, items }, State::Running) => {
                 if to_seq <= self.acked {

@@ -1,0 +1,92 @@
+//! Protocol frames over QUIC streams: a reader that decodes messages as bytes arrive, and a
+//! writer task per stream so that reading never waits on a write (two peers blocked writing to
+//! each other's full windows would deadlock).
+
+use super::network;
+use crate::sync::{FrameDecoder, Message, encode};
+use crate::{Error, Result};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
+
+/// Reads messages from a stream.
+pub(crate) struct FramedRecv {
+    stream: quinn::RecvStream,
+    decoder: FrameDecoder,
+    buf: Vec<u8>,
+    /// Protocol bytes read.
+    pub(crate) bytes: Arc<AtomicU64>,
+}
+
+impl FramedRecv {
+    pub(crate) fn new(stream: quinn::RecvStream, bytes: Arc<AtomicU64>) -> FramedRecv {
+        FramedRecv { stream, decoder: FrameDecoder::new(), buf: vec![0; 64 * 1024], bytes }
+    }
+
+    /// The next message; `None` when the peer finished the stream. Cancel-safe: bytes already
+    /// read stay in the decoder.
+    pub(crate) async fn next(&mut self) -> Result<Option<Message>> {
+        loop {
+            if let Some(message) = self.decoder.next_message()? {
+                return Ok(Some(message));
+            }
+            let read = self.stream.read(&mut self.buf).await.map_err(|e| match e {
+                quinn::ReadError::ZeroRttRejected => super::child::zero_rtt_rejected(),
+                e => network("read")(&e),
+            })?;
+            match read {
+                Some(n) => {
+                    self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    self.decoder.push(&self.buf[..n]);
+                }
+                None if self.decoder.pending() == 0 => return Ok(None),
+                None => {
+                    return Err(Error::Sync {
+                        reason: format!("stream ended inside a frame ({} bytes left over)", self.decoder.pending()),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Sends messages on a stream from a task of its own. Each frame sent is reported on `sent`
+/// (with the message's kind) so the session can pace reading against the network.
+pub(crate) struct FramedSend {
+    queue: mpsc::UnboundedSender<(Vec<u8>, bool)>,
+    /// Protocol bytes queued.
+    pub(crate) bytes: Arc<AtomicU64>,
+}
+
+impl FramedSend {
+    /// Starts the writer task on `tasks`. `sent` receives `true` for each pull batch written.
+    pub(crate) fn start(
+        mut stream: quinn::SendStream,
+        tasks: &mut tokio::task::JoinSet<()>,
+        sent: Option<mpsc::UnboundedSender<()>>,
+        bytes: Arc<AtomicU64>,
+    ) -> FramedSend {
+        let (queue, mut rx) = mpsc::unbounded_channel::<(Vec<u8>, bool)>();
+        tasks.spawn(async move {
+            while let Some((frame, is_pull)) = rx.recv().await {
+                if stream.write_all(&frame).await.is_err() {
+                    return; // the connection is gone; the session notices on its reads
+                }
+                if is_pull && let Some(sent) = &sent {
+                    let _ = sent.send(());
+                }
+            }
+            let _ = stream.finish();
+        });
+        FramedSend { queue, bytes }
+    }
+
+    /// Queues a message; returns its size on the wire.
+    pub(crate) fn send(&self, message: &Message) -> u64 {
+        let frame = encode(message);
+        let len = frame.len() as u64;
+        self.bytes.fetch_add(len, Ordering::Relaxed);
+        let _ = self.queue.send((frame, matches!(message, Message::Pull { .. })));
+        len
+    }
+}

@@ -1,0 +1,128 @@
+//! The parent side over QUIC: the relay (or an edge hub) serving one child connection.
+
+use super::framed::{FramedRecv, FramedSend};
+use super::{blocking, network};
+use crate::sync::{ErrorCode, FrameError, Message, ParentDriver, ParentStorage, SessionOutcome};
+use crate::{Error, Result};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How a parent serves its children.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// This parent's peer id (sent in the welcome).
+    pub me: String,
+}
+
+/// Serves one child connection: runs the parent side of each session the child opens on it
+/// (one at a time) until the child closes, the connection breaks or `stop` is cancelled. While a
+/// session is open it is live: changes that reach the store (other children's pushes, documents
+/// granted to this child) are streamed to the child as they commit.
+///
+/// Returns the last session's outcome. Errors from the child (a malformed frame, a protocol
+/// violation) are sent to the child, logged, and end only this connection.
+pub async fn serve_child(
+    conn: quinn::Connection,
+    storage: &dyn ParentStorage,
+    options: &ServeOptions,
+    stop: &CancellationToken,
+) -> Result<SessionOutcome> {
+    let mut last = SessionOutcome::default();
+    loop {
+        let (send, recv) = tokio::select! {
+            _ = stop.cancelled() => return Ok(last),
+            stream = conn.accept_bi() => match stream {
+                Ok(stream) => stream,
+                Err(quinn::ConnectionError::ApplicationClosed(_) | quinn::ConnectionError::LocallyClosed) => {
+                    return Ok(last);
+                }
+                Err(e) => return Err(network("connection")(&e)),
+            },
+        };
+        last = session(&conn, send, recv, storage, options, stop).await?;
+    }
+}
+
+async fn session(
+    conn: &quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    storage: &dyn ParentStorage,
+    options: &ServeOptions,
+    stop: &CancellationToken,
+) -> Result<SessionOutcome> {
+    let (up, down) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let control = FramedSend::start(send, &mut tasks, None, down.clone());
+    let mut bulk: Option<FramedSend> = None;
+    let (sent_tx, mut sent_rx) = mpsc::unbounded_channel();
+    let mut input = FramedRecv::new(recv, up);
+    let mut driver = ParentDriver::new(storage, &options.me);
+    let mut events = storage.watch();
+    events.borrow_and_update();
+
+    let result: Result<()> = loop {
+        if let Some(why) = driver.outcome.error.clone() {
+            break Err(Error::Sync { reason: why });
+        }
+        let welcomed = driver.session().is_welcomed();
+        let out = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break Ok(()),
+            message = input.next() => match message {
+                Ok(Some(message)) => blocking(|| driver.on_message(message)),
+                Ok(None) => break Ok(()), // the child finished its session
+                Err(Error::Frame(e)) => {
+                    let code = if matches!(e, FrameError::UnsupportedVersion { .. }) { ErrorCode::Version } else { ErrorCode::Protocol };
+                    control.send(&Message::Error { code, message: e.to_string() });
+                    break Err(Error::Frame(e));
+                }
+                Err(e) => break Err(e),
+            },
+            Some(()) = sent_rx.recv() => blocking(|| driver.pull_sent()),
+            changed = events.changed(), if welcomed => {
+                if changed.is_err() {
+                    break Ok(());
+                }
+                events.borrow_and_update();
+                blocking(|| driver.log_grew())
+            }
+        };
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => {
+                control.send(&ParentDriver::internal_error("the relay could not serve this session; try again later"));
+                break Err(e);
+            }
+        };
+        if !welcomed && driver.session().is_welcomed() {
+            tracing::Span::current().record("device", driver.peer());
+        }
+        for message in out {
+            if matches!(message, Message::Pull { .. } | Message::Snapshot { .. } | Message::Caught { .. }) {
+                if bulk.is_none() {
+                    let stream = conn.open_uni().await.map_err(|e| network("open stream")(&e))?;
+                    bulk = Some(FramedSend::start(stream, &mut tasks, Some(sent_tx.clone()), down.clone()));
+                }
+                if let Some(bulk) = &bulk {
+                    bulk.send(&message);
+                }
+            } else {
+                control.send(&message);
+            }
+        }
+    };
+    drop((control, bulk));
+    // Let what was queued (an ack, an error for the child) leave before the session's streams go.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async { while tasks.join_next().await.is_some() {} }).await;
+    match result {
+        Ok(()) => Ok(driver.outcome),
+        Err(e) => {
+            tracing::warn!(child = %driver.peer(), error = %e, "session ended with an error");
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! What a parent (relay, edge hub) needs from its storage to serve children. The SQLite
+//! [`Store`] implements it; a relay backend on another database (PostgreSQL) implements the same
+//! trait and the sync engine does not change.
+
+use super::parent::Grant;
+use crate::store::{ApplyReport, IncomingChange, ScopeGrant, StoredChange};
+use crate::{Result, Store, StoreEvents};
+
+/// Grants read per request: each is a whole document, so keep batches small.
+pub const GRANTS_PER_READ: usize = 16;
+
+/// Storage as seen by the parent side of a sync session.
+pub trait ParentStorage: Send + Sync {
+    /// Identity of this parent's log (a child whose cursor names another log starts again at 0).
+    fn log_id(&self) -> Result<String>;
+    /// Newest sequence number in this parent's log.
+    fn head(&self) -> Result<i64>;
+    /// How much of `child`'s log is durably stored here.
+    fn child_acked(&self, child: &str) -> Result<i64>;
+    /// Changes and bytes `child` is about to pull after `after_seq`.
+    fn pending_for(&self, child: &str, after_seq: i64) -> Result<(u64, u64)>;
+    /// Changes after `after_seq` in `child`'s scope, not from it, at most `limit`; and the last
+    /// sequence looked at.
+    fn changes_for(&self, child: &str, after_seq: i64, limit: usize) -> Result<(Vec<StoredChange>, i64)>;
+    /// Documents granted to `child` after grant `after`, whole; and whether there are more.
+    fn grants_for(&self, child: &str, after: i64) -> Result<(Vec<Grant>, bool)>;
+    /// Stores `child`'s pushed changes (scope enforced, item by item) and its cursor, atomically.
+    fn ingest(&self, child: &str, items: Vec<IncomingChange>, up_to: i64) -> Result<ApplyReport>;
+    /// Wakes when the log grows or scope changes, so live sessions stream new changes (SQLite: in
+    /// process; PostgreSQL: LISTEN/NOTIFY across relay nodes).
+    fn watch(&self) -> tokio::sync::watch::Receiver<StoreEvents>;
+}
+
+impl ParentStorage for Store {
+    fn log_id(&self) -> Result<String> {
+        Store::log_id(self)
+    }
+
+    fn head(&self) -> Result<i64> {
+        self.last_seq()
+    }
+
+    fn child_acked(&self, child: &str) -> Result<i64> {
+        Ok(self.peer_cursor(child)?.read_seq)
+    }
+
+    fn pending_for(&self, child: &str, after_seq: i64) -> Result<(u64, u64)> {
+        self.pending_for_peer(child, after_seq)
+    }
+
+    fn changes_for(&self, child: &str, after_seq: i64, limit: usize) -> Result<(Vec<StoredChange>, i64)> {
+        self.changes_for_peer(child, after_seq, limit)
+    }
+
+    fn grants_for(&self, child: &str, after: i64) -> Result<(Vec<Grant>, bool)> {
+        let grants = self.grants_after(child, after, GRANTS_PER_READ)?;
+        let more = grants.len() == GRANTS_PER_READ;
+        let mut out = Vec::with_capacity(grants.len());
+        for (grant, what) in grants {
+            out.push(match what {
+                ScopeGrant::Everything => Grant { grant, doc: None, bytes: Vec::new(), signatures: Vec::new() },
+                ScopeGrant::Document(id) => {
+                    let snapshot = self.document_snapshot(id)?;
+                    Grant {
+                        grant,
+                        doc: Some(*id.0.as_bytes()),
+                        bytes: snapshot.bytes,
+                        signatures: snapshot.signatures,
+                    }
+                }
+            });
+        }
+        Ok((out, more))
+    }
+
+    fn ingest(&self, child: &str, items: Vec<IncomingChange>, up_to: i64) -> Result<ApplyReport> {
+        self.ingest_from_child(child, items, up_to)
+    }
+
+    fn watch(&self) -> tokio::sync::watch::Receiver<StoreEvents> {
+        Store::watch(self)
+    }
+}
