@@ -1,17 +1,21 @@
-//! The demo scenario: two village doctors and a county hospital referral desk record offline on
-//! their own durable stores, then exchange their change logs and converge, through a closed-loop
-//! referral (upward, accepted, completed, downward back to the village).
-//!
-//! Devices sync with a relay store through the real sync protocol (encoded frames, cursors,
-//! batches) carried in process; the QUIC transport carries the same frames between machines.
+//! The demo scenario: a relay on embedded SQLite listening on QUIC, and three field devices (two
+//! village doctors and the county hospital's referral desk) with their own durable stores. The
+//! devices record offline, connect, sync over real QUIC, and converge through a closed-loop
+//! referral (upward, accepted, completed, downward back to the village); the last step runs the
+//! devices' sync agents live, so an edit at one end reaches the other within a second.
 
+use crate::{Relay, RelayConfig, RelayStorage, open_sqlite};
 use anyhow::{Context, Result, bail};
 use chrono::Days;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use yilian_core::agent::{AgentConfig, SyncAgent};
 use yilian_core::model::*;
-use yilian_core::sync::{PerfectLink, sync_in_process};
+use yilian_core::net::{SessionOptions, WireStats, client_config, connect, sync_over};
 use yilian_core::time::{now_ms, today};
-use yilian_core::{PatientId, Store, StoreOptions};
+use yilian_core::{PatientId, ScopeGrant, Store, StoreOptions};
 
 const SHIQIAO: &str = "shiqiao-village-clinic";
 const DONGHE: &str = "donghe-village-clinic";
@@ -20,34 +24,53 @@ const DAY: i64 = 86_400_000;
 
 struct Device {
     name: &'static str,
-    store: Store,
+    store: Arc<Store>,
+    endpoint: quinn::Endpoint,
+    client: quinn::ClientConfig,
 }
 
 impl Device {
-    fn open(dir: &Path, name: &'static str) -> Result<Device> {
+    fn open(dir: &Path, name: &'static str, relay: &Relay) -> Result<Device> {
         let store = Store::open(dir.join(format!("{name}.db")), StoreOptions::default())
             .with_context(|| format!("opening {name}'s store"))?;
-        Ok(Device { name, store })
+        let endpoint = quinn::Endpoint::client(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        Ok(Device { name, store: Arc::new(store), endpoint, client: client_config(relay.fingerprint)? })
     }
-}
 
-/// One sync session of `device` with the relay, through real protocol frames in process.
-fn sync(device: &Device, relay: &Device) -> Result<()> {
-    let stats = sync_in_process(&device.store, device.name, &relay.store, relay.name, &mut PerfectLink)?;
-    if let Some(e) = stats.child.error.or(stats.parent.error) {
-        bail!("{} could not sync: {e}", device.name);
+    /// One sync session with the relay over QUIC; prints what it cost.
+    async fn sync(&self, relay: &Relay) -> Result<()> {
+        let (conn, zero_rtt) = connect(&self.endpoint, &self.client, relay.addr).await?;
+        let report = sync_over(
+            &conn,
+            &self.store,
+            self.name,
+            "relay",
+            &SessionOptions::default(),
+            &CancellationToken::new(),
+            &mut |_| {},
+        )
+        .await
+        .with_context(|| format!("{} could not sync", self.name))?;
+        let wire = WireStats::of(&conn);
+        conn.close(quinn::VarInt::from_u32(0), b"done");
+        let o = &report.outcome;
+        println!(
+            "  sync {:<8} pushed {:>3}, pulled {:>3} changes{}; {} round(s){}, protocol {:>6} B up {:>6} B down, UDP {:>6} B",
+            self.name,
+            o.sent,
+            o.received,
+            if o.snapshots > 0 { format!(" + {} record(s) whole", o.snapshots) } else { String::new() },
+            report.rounds,
+            if zero_rtt { " in 0-RTT" } else { " + handshake" },
+            report.bytes_up,
+            report.bytes_down,
+            wire.tx_bytes + wire.rx_bytes,
+        );
+        for refused in &o.refused {
+            println!("    refused by the relay: {refused}");
+        }
+        Ok(())
     }
-    println!(
-        "  sync {:<8} pushed {:>3}, pulled {:>3} changes; {} round trip(s), {:>6} B up, {:>6} B down{}",
-        device.name,
-        stats.child.sent,
-        stats.child.received,
-        stats.round_trips,
-        stats.bytes_up,
-        stats.bytes_down,
-        if stats.child.synced { "" } else { " (not finished)" }
-    );
-    Ok(())
 }
 
 fn resident(name: &str, sex: Sex, born: (i32, u32, u32), village: &str, org: &str, doctor: &str) -> NewPatient {
@@ -116,16 +139,23 @@ fn enrol(store: &Store, p: PatientId, org: &str, doctor: &str, team: &str, icd10
     Ok(())
 }
 
-/// Runs the scenario and checks that every device ends with identical records.
-pub fn run(data_dir: Option<PathBuf>) -> Result<()> {
+/// Runs the scenario and checks that every device ends with the relay's copy of each record in
+/// its scope.
+pub async fn run(data_dir: Option<PathBuf>) -> Result<()> {
     let temp = tempfile::tempdir()?;
     let dir = data_dir.unwrap_or_else(|| temp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
-    println!("Yilian demo — stores in {}\n", dir.display());
-    let wang = Device::open(&dir, "dr-wang")?;
-    let zhao = Device::open(&dir, "dr-zhao")?;
-    let county = Device::open(&dir, "county")?;
-    let relay = Device::open(&dir, "relay")?;
+    let storage = open_sqlite(&dir.join("relay"))?;
+    let relay = Relay::start(
+        RelayConfig { data_dir: dir.join("relay"), listen: ([127, 0, 0, 1], 0).into(), name: "relay".into() },
+        storage.clone(),
+    )
+    .await?;
+    println!("Yilian demo — stores in {}", dir.display());
+    println!("relay listening on {} (QUIC), certificate {}\n", relay.addr, relay.fingerprint);
+    let wang = Device::open(&dir, "dr-wang", &relay)?;
+    let zhao = Device::open(&dir, "dr-zhao", &relay)?;
+    let county = Device::open(&dir, "county", &relay)?;
 
     println!("1. Offline in the villages");
     let liu = wang.store.create_patient(resident("刘桂兰", Sex::Female, (1951, 2, 3), "石桥村", SHIQIAO, "dr-wang"))?;
@@ -156,10 +186,15 @@ pub fn run(data_dir: Option<PathBuf>) -> Result<()> {
     )?;
     println!("  dr-wang refers 刘桂兰 up to the county hospital (referral {up})");
 
-    println!("\n2. A link appears: everyone syncs with the consortium relay");
-    sync(&wang, &relay)?;
-    sync(&zhao, &relay)?;
-    sync(&county, &relay)?;
+    println!("\n2. A link appears: everyone syncs with the consortium relay over QUIC");
+    wang.sync(&relay).await?;
+    zhao.sync(&relay).await?;
+    county.sync(&relay).await?;
+    // Until device enrollment, an operator assigns the referred record to the hospital desk
+    // (`yilian-relay scope add`); with identity, the open referral itself brings it into scope.
+    storage.grant("county", ScopeGrant::Document(liu))?;
+    println!("  operator: 刘桂兰's record assigned to the county desk's scope");
+    county.sync(&relay).await?;
     for r in county.store.open_referrals(COUNTY)? {
         println!(
             "  county worklist: {} {:?} from {} [{}]",
@@ -208,30 +243,74 @@ pub fn run(data_dir: Option<PathBuf>) -> Result<()> {
     )?;
     println!("  dr-wang, offline, corrects 陈建国's fasting glucose to 7.4 mmol/L");
 
-    println!("\n4. Links again, then everyone has converged");
-    sync(&county, &relay)?;
-    sync(&wang, &relay)?;
-    sync(&zhao, &relay)?;
-    sync(&county, &relay)?;
+    println!("\n4. Links again");
+    county.sync(&relay).await?;
+    wang.sync(&relay).await?;
+    zhao.sync(&relay).await?;
     println!("  an idle sync:");
-    sync(&wang, &relay)?;
+    wang.sync(&relay).await?;
 
-    let devices = [&wang, &zhao, &county, &relay];
-    let ids = county.store.patient_ids()?;
-    for d in devices {
-        if d.store.patient_ids()? != ids {
-            bail!("{} holds different records", d.name);
-        }
+    println!("\n5. Live: the sync agents stay connected");
+    let agents: Vec<SyncAgent> = [&wang, &county]
+        .iter()
+        .map(|d| {
+            let mut config = AgentConfig::new(relay.addr.to_string(), relay.fingerprint, d.name);
+            config.debounce = Duration::from_millis(50);
+            SyncAgent::start(d.store.clone(), config)
+        })
+        .collect::<yilian_core::Result<_>>()?;
+    for (agent, name) in agents.iter().zip(["dr-wang", "county"]) {
+        let status = agent.sync_and_wait(Duration::from_secs(30)).await?;
+        println!("  {name}'s agent: {:?}, {} change(s) unacknowledged", status.state, status.unacknowledged);
     }
-    for id in &ids {
-        let reference = county.store.export_json(*id)?;
-        for d in devices {
-            if d.store.export_json(*id)? != reference {
-                bail!("{} disagrees on record {id}", d.name);
+    let mut county_events = county.store.watch();
+    county_events.borrow_and_update();
+    let started = Instant::now();
+    let village = |status: TaskStatus, note: &str| NewReferralEvent {
+        status,
+        by_practitioner_id: "dr-wang".into(),
+        by_organization_id: SHIQIAO.into(),
+        note: note.into(),
+        discharge_summary: None,
+    };
+    wang.store.add_referral_event(down, village(TaskStatus::Received, ""))?;
+    wang.store.add_referral_event(down, village(TaskStatus::Accepted, "follow-up booked"))?;
+    // Wait for the county's store to commit the village's edits (no polling, no sleep).
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while county.store.referral_status(down).map(|s| s.status).ok() != Some(TaskStatus::Accepted) {
+            if county_events.changed().await.is_err() {
+                break;
             }
         }
+    })
+    .await
+    .context("the downward referral's acceptance did not reach the county within 10 s")?;
+    println!(
+        "  dr-wang accepts the downward referral; the county desk sees it {} ms later",
+        started.elapsed().as_millis()
+    );
+    for agent in agents {
+        agent.stop().await;
     }
-    println!("  {} records identical on all {} devices", ids.len(), devices.len());
+
+    let mut held = 0;
+    for d in [&wang, &zhao, &county] {
+        let ids = d.store.patient_ids()?;
+        for id in &ids {
+            if d.store.export_json(*id)? != storage.export_json(*id)? {
+                bail!("{} disagrees with the relay on record {id}", d.name);
+            }
+        }
+        let scope = storage.scope("county")?;
+        if d.name == "county" && ids.len() != scope.len() {
+            bail!("the county holds {} records but its scope has {}", ids.len(), scope.len());
+        }
+        println!("  {:<8} holds {} record(s), each identical to the relay's", d.name, ids.len());
+        held += ids.len();
+    }
+    if !storage.patient_ids()?.contains(&ma) || held != 4 {
+        bail!("records are missing: {held} held");
+    }
     let status = wang.store.referral_status(up)?;
     println!("  upward referral at dr-wang: {} ({} events)", status.status, status.history.len());
     for due in wang.store.due_follow_ups("dr-wang", today())? {
@@ -244,9 +323,8 @@ pub fn run(data_dir: Option<PathBuf>) -> Result<()> {
             why.join("; ")
         );
     }
-    for d in devices {
-        println!("  {:<8} holds {} changes", d.name, d.store.last_seq()?);
-    }
+    println!("  relay log holds {} changes", storage.last_seq()?);
+    relay.shutdown().await;
     println!("\nconverged");
     Ok(())
 }

@@ -160,7 +160,6 @@ async fn run(store: Arc<Store>, config: AgentConfig, client: quinn::ClientConfig
     let mut rng = rand::rngs::StdRng::from_entropy();
     let mut network = shared.network.subscribe();
     let mut events = store.watch();
-    let mut local_edits = events.borrow_and_update().local_edits;
     network.borrow_and_update();
     refresh_unacknowledged(&store, &config, &shared);
 
@@ -188,7 +187,7 @@ async fn run(store: Arc<Store>, config: AgentConfig, client: quinn::ClientConfig
         });
         // Wait for the timer, or for a reason to try sooner: edits made during the session that
         // just ended were its business, only new ones count.
-        local_edits = events.borrow_and_update().local_edits;
+        let local_edits = events.borrow_and_update().local_edits;
         let sleep = tokio::time::sleep(delay);
         tokio::pin!(sleep);
         loop {
@@ -213,7 +212,6 @@ async fn run(store: Arc<Store>, config: AgentConfig, client: quinn::ClientConfig
                         refresh_unacknowledged(&store, &config, &shared);
                         // A burst of edits (one visit is several calls) becomes one sync.
                         tokio::time::sleep(config.debounce).await;
-                        local_edits = events.borrow_and_update().local_edits;
                         break;
                     }
                 }

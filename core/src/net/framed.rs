@@ -30,10 +30,17 @@ impl FramedRecv {
             if let Some(message) = self.decoder.next_message()? {
                 return Ok(Some(message));
             }
-            let read = self.stream.read(&mut self.buf).await.map_err(|e| match e {
-                quinn::ReadError::ZeroRttRejected => super::child::zero_rtt_rejected(),
-                e => network("read")(&e),
-            })?;
+            let read = match self.stream.read(&mut self.buf).await {
+                Ok(read) => read,
+                // The peer closed the connection on purpose, between frames: the session is over.
+                Err(quinn::ReadError::ConnectionLost(quinn::ConnectionError::ApplicationClosed(close)))
+                    if close.error_code == quinn::VarInt::from_u32(0) && self.decoder.pending() == 0 =>
+                {
+                    None
+                }
+                Err(quinn::ReadError::ZeroRttRejected) => return Err(super::child::zero_rtt_rejected()),
+                Err(e) => return Err(network("read")(&e)),
+            };
             match read {
                 Some(n) => {
                     self.bytes.fetch_add(n as u64, Ordering::Relaxed);

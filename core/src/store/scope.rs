@@ -112,6 +112,15 @@ impl Store {
         Ok(out)
     }
 
+    /// The newest grant that must be sent to `peer` (0 when none).
+    pub fn grant_head(&self, peer: &str) -> Result<i64> {
+        let inner = self.lock();
+        Ok(inner.conn.prepare_cached(
+            "SELECT coalesce(max(grant_id), 0) FROM scope WHERE peer_id = ?1 AND reason = 'assigned'",
+        )?
+        .query_row([peer], |r| r.get(0))?)
+    }
+
     /// A document whole, compacted, with the signatures of its changes.
     pub fn document_snapshot(&self, id: PatientId) -> Result<DocumentSnapshot> {
         let mut inner = self.lock();

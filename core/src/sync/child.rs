@@ -78,6 +78,7 @@ pub struct ChildSession {
     pull_target: i64,
     synced_reported: bool,
     grant_seq: i64,
+    grant_target: i64,
     pending: (u64, u64),
 }
 
@@ -102,6 +103,7 @@ impl ChildSession {
             pull_target: i64::MAX,
             synced_reported: false,
             grant_seq,
+            grant_target: 0,
             pending: (0, 0),
         };
         let hello =
@@ -111,7 +113,10 @@ impl ChildSession {
 
     /// Whether everything is exchanged as of the session start.
     pub fn is_synced(&self) -> bool {
-        self.state == State::Running && self.acked >= self.local_head && self.read_seq >= self.pull_target
+        self.state == State::Running
+            && self.acked >= self.local_head
+            && self.read_seq >= self.pull_target
+            && self.grant_seq >= self.grant_target
     }
 
     /// What the parent announced it will send: (changes, bytes).
@@ -181,7 +186,9 @@ impl ChildSession {
     /// The driver committed an `ApplySnapshot` for `grant`.
     pub fn snapshot_applied(&mut self, grant: i64) -> Vec<ChildAction> {
         self.grant_seq = self.grant_seq.max(grant);
-        Vec::new()
+        let mut out = Vec::new();
+        self.check_synced(&mut out);
+        out
     }
 
     /// A message from the parent.
@@ -190,15 +197,20 @@ impl ChildSession {
             return Vec::new();
         }
         match (message, &self.state) {
-            (Message::Welcome { log_id, acked_seq, head, pending_items, pending_bytes, .. }, State::AwaitWelcome) => {
+            (
+                Message::Welcome { log_id, acked_seq, head, grant_head, pending_items, pending_bytes, .. },
+                State::AwaitWelcome,
+            ) => {
                 let mut out = Vec::new();
                 self.pending = (pending_items, pending_bytes);
                 if log_id != self.log_id {
                     // Another log (the relay's database was replaced): everything again, from 0.
                     self.read_seq = 0;
+                    self.grant_seq = 0;
                     self.log_id = log_id.clone();
                     out.push(ChildAction::ResetCursor { log_id });
                 }
+                self.grant_target = grant_head;
                 self.state = State::Running;
                 self.acked = acked_seq.min(self.local_head);
                 self.pushed_to = self.acked;

@@ -218,7 +218,8 @@ impl<'a> ParentDriver<'a> {
                     let log_id = self.store.log_id()?;
                     let head = self.store.head()?;
                     let pending = self.store.pending_for(&peer, read_seq)?;
-                    self.session.welcome(acked, &log_id, head, pending)
+                    let grant_head = self.store.grant_head(&peer)?;
+                    self.session.welcome(acked, &log_id, head, grant_head, pending)
                 }
                 ParentAction::ReadLog { after_seq } => {
                     let (changes, up_to) = self.store.changes_for(self.session.peer(), after_seq, BATCH_CHANGES)?;

@@ -55,6 +55,8 @@ pub enum Message {
         acked_seq: i64,
         /// The parent's newest change.
         head: i64,
+        /// The newest grant for this child: the child is synced only once it has read this far.
+        grant_head: i64,
         /// Changes the child is about to pull (for progress; an upper bound when the log grows).
         pending_items: u64,
         /// Their size in bytes.

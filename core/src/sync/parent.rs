@@ -123,7 +123,14 @@ impl ParentSession {
 
     /// The driver's answer to `Lookup`: how much of the child's log we hold, our log's id and
     /// head, and how many changes (and bytes) the child is about to pull.
-    pub fn welcome(&mut self, acked_seq: i64, log_id: &str, head: i64, pending: (u64, u64)) -> Vec<ParentAction> {
+    pub fn welcome(
+        &mut self,
+        acked_seq: i64,
+        log_id: &str,
+        head: i64,
+        grant_head: i64,
+        pending: (u64, u64),
+    ) -> Vec<ParentAction> {
         if self.state != State::AwaitLookup {
             return Vec::new();
         }
@@ -142,6 +149,7 @@ impl ParentSession {
             log_id: log_id.to_string(),
             acked_seq,
             head,
+            grant_head,
             pending_items: pending.0,
             pending_bytes: pending.1,
         })];

@@ -22,6 +22,8 @@ pub trait ParentStorage: Send + Sync {
     /// Changes after `after_seq` in `child`'s scope, not from it, at most `limit`; and the last
     /// sequence looked at.
     fn changes_for(&self, child: &str, after_seq: i64, limit: usize) -> Result<(Vec<StoredChange>, i64)>;
+    /// The newest grant to send to `child` (0 when none).
+    fn grant_head(&self, child: &str) -> Result<i64>;
     /// Documents granted to `child` after grant `after`, whole; and whether there are more.
     fn grants_for(&self, child: &str, after: i64) -> Result<(Vec<Grant>, bool)>;
     /// Stores `child`'s pushed changes (scope enforced, item by item) and its cursor, atomically.
@@ -50,6 +52,10 @@ impl ParentStorage for Store {
 
     fn changes_for(&self, child: &str, after_seq: i64, limit: usize) -> Result<(Vec<StoredChange>, i64)> {
         self.changes_for_peer(child, after_seq, limit)
+    }
+
+    fn grant_head(&self, child: &str) -> Result<i64> {
+        Store::grant_head(self, child)
     }
 
     fn grants_for(&self, child: &str, after: i64) -> Result<(Vec<Grant>, bool)> {
