@@ -27,6 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The records are made at the hospital side and reach the relay first.
     let source = open("source.db", Durability::Off)?;
     let relay = open("relay.db", Durability::Normal)?;
+    // The device's scope is the whole set (as a village doctor's team would be).
+    relay.grant_scope("device", yilian_core::ScopeGrant::Everything)?;
     let mut ids = Vec::new();
     for i in 0..patients {
         let id = source.create_patient(NewPatient {

@@ -9,7 +9,7 @@ use yilian_core::sync::{FrameDecoder, Message, WireChange, encode};
 
 fn sample_messages() -> Vec<Message> {
     vec![
-        Message::Hello { peer: "dev-1".into(), log_id: "abc".into(), read_seq: 12, local_head: 40 },
+        Message::Hello { peer: "dev-1".into(), log_id: "abc".into(), read_seq: 12, local_head: 40, grant_seq: 0 },
         Message::Ack { up_to: 99 },
         Message::Pull {
             from_seq: 1,

@@ -40,7 +40,7 @@ fn unique_log(store: &Store) -> bool {
 
 #[test]
 fn two_devices_and_a_relay_converge_after_offline_edits() {
-    let (a, b, relay) = (memory_store(), memory_store(), memory_store());
+    let (a, b, relay) = (memory_store(), memory_store(), relay_for(&["a", "b"]));
     let pa = registered(&a, "甲");
     a.record_visit(pa, visit(150, 95)).unwrap();
     let pb = registered(&b, "乙");
@@ -62,7 +62,7 @@ fn two_devices_and_a_relay_converge_after_offline_edits() {
 
 #[test]
 fn idle_sync_is_one_round_trip_and_a_few_bytes() {
-    let (device, relay) = (memory_store(), memory_store());
+    let (device, relay) = (memory_store(), relay_for(&["dev"]));
     for i in 0..20 {
         let p = registered(&device, &format!("居民{i}"));
         device.record_visit(p, visit(130, 80)).unwrap();
@@ -76,7 +76,7 @@ fn idle_sync_is_one_round_trip_and_a_few_bytes() {
 
 #[test]
 fn incremental_sync_costs_what_the_new_changes_cost() {
-    let (device, relay, other) = (memory_store(), memory_store(), memory_store());
+    let (device, relay, other) = (memory_store(), relay_for(&["dev", "other"]), memory_store());
     let ids: Vec<_> = (0..50).map(|i| registered(&device, &format!("居民{i}"))).collect();
     sync(&device, "dev", &relay);
     sync(&other, "other", &relay);
@@ -138,7 +138,7 @@ impl Link for FaultyLink {
 #[test]
 fn lost_duplicated_and_reordered_frames_never_lose_or_duplicate_a_change() {
     for seed in 0..12u64 {
-        let (device, relay, hospital) = (memory_store(), memory_store(), memory_store());
+        let (device, relay, hospital) = (memory_store(), relay_for(&["dev", "hospital"]), memory_store());
         let h = registered(&hospital, "医院的");
         sync(&hospital, "hospital", &relay);
         for i in 0..30 {
@@ -187,7 +187,7 @@ fn a_session_cut_at_any_byte_resumes_to_convergence() {
     let mut cuts = 0;
     for up in [true, false] {
         for cut in (0..3000).step_by(97) {
-            let (device, relay, hospital) = (memory_store(), memory_store(), memory_store());
+            let (device, relay, hospital) = (memory_store(), relay_for(&["dev", "hospital"]), memory_store());
             for i in 0..8 {
                 let p = registered(&device, &format!("居民{i}"));
                 device.record_visit(p, visit(125, 80)).unwrap();
@@ -212,11 +212,11 @@ fn a_session_cut_at_any_byte_resumes_to_convergence() {
 
 #[test]
 fn a_replaced_relay_log_makes_devices_start_again_from_zero() {
-    let (device, relay) = (memory_store(), memory_store());
+    let (device, relay) = (memory_store(), relay_for(&["dev"]));
     let p = registered(&device, "甲");
     sync(&device, "dev", &relay);
     // The relay's database is replaced by a fresh one holding another device's work.
-    let replacement = memory_store();
+    let replacement = relay_for(&["dev"]);
     let other = memory_store();
     let q = registered(&other, "乙");
     sync(&other, "other", &replacement);
@@ -238,7 +238,13 @@ fn malformed_frames_and_protocol_violations_end_the_session_with_a_reason() {
     // A push that leaves a gap in the child's log.
     let mut driver = ParentDriver::new(&relay, "relay");
     driver
-        .on_message(Message::Hello { peer: "dev".into(), log_id: String::new(), read_seq: 0, local_head: 10 })
+        .on_message(Message::Hello {
+            peer: "dev".into(),
+            log_id: String::new(),
+            read_seq: 0,
+            local_head: 10,
+            grant_seq: 0,
+        })
         .unwrap();
     let out = driver.on_message(Message::Push { from_seq: 5, to_seq: 10, items: vec![] }).unwrap();
     assert!(matches!(&out[0], Message::Error { message, .. } if message.contains("leaves a gap")), "{out:?}");
@@ -256,7 +262,13 @@ fn malformed_frames_and_protocol_violations_end_the_session_with_a_reason() {
     let good = device.changes_since(0, 10).unwrap();
     let mut driver = ParentDriver::new(&relay, "relay");
     driver
-        .on_message(Message::Hello { peer: "dev".into(), log_id: String::new(), read_seq: 0, local_head: 3 })
+        .on_message(Message::Hello {
+            peer: "dev".into(),
+            log_id: String::new(),
+            read_seq: 0,
+            local_head: 3,
+            grant_seq: 0,
+        })
         .unwrap();
     let mut items: Vec<_> = good
         .iter()
@@ -277,4 +289,79 @@ fn malformed_frames_and_protocol_violations_end_the_session_with_a_reason() {
     assert!(matches!(&out[0], Message::Refused { items } if items.len() == 1 && items[0].0 == 3), "{out:?}");
     assert!(matches!(out[1], Message::Ack { up_to: 3 }));
     assert!(relay.patient(p).is_ok());
+}
+
+#[test]
+fn a_device_sees_only_its_scope_and_writes_outside_it_are_refused_item_by_item() {
+    let (a, b, relay) = (memory_store(), memory_store(), memory_store());
+    let pa = registered(&a, "甲");
+    let pb = registered(&b, "乙");
+    sync(&a, "a", &relay);
+    sync(&b, "b", &relay);
+    // Each holds only what it created.
+    assert_eq!(a.patient_ids().unwrap(), vec![pa]);
+    assert_eq!(b.patient_ids().unwrap(), vec![pb]);
+    assert_eq!(relay.scope_of("a").unwrap(), vec![pa.to_string()]);
+
+    // b learns of a's resident out of band and writes to it: refused, the rest of the batch lands.
+    let from_a: Vec<_> = a
+        .changes_since(0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|c| yilian_core::IncomingChange { doc_id: c.doc_id, bytes: c.bytes, signature: c.signature })
+        .collect();
+    b.apply_remote_changes(from_a).unwrap();
+    b.record_visit(pa, visit(150, 95)).unwrap();
+    b.record_visit(pb, visit(120, 80)).unwrap();
+    let before = relay.patient(pa).unwrap();
+    let stats = sync(&b, "b", &relay);
+    assert_eq!(stats.child.refused.len(), 1, "{stats:?}");
+    assert!(stats.child.refused[0].contains("outside the scope of b"), "{:?}", stats.child.refused);
+    assert_eq!(relay.patient(pa).unwrap(), before, "nothing of the refused change was stored");
+    assert_eq!(relay.patient(pb).unwrap().visits.len(), 1, "the rest of the batch was stored");
+    // The refusal is final for those changes; the next sync is clean and idle.
+    let again = sync(&b, "b", &relay);
+    assert!(again.child.refused.is_empty() && again.child.sent == 0);
+}
+
+#[test]
+fn a_record_assigned_later_arrives_whole_and_then_follows_the_log() {
+    let (village, desk, relay) = (memory_store(), memory_store(), memory_store());
+    let p = registered(&village, "甲");
+    for i in 0..5 {
+        village.record_visit(p, visit(130 + i, 85)).unwrap();
+    }
+    sync(&village, "village", &relay);
+    sync(&desk, "desk", &relay);
+    assert!(desk.patient_ids().unwrap().is_empty(), "not in the desk's scope yet");
+
+    relay.grant_scope("desk", yilian_core::ScopeGrant::Document(p)).unwrap();
+    let stats = sync(&desk, "desk", &relay);
+    assert_eq!(stats.child.snapshots, 1);
+    assert_eq!(desk.export_json(p).unwrap(), relay.export_json(p).unwrap());
+    // Signatures travel with the snapshot: every change keeps its author's signature.
+    let signed = |s: &Store| {
+        let mut v: Vec<_> =
+            s.changes_since(0, usize::MAX).unwrap().into_iter().map(|c| (c.hash, c.signature)).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(signed(&desk), signed(&relay));
+    assert!(signed(&desk).iter().filter(|(_, s)| s.is_some()).count() >= 5);
+
+    // From now on the record follows the log both ways, and the grant is not sent again.
+    village.record_visit(p, visit(150, 95)).unwrap();
+    sync(&village, "village", &relay);
+    let stats = sync(&desk, "desk", &relay);
+    assert_eq!((stats.child.snapshots, stats.child.received), (0, 1));
+    assert_eq!(desk.export_json(p).unwrap(), village.export_json(p).unwrap());
+
+    // Everything: the log is read again from the start; nothing is duplicated.
+    let q = registered(&village, "乙");
+    sync(&village, "village", &relay);
+    relay.grant_scope("desk", yilian_core::ScopeGrant::Everything).unwrap();
+    sync(&desk, "desk", &relay);
+    assert_eq!(desk.patient_ids().unwrap().len(), 2);
+    assert_eq!(desk.export_json(q).unwrap(), village.export_json(q).unwrap());
+    assert!(unique_log(&desk));
 }

@@ -148,7 +148,13 @@ impl Drop for SyncAgent {
     }
 }
 
-async fn run(store: Arc<Store>, config: AgentConfig, client: quinn::ClientConfig, shared: Arc<Shared>, stop: CancellationToken) {
+async fn run(
+    store: Arc<Store>,
+    config: AgentConfig,
+    client: quinn::ClientConfig,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) {
     let endpoint = match quinn::Endpoint::client(SocketAddr::from(([0, 0, 0, 0], 0))) {
         Ok(endpoint) => endpoint,
         Err(e) => {

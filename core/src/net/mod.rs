@@ -32,7 +32,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn transport_config() -> quinn::TransportConfig {
     let mut transport = quinn::TransportConfig::default();
     transport.keep_alive_interval(Some(KEEP_ALIVE));
-    transport.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(IDLE_TIMEOUT.as_millis() as u32))));
+    transport
+        .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(IDLE_TIMEOUT.as_millis() as u32))));
     // BBR paces by measured bandwidth and RTT instead of backing off on every random loss, which
     // is what a lossy 2G/4G link needs.
     transport.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));

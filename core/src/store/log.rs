@@ -158,11 +158,13 @@ impl Store {
     /// Changes made here that `peer` has not durably acknowledged yet, and their size in bytes.
     pub fn unacknowledged(&self, peer: &str) -> Result<(u64, u64)> {
         let inner = self.lock();
-        let (count, bytes): (i64, i64) = inner.conn.prepare_cached(
-            "SELECT count(*), coalesce(sum(length(bytes)), 0) FROM changes WHERE local = 1
+        let (count, bytes): (i64, i64) = inner
+            .conn
+            .prepare_cached(
+                "SELECT count(*), coalesce(sum(length(bytes)), 0) FROM changes WHERE local = 1
              AND local_seq > coalesce((SELECT acked_seq FROM peers WHERE peer_id = ?1), 0)",
-        )?
-        .query_row([peer], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            )?
+            .query_row([peer], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok((count.max(0) as u64, bytes.max(0) as u64))
     }
 
@@ -239,7 +241,10 @@ impl Store {
         signatures: &[([u8; 32], Vec<u8>)],
     ) -> Result<ApplyReport> {
         let Some(doc_id) = doc else {
-            return self.apply(Some(Source { peer: parent, cursor: CursorMove::Rewind { grant }, enforce_scope: false }), vec![]);
+            return self.apply(
+                Some(Source { peer: parent, cursor: CursorMove::Rewind { grant }, enforce_scope: false }),
+                vec![],
+            );
         };
         let saved = Automerge::load(bytes).map_err(|e| Error::BadChange {
             reason: format!("snapshot of document {doc_id} is not an automerge document: {e}"),
@@ -352,11 +357,18 @@ struct Source<'a> {
 enum CursorMove<'a> {
     Unchanged,
     /// How far we have read the peer's log (and which log that is).
-    Read { up_to: i64, log_id: &'a str },
+    Read {
+        up_to: i64,
+        log_id: &'a str,
+    },
     /// How far we have read the peer's grants for us.
-    Grant { grant: i64 },
+    Grant {
+        grant: i64,
+    },
     /// A grant of every document: read the peer's log again from 0.
-    Rewind { grant: i64 },
+    Rewind {
+        grant: i64,
+    },
 }
 
 fn apply_batch(
@@ -389,7 +401,8 @@ fn apply_batch(
         }
         let mut fresh = Vec::new();
         for (index, change, signature) in items {
-            if is_stored(&tx, &change)? || fresh.iter().any(|(_, c, _): &(usize, Change, _)| c.hash() == change.hash()) {
+            if is_stored(&tx, &change)? || fresh.iter().any(|(_, c, _): &(usize, Change, _)| c.hash() == change.hash())
+            {
                 report.duplicates += 1;
             } else {
                 fresh.push((index, change, signature));

@@ -115,10 +115,10 @@ impl Store {
     /// The newest grant that must be sent to `peer` (0 when none).
     pub fn grant_head(&self, peer: &str) -> Result<i64> {
         let inner = self.lock();
-        Ok(inner.conn.prepare_cached(
-            "SELECT coalesce(max(grant_id), 0) FROM scope WHERE peer_id = ?1 AND reason = 'assigned'",
-        )?
-        .query_row([peer], |r| r.get(0))?)
+        Ok(inner
+            .conn
+            .prepare_cached("SELECT coalesce(max(grant_id), 0) FROM scope WHERE peer_id = ?1 AND reason = 'assigned'")?
+            .query_row([peer], |r| r.get(0))?)
     }
 
     /// A document whole, compacted, with the signatures of its changes.
@@ -143,11 +143,13 @@ impl Store {
     /// about to pull.
     pub fn pending_for_peer(&self, peer: &str, after_seq: i64) -> Result<(u64, u64)> {
         let inner = self.lock();
-        let (items, bytes): (i64, i64) = inner.conn.prepare_cached(&format!(
-            "SELECT count(*), coalesce(sum(length(bytes)), 0) FROM changes
+        let (items, bytes): (i64, i64) = inner
+            .conn
+            .prepare_cached(&format!(
+                "SELECT count(*), coalesce(sum(length(bytes)), 0) FROM changes
              WHERE local_seq > ?1 AND coalesce(origin, '') != ?2 AND {IN_SCOPE}"
-        ))?
-        .query_row(params![after_seq, peer], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            ))?
+            .query_row(params![after_seq, peer], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok((items.max(0) as u64, bytes.max(0) as u64))
     }
 

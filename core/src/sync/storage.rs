@@ -67,12 +67,7 @@ impl ParentStorage for Store {
                 ScopeGrant::Everything => Grant { grant, doc: None, bytes: Vec::new(), signatures: Vec::new() },
                 ScopeGrant::Document(id) => {
                     let snapshot = self.document_snapshot(id)?;
-                    Grant {
-                        grant,
-                        doc: Some(*id.0.as_bytes()),
-                        bytes: snapshot.bytes,
-                        signatures: snapshot.signatures,
-                    }
+                    Grant { grant, doc: Some(*id.0.as_bytes()), bytes: snapshot.bytes, signatures: snapshot.signatures }
                 }
             });
         }

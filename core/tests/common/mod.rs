@@ -19,6 +19,17 @@ pub fn memory_store() -> Store {
     Store::open_in_memory(StoreOptions::default()).expect("in-memory store")
 }
 
+/// A relay store on which each of `devices` sees every record (scope `*`), for tests about the
+/// protocol rather than about scope.
+#[allow(dead_code)] // not every test binary syncs
+pub fn relay_for(devices: &[&str]) -> Store {
+    let relay = memory_store();
+    for device in devices {
+        relay.grant_scope(device, yilian_core::ScopeGrant::Everything).expect("grant");
+    }
+    relay
+}
+
 pub fn new_patient(name: &str) -> NewPatient {
     NewPatient {
         id: None,
