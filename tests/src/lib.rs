@@ -1,6 +1,8 @@
 //! Whole-system test support for Yilian: helper programs (a visit writer that the crash test
 //! kills at random moments) and the fixtures they share with the tests in `tests/tests/`.
 
+pub mod lab;
+
 use chrono::NaiveDate;
 use yilian_core::model::{Demographics, NewPatient, NewVisit, Sex, VisitKind, Vitals};
 

@@ -383,21 +383,22 @@ fn apply_batch(
     let tx = inner.conn.unchecked_transaction()?;
     for (doc_id, items) in by_doc {
         let known_doc = exists(&tx, doc_id)?;
-        if let Some(source) = source.filter(|s| s.enforce_scope) {
-            if known_doc && !in_scope(&tx, source.peer, doc_id)? {
-                // Already-stored changes are harmless no-ops; anything new is refused.
-                for (index, change, _) in items {
-                    if is_stored(&tx, &change)? {
-                        report.duplicates += 1;
-                    } else {
-                        report.rejected.push(RejectedChange {
-                            index,
-                            reason: format!("document {doc_id} is outside the scope of {}", source.peer),
-                        });
-                    }
+        if let Some(source) = source.filter(|s| s.enforce_scope)
+            && known_doc
+            && !in_scope(&tx, source.peer, doc_id)?
+        {
+            // Already-stored changes are harmless no-ops; anything new is refused.
+            for (index, change, _) in items {
+                if is_stored(&tx, &change)? {
+                    report.duplicates += 1;
+                } else {
+                    report.rejected.push(RejectedChange {
+                        index,
+                        reason: format!("document {doc_id} is outside the scope of {}", source.peer),
+                    });
                 }
-                continue;
             }
+            continue;
         }
         let mut fresh = Vec::new();
         for (index, change, signature) in items {
