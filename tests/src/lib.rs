@@ -4,7 +4,10 @@
 pub mod lab;
 
 use chrono::NaiveDate;
-use yilian_core::model::{Demographics, NewPatient, NewVisit, Sex, VisitKind, Vitals};
+use yilian_core::model::{
+    Demographics, Direction, NewPatient, NewReferral, NewReferralEvent, NewVisit, Sex, TaskStatus, Urgency, VisitKind,
+    Vitals,
+};
 
 /// A plausible follow-up visit for the `n`-th write of a test program.
 pub fn follow_up_visit(n: u64) -> NewVisit {
@@ -41,5 +44,33 @@ pub fn resident(name: &str) -> NewPatient {
         },
         practitioner_id: "dr-wang".into(),
         organization_id: "shiqiao-clinic".into(),
+    }
+}
+
+/// The county hospital, where upward referrals go.
+pub const COUNTY: &str = "county-hospital";
+
+/// An upward referral from the village clinic to the county hospital.
+pub fn upward_referral() -> NewReferral {
+    NewReferral {
+        direction: Direction::Upward,
+        from_organization_id: "shiqiao-clinic".into(),
+        from_practitioner_id: "dr-wang".into(),
+        to_organization_id: COUNTY.into(),
+        reason: "hypertension uncontrolled at two consecutive follow-ups".into(),
+        urgency: Urgency::Urgent,
+        clinical_summary: "158/96 then 162/98 mmHg".into(),
+        in_response_to: None,
+    }
+}
+
+/// The county referral desk moving a referral to `status`.
+pub fn desk_event(status: TaskStatus) -> NewReferralEvent {
+    NewReferralEvent {
+        status,
+        by_practitioner_id: "dr-sun".into(),
+        by_organization_id: COUNTY.into(),
+        note: "bed 12".into(),
+        discharge_summary: None,
     }
 }

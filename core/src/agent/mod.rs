@@ -10,7 +10,9 @@ mod status;
 pub use backoff::Backoff;
 pub use status::{AgentState, SyncStatus};
 
-use crate::net::{Fingerprint, SessionOptions, SessionProgress, client_config, connect, sync_over};
+use crate::net::{
+    ANSWER_TIMEOUT, Fingerprint, SessionOptions, SessionProgress, client_config, connect_within, sync_over,
+};
 use crate::time::now_ms;
 use crate::{Error, Result, Store};
 use rand::SeedableRng;
@@ -42,6 +44,8 @@ pub struct AgentConfig {
     pub periodic: Duration,
     /// Stay connected after syncing (live mode). Off, each sync is one session.
     pub live: bool,
+    /// How long to wait for an unreachable relay's handshake before counting the attempt failed.
+    pub connect_timeout: Duration,
 }
 
 impl AgentConfig {
@@ -58,6 +62,7 @@ impl AgentConfig {
             retry_max: Duration::from_secs(300),
             periodic: Duration::from_secs(900),
             live: true,
+            connect_timeout: ANSWER_TIMEOUT,
         }
     }
 }
@@ -70,6 +75,8 @@ struct Shared {
 
 /// A running sync agent. Dropping it stops the agent's task.
 pub struct SyncAgent {
+    store: Arc<Store>,
+    relay_name: String,
     shared: Arc<Shared>,
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -85,13 +92,21 @@ impl SyncAgent {
             status: watch::Sender::new(SyncStatus::default()),
         });
         let stop = CancellationToken::new();
-        let task = tokio::spawn(run(store, config, client, shared.clone(), stop.clone()));
-        Ok(SyncAgent { shared, stop, task: Some(task) })
+        let relay_name = config.relay_name.clone();
+        let task = tokio::spawn(run(store.clone(), config, client, shared.clone(), stop.clone()));
+        Ok(SyncAgent { store, relay_name, shared, stop, task: Some(task) })
     }
 
-    /// The current status, and a receiver that wakes on every change.
+    /// A receiver of the status that wakes on every change.
     pub fn status(&self) -> watch::Receiver<SyncStatus> {
         self.shared.status.subscribe()
+    }
+
+    /// The status as of now: edits committed a moment ago count as unacknowledged even before
+    /// the agent's task has seen them, so "synced" is never shown while an edit is pending.
+    pub fn status_now(&self) -> SyncStatus {
+        refresh_unacknowledged(&self.store, &self.relay_name, &self.shared);
+        self.shared.status.borrow().clone()
     }
 
     /// Sync now (the doctor pulled to refresh): skips any retry delay.
@@ -109,12 +124,14 @@ impl SyncAgent {
     /// the attempt fails, or `timeout` passes.
     pub async fn sync_and_wait(&self, timeout: Duration) -> Result<SyncStatus> {
         let mut status = self.status();
-        let before = status.borrow_and_update().clone();
+        let before = self.status_now();
+        status.borrow_and_update();
         self.sync_now();
         let waited = tokio::time::timeout(timeout, async {
             loop {
                 {
-                    let s = status.borrow_and_update();
+                    status.borrow_and_update();
+                    let s = self.status_now();
                     if s.synced && (s.state == AgentState::Live || s.last_synced_at > before.last_synced_at) {
                         return Ok(s.clone());
                     }
@@ -167,7 +184,7 @@ async fn run(
     let mut network = shared.network.subscribe();
     let mut events = store.watch();
     network.borrow_and_update();
-    refresh_unacknowledged(&store, &config, &shared);
+    refresh_unacknowledged(&store, &config.relay_name, &shared);
 
     while !stop.is_cancelled() {
         let result = attempt(&endpoint, &client, &store, &config, &shared, &stop).await;
@@ -185,7 +202,7 @@ async fn run(
         if stop.is_cancelled() {
             break;
         }
-        refresh_unacknowledged(&store, &config, &shared);
+        refresh_unacknowledged(&store, &config.relay_name, &shared);
         shared.status.send_modify(|s| {
             s.connected = false;
             s.progress = None;
@@ -215,7 +232,7 @@ async fn run(
                         break;
                     }
                     if events.borrow_and_update().local_edits != local_edits {
-                        refresh_unacknowledged(&store, &config, &shared);
+                        refresh_unacknowledged(&store, &config.relay_name, &shared);
                         // A burst of edits (one visit is several calls) becomes one sync.
                         tokio::time::sleep(config.debounce).await;
                         break;
@@ -244,7 +261,7 @@ async fn attempt(
 ) -> Result<()> {
     shared.status.send_modify(|s| s.state = AgentState::Connecting);
     let addr = resolve(&config.relay).await?;
-    let (conn, _zero_rtt) = connect(endpoint, client, addr).await?;
+    let (conn, _zero_rtt) = connect_within(endpoint, client, addr, config.connect_timeout).await?;
     shared.status.send_modify(|s| {
         s.connected = true;
         s.state = AgentState::Syncing;
@@ -300,8 +317,8 @@ fn report_progress(store: &Store, config: &AgentConfig, shared: &Shared, progres
     });
 }
 
-fn refresh_unacknowledged(store: &Store, config: &AgentConfig, shared: &Shared) {
-    if let Ok((n, _)) = store.unacknowledged(&config.relay_name) {
+fn refresh_unacknowledged(store: &Store, relay_name: &str, shared: &Shared) {
+    if let Ok((n, _)) = store.unacknowledged(relay_name) {
         shared.status.send_if_modified(|s| {
             let changed = s.unacknowledged != n || (n > 0 && s.synced);
             s.unacknowledged = n;

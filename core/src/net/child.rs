@@ -91,20 +91,30 @@ pub struct SessionReport {
 }
 
 /// Opens a connection to the parent at `addr`, in 0-RTT when a session ticket from an earlier
-/// connection allows it (the returned flag says so).
+/// connection allows it (the returned flag says so). Gives up after [`ANSWER_TIMEOUT`].
 pub async fn connect(
     endpoint: &quinn::Endpoint,
     config: &quinn::ClientConfig,
     addr: SocketAddr,
 ) -> Result<(quinn::Connection, bool)> {
+    connect_within(endpoint, config, addr, ANSWER_TIMEOUT).await
+}
+
+/// [`connect`] giving up after `timeout` (an unreachable relay does not answer at all).
+pub async fn connect_within(
+    endpoint: &quinn::Endpoint,
+    config: &quinn::ClientConfig,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<(quinn::Connection, bool)> {
     let connecting =
         endpoint.connect_with(config.clone(), addr, RELAY_SERVER_NAME).map_err(|e| network("connect")(&e))?;
     match connecting.into_0rtt() {
         Ok((conn, _accepted)) => Ok((conn, true)),
-        Err(connecting) => match tokio::time::timeout(ANSWER_TIMEOUT, connecting).await {
+        Err(connecting) => match tokio::time::timeout(timeout, connecting).await {
             Ok(Ok(conn)) => Ok((conn, false)),
             Ok(Err(e)) => Err(network("handshake")(&e)),
-            Err(_) => Err(Error::Network { reason: format!("no answer from {addr} within {ANSWER_TIMEOUT:?}") }),
+            Err(_) => Err(Error::Network { reason: format!("no answer from {addr} within {timeout:?}") }),
         },
     }
 }

@@ -13,7 +13,9 @@ mod framed;
 mod parent;
 mod tls;
 
-pub use child::{SessionOptions, SessionProgress, SessionReport, WireStats, connect, sync_over};
+pub use child::{
+    ANSWER_TIMEOUT, SessionOptions, SessionProgress, SessionReport, WireStats, connect, connect_within, sync_over,
+};
 pub use parent::{ServeOptions, serve_child};
 pub use tls::{ALPN, Fingerprint, RELAY_SERVER_NAME, RelayIdentity, client_tls, server_tls};
 
