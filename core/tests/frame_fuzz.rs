@@ -74,3 +74,69 @@ proptest! {
         prop_assert_eq!(out, messages);
     }
 }
+
+/// The cargo-fuzz target's corpus (`core/fuzz`): seeds named `valid-*` must decode, `bad-*` must
+/// fail cleanly, and whatever the fuzzer added must not panic. `YILIAN_WRITE_CORPUS=1` rewrites
+/// the seeds.
+#[test]
+fn the_fuzz_corpus_decodes_or_fails_cleanly() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/frame_decoder");
+    if std::env::var_os("YILIAN_WRITE_CORPUS").is_some() {
+        write_seeds(&dir);
+    }
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let result = yilian_core::sync::exercise_decoder(&std::fs::read(&path).unwrap());
+        if name.starts_with("valid-") {
+            assert!(matches!(result, Ok(n) if n > 0), "{name}: {result:?}");
+        } else if name.starts_with("bad-") {
+            assert!(result.is_err(), "{name} decoded: {result:?}");
+        }
+        seen += 1;
+    }
+    assert!(seen >= 10, "the corpus has only {seen} files");
+}
+
+fn write_seeds(dir: &std::path::Path) {
+    use yilian_core::sync::ErrorCode;
+    std::fs::create_dir_all(dir).unwrap();
+    let mut seeds: Vec<(&str, Vec<u8>)> = sample_messages()
+        .iter()
+        .zip(["valid-hello", "valid-ack", "valid-pull"])
+        .map(|(m, name)| (name, encode(m)))
+        .collect();
+    let welcome = Message::Welcome {
+        peer: "relay".into(),
+        log_id: "0f".into(),
+        acked_seq: 3,
+        head: 90,
+        grant_head: 2,
+        pending_items: 10,
+        pending_bytes: 5000,
+    };
+    let snapshot = Message::Snapshot {
+        grant: 2,
+        doc: Some([7; 16]),
+        bytes: vec![1; 900],
+        signatures: vec![([3; 32], vec![4; 64])],
+    };
+    let refused = Message::Refused { items: vec![(4, "document is outside the scope of dev".into())] };
+    let error = Message::Error { code: ErrorCode::Protocol, message: "bad".into() };
+    seeds.push(("valid-welcome", encode(&welcome)));
+    seeds.push(("valid-snapshot", encode(&snapshot)));
+    seeds.push(("valid-stream", [encode(&refused), encode(&error), encode(&Message::Caught { up_to: 9 })].concat()));
+    let mut version = encode(&welcome);
+    version[4] = 9;
+    seeds.push(("bad-version", version));
+    let mut flags = encode(&refused);
+    flags[5] = 0x80;
+    seeds.push(("bad-flags", flags));
+    seeds.push(("bad-oversize", (64u32 << 20).to_be_bytes().to_vec()));
+    seeds.push(("bad-garbage", vec![0, 0, 0, 6, 1, 0, 0xff, 0xff, 0xff, 0xff]));
+    seeds.push(("bad-zstd", vec![0, 0, 0, 6, 1, 1, 0x28, 0xb5, 0x2f, 0x00]));
+    for (name, bytes) in seeds {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}

@@ -74,3 +74,33 @@ pub fn desk_event(status: TaskStatus) -> NewReferralEvent {
         discharge_summary: None,
     }
 }
+
+/// A village doctor's record set: `patients` residents, each registered with `visits` quarterly
+/// follow-ups (11 changes per resident with 9 visits), recorded on `store`. Returns their ids.
+pub fn village_records(
+    store: &yilian_core::Store,
+    patients: usize,
+    visits: i64,
+) -> yilian_core::Result<Vec<yilian_core::PatientId>> {
+    let mut ids = Vec::with_capacity(patients);
+    for i in 0..patients {
+        let id = store.create_patient(resident(&format!("居民{i:05}")))?;
+        for v in 0..visits {
+            let mut visit = follow_up_visit(i as u64 + v as u64);
+            visit.at = yilian_core::time::now_ms() - (visits + 1 - v) * 30 * 86_400_000;
+            store.record_visit(id, visit)?;
+        }
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// Peak resident memory of this process (VmHWM), in MB; NaN where /proc is missing.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}

@@ -25,7 +25,7 @@ mod storage;
 
 pub use child::{ChildAction, ChildSession};
 pub use driver::{BATCH_CHANGES, ChildDriver, ParentDriver, SessionOutcome};
-pub use frame::{FrameDecoder, FrameError, MAX_FRAME_BYTES, PROTOCOL_VERSION, decode_body, encode};
+pub use frame::{FrameDecoder, FrameError, MAX_FRAME_BYTES, PROTOCOL_VERSION, decode_body, encode, exercise_decoder};
 pub use local::{Link, PerfectLink, SyncStats, sync_in_process};
 pub use message::{ErrorCode, Message, WireChange};
 pub use parent::{Grant, ParentAction, ParentSession};
