@@ -365,3 +365,30 @@ fn a_record_assigned_later_arrives_whole_and_then_follows_the_log() {
     assert_eq!(desk.export_json(q).unwrap(), village.export_json(q).unwrap());
     assert!(unique_log(&desk));
 }
+
+#[test]
+fn a_device_restored_from_a_backup_still_delivers_its_new_edits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, backup) = (dir.path().join("dev.db"), dir.path().join("backup.db"));
+    let relay = relay_for(&["dev"]);
+    let p = registered(&Store::open(&db, yilian_core::StoreOptions::default()).unwrap(), "甲");
+    std::fs::copy(&db, &backup).unwrap();
+    {
+        let device = Store::open(&db, yilian_core::StoreOptions::default()).unwrap();
+        for i in 0..5 {
+            device.record_visit(p, visit(120 + i, 80)).unwrap();
+        }
+        sync(&device, "dev", &relay);
+    }
+    // The phone is replaced and restored from the older backup: its log is shorter than what the
+    // relay acknowledged, and its next edits reuse those sequence numbers.
+    std::fs::copy(&backup, &db).unwrap();
+    let device = Store::open(&db, yilian_core::StoreOptions::default()).unwrap();
+    assert!(device.last_local_seq().unwrap() < relay.peer_cursor("dev").unwrap().read_seq);
+    device.record_visit(p, visit(170, 100)).unwrap();
+    sync(&device, "dev", &relay);
+    sync(&device, "dev", &relay);
+    assert_eq!(relay.patient(p).unwrap().visits.len(), 6, "the restored phone's new visit reached the relay");
+    assert_same_records(&[&device, &relay]);
+    assert!(unique_log(&relay));
+}

@@ -168,6 +168,18 @@ impl Store {
         Ok((count.max(0) as u64, bytes.max(0) as u64))
     }
 
+    /// A child's log went back (restored from a backup): forget how much of it we hold, and stop
+    /// treating its earlier changes as ones it has (they are sent back to it; duplicates are
+    /// no-ops), in one transaction.
+    pub fn forget_child_log(&self, child: &str) -> Result<()> {
+        let inner = self.lock();
+        let tx = inner.conn.unchecked_transaction()?;
+        tx.execute("UPDATE peers SET read_seq = 0, updated_at = ?2 WHERE peer_id = ?1", params![child, now_ms()])?;
+        tx.execute("UPDATE changes SET origin = NULL WHERE origin = ?1", [child])?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The newest sequence number of a change made on this replica (0 when none).
     pub fn last_local_seq(&self) -> Result<i64> {
         Ok(self

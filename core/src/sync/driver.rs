@@ -227,6 +227,11 @@ impl<'a> ParentDriver<'a> {
                     self.outcome.change_bytes += changes.iter().map(|c| c.bytes.len() as u64).sum::<u64>();
                     self.session.pull(changes.into_iter().map(wire).collect(), up_to)
                 }
+                ParentAction::ForgetChildLog { peer } => {
+                    tracing::warn!(child = %peer, "the device's log went back (restored from a backup?): taking it all again");
+                    self.store.forget_child_log(&peer)?;
+                    Vec::new()
+                }
                 ParentAction::ReadGrants { after } => {
                     let (grants, more) = self.store.grants_for(self.session.peer(), after)?;
                     self.outcome.snapshots += grants.iter().filter(|g| g.doc.is_some()).count();

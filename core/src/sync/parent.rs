@@ -45,6 +45,12 @@ pub enum ParentAction {
         /// Grant cursor to read after.
         after: i64,
     },
+    /// The child's log went back (it was restored from a backup): forget how much of it we hold,
+    /// so that it pushes everything again (what we already have is a no-op by hash).
+    ForgetChildLog {
+        /// The child's peer id.
+        peer: String,
+    },
     /// Store the child's changes and move its cursor to `up_to` in one transaction, then call
     /// [`ParentSession::ingested`].
     Ingest {
@@ -71,6 +77,7 @@ pub struct ParentSession {
     peer: String,
     child_read: i64,
     child_log_id: String,
+    child_head: i64,
     acked: i64,
     sent_to: i64,
     head: i64,
@@ -95,6 +102,7 @@ impl ParentSession {
             peer: String::new(),
             child_read: 0,
             child_log_id: String::new(),
+            child_head: 0,
             acked: 0,
             sent_to: 0,
             head: 0,
@@ -135,6 +143,15 @@ impl ParentSession {
             return Vec::new();
         }
         self.state = State::Running;
+        let mut out = Vec::new();
+        // We hold more of the child's log than it has: it was restored from a backup and its new
+        // changes reuse sequence numbers we acknowledged. Take its whole log again.
+        let acked_seq = if acked_seq > self.child_head {
+            out.push(ParentAction::ForgetChildLog { peer: self.peer.clone() });
+            0
+        } else {
+            acked_seq
+        };
         self.acked = acked_seq;
         self.head = head;
         // A cursor into another log (ours was replaced) counts for nothing.
@@ -144,7 +161,7 @@ impl ParentSession {
             self.sent_to = 0;
             self.grant_sent = 0;
         }
-        let mut out = vec![ParentAction::Send(Message::Welcome {
+        out.push(ParentAction::Send(Message::Welcome {
             peer: String::new(),
             log_id: log_id.to_string(),
             acked_seq,
@@ -152,7 +169,7 @@ impl ParentSession {
             grant_head,
             pending_items: pending.0,
             pending_bytes: pending.1,
-        })];
+        }));
         out.extend(self.more_pull());
         out
     }
@@ -264,7 +281,7 @@ impl ParentSession {
             return Vec::new();
         }
         match (message, &self.state) {
-            (Message::Hello { peer, log_id, read_seq, grant_seq, .. }, State::AwaitHello) => {
+            (Message::Hello { peer, log_id, read_seq, grant_seq, local_head }, State::AwaitHello) => {
                 if peer.is_empty() || peer.len() > 128 {
                     return self.fail(ErrorCode::Protocol, "hello without a valid peer id".into());
                 }
@@ -272,6 +289,7 @@ impl ParentSession {
                 self.child_read = read_seq.max(0);
                 self.child_log_id = log_id;
                 self.grant_sent = grant_seq.max(0);
+                self.child_head = local_head;
                 self.state = State::AwaitLookup;
                 vec![ParentAction::Lookup { peer, read_seq: self.child_read }]
             }

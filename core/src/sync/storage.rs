@@ -17,6 +17,9 @@ pub trait ParentStorage: Send + Sync {
     fn head(&self) -> Result<i64>;
     /// How much of `child`'s log is durably stored here.
     fn child_acked(&self, child: &str) -> Result<i64>;
+    /// Forgets how much of `child`'s log is stored here (its log went back): it pushes it all
+    /// again, and its own earlier changes are sent back to it (the restored device lost them).
+    fn forget_child_log(&self, child: &str) -> Result<()>;
     /// Changes and bytes `child` is about to pull after `after_seq`.
     fn pending_for(&self, child: &str, after_seq: i64) -> Result<(u64, u64)>;
     /// Changes after `after_seq` in `child`'s scope, not from it, at most `limit`; and the last
@@ -44,6 +47,10 @@ impl ParentStorage for Store {
 
     fn child_acked(&self, child: &str) -> Result<i64> {
         Ok(self.peer_cursor(child)?.read_seq)
+    }
+
+    fn forget_child_log(&self, child: &str) -> Result<()> {
+        Store::forget_child_log(self, child)
     }
 
     fn pending_for(&self, child: &str, after_seq: i64) -> Result<(u64, u64)> {
