@@ -276,7 +276,7 @@ fn malformed_frames_and_protocol_violations_end_the_session_with_a_reason() {
             seq: c.seq,
             doc: *c.doc_id.0.as_bytes(),
             bytes: c.bytes.clone(),
-            signature: None,
+            signature: c.signature.clone(),
         })
         .collect();
     items.push(yilian_core::sync::WireChange {
@@ -391,4 +391,75 @@ fn a_device_restored_from_a_backup_still_delivers_its_new_edits() {
     assert_eq!(relay.patient(p).unwrap().visits.len(), 6, "the restored phone's new visit reached the relay");
     assert_same_records(&[&device, &relay]);
     assert!(unique_log(&relay));
+}
+
+#[test]
+fn a_relay_refuses_unsigned_forged_and_actor_stealing_changes() {
+    use automerge::transaction::Transactable;
+    use yilian_core::IncomingChange;
+    use yilian_core::identity::DeviceKey;
+    let (relay, device) = (memory_store(), memory_store());
+    let p = registered(&device, "甲");
+    device.record_visit(p, visit(130, 85)).unwrap();
+    let log = device.changes_since(0, usize::MAX).unwrap();
+    let with = |signature: &dyn Fn(&yilian_core::StoredChange) -> Option<Vec<u8>>| -> Vec<IncomingChange> {
+        log.iter()
+            .map(|c| IncomingChange { doc_id: c.doc_id, bytes: c.bytes.clone(), signature: signature(c) })
+            .collect()
+    };
+    let thief = DeviceKey::generate();
+
+    // Unsigned, and signed by a key that is not the author's: refused, nothing stored but the
+    // genesis change (the one change every device makes identically, unsigned).
+    let unsigned = relay.ingest_from_child("dev", with(&|_| None), 1).unwrap();
+    let forged = relay.ingest_from_child("dev", with(&|c| Some(thief.sign(&c.hash).to_vec())), 2).unwrap();
+    assert_eq!(unsigned.rejected.len(), log.len() - 1, "{unsigned:?}");
+    // The actor's first change names its device but is unsigned; the later ones cannot even be
+    // attributed, since the first was refused.
+    assert!(
+        unsigned.rejected.iter().all(|r| r.reason.ends_with("is not signed") || r.reason.contains("is unknown here")),
+        "{unsigned:?}"
+    );
+    assert_eq!(forged.rejected.len(), log.len() - 1, "{forged:?}");
+    assert!(
+        forged
+            .rejected
+            .iter()
+            .all(|r| r.reason.contains("is not by its device") || r.reason.contains("is unknown here")),
+        "{forged:?}"
+    );
+    assert!(relay.patient(p).is_err(), "no registration was stored");
+
+    // The genuine changes pass.
+    let genuine = relay.ingest_from_child("dev", with(&|c| c.signature.clone()), 3).unwrap();
+    assert!(genuine.rejected.is_empty(), "{genuine:?}");
+    assert_eq!(relay.patient(p).unwrap().visits.len(), 1);
+
+    // Another key writes under the device's actor: continuing its history (the change is checked
+    // against the device the actor belongs to), or claiming the actor afresh.
+    let actor_bytes: Vec<u8> = (0..device.actor().len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&device.actor()[i..i + 2], 16).unwrap())
+        .collect();
+    let steal = |base: automerge::Automerge, seq: u64| {
+        let mut doc = base;
+        doc.set_author(Some(automerge::Author::from(thief.public_key().to_vec())));
+        doc.set_actor(automerge::ActorId::from(actor_bytes.clone()));
+        let mut tx = doc.transaction();
+        tx.put(automerge::ROOT, "stolen", seq).unwrap();
+        tx.commit();
+        let change = doc.get_last_local_change().unwrap().clone();
+        IncomingChange {
+            doc_id: p,
+            bytes: change.raw_bytes().to_vec(),
+            signature: Some(thief.sign(&change.hash().0).to_vec()),
+        }
+    };
+    let continued = steal(automerge::Automerge::load(&relay.document_snapshot(p).unwrap().bytes).unwrap(), 1);
+    let claimed = steal(automerge::Automerge::new(), 2);
+    let report = relay.ingest_from_child("dev", vec![continued, claimed], 4).unwrap();
+    assert_eq!(report.rejected.len(), 2, "{report:?}");
+    assert!(report.rejected[0].reason.contains("is not by its device"), "{report:?}");
+    assert!(report.rejected[1].reason.contains("belongs to another device"), "{report:?}");
+    assert!(report.applied == 0);
 }

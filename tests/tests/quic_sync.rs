@@ -250,7 +250,7 @@ async fn bad_input_ends_that_session_with_a_reason_and_the_relay_serves_on() -> 
             seq: i as i64 + 1,
             doc: *c.doc_id.0.as_bytes(),
             bytes: c.bytes.clone(),
-            signature: None,
+            signature: c.signature.clone(),
         })
         .collect();
     let n = items.len() as i64;

@@ -43,6 +43,15 @@ fn genesis_actor(patient: PatientId) -> ActorId {
     ActorId::from(bytes)
 }
 
+/// The hash of `patient`'s genesis change (the one change that carries no device signature).
+pub(crate) fn genesis_hash(patient: PatientId) -> Result<automerge::ChangeHash> {
+    let doc = genesis_doc(patient)?;
+    doc.get_heads().first().copied().ok_or_else(|| Error::CorruptDocument {
+        doc_id: patient.to_string(),
+        reason: "genesis document without a change".into(),
+    })
+}
+
 /// A document holding only the genesis change of `patient`.
 pub(crate) fn genesis_doc(patient: PatientId) -> Result<Automerge> {
     let mut doc = Automerge::new().with_actor(genesis_actor(patient));

@@ -412,8 +412,20 @@ fn apply_batch(
             }
             continue;
         }
+        let genesis = match source.filter(|s| s.enforce_scope) {
+            Some(_) => Some(crate::document::genesis_hash(doc_id)?),
+            None => None,
+        };
         let mut fresh = Vec::new();
         for (index, change, signature) in items {
+            if let (Some(source), Some(genesis)) = (source, genesis)
+                && !is_stored(&tx, &change)?
+                && let Err(reason) = check_signed(&tx, genesis, &change, signature.as_deref())?
+            {
+                tracing::warn!(child = %source.peer, %reason, "refused a change");
+                report.rejected.push(RejectedChange { index, reason });
+                continue;
+            }
             if is_stored(&tx, &change)? || fresh.iter().any(|(_, c, _): &(usize, Change, _)| c.hash() == change.hash())
             {
                 report.duplicates += 1;
@@ -475,6 +487,56 @@ fn apply_batch(
         inner.notify(false);
     }
     Ok(())
+}
+
+/// Whether a change a child pushed is attributable: signed by the device that owns its actor.
+/// Automerge names the author (the device key) only in an actor's first change; the parent binds
+/// the actor to that key then (first binding wins) and checks every later change of the actor
+/// against it. The genesis change, identical on every device, is the one unsigned change.
+/// `Ok(Err(reason))` refuses the change.
+fn check_signed(
+    conn: &rusqlite::Connection,
+    genesis: automerge::ChangeHash,
+    change: &Change,
+    signature: Option<&[u8]>,
+) -> Result<std::result::Result<(), String>> {
+    let hash = change.hash();
+    let short = crate::identity::hex(&hash.0[..6]);
+    if hash == genesis {
+        return Ok(Ok(()));
+    }
+    let actor = change.actor_id().to_bytes().to_vec();
+    let actor_hex = crate::identity::hex(&actor[..actor.len().min(8)]);
+    let bound: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT author FROM actors WHERE actor = ?1")?
+        .query_row([&actor], |r| r.get(0))
+        .optional()?;
+    let named = change.author().map(|a| a.as_bytes().to_vec());
+    let author = match (named, &bound) {
+        (Some(named), Some(bound)) if &named != bound => {
+            return Ok(Err(format!("change {short}: actor {actor_hex} belongs to another device")));
+        }
+        (Some(named), _) => named,
+        (None, Some(bound)) => bound.clone(),
+        (None, None) => {
+            return Ok(Err(format!(
+                "change {short}: actor {actor_hex} is unknown here (its first change, which names its device, has not arrived)"
+            )));
+        }
+    };
+    let Some(signature) = signature else {
+        return Ok(Err(format!("change {short} is not signed")));
+    };
+    if !crate::identity::verify_signature(&author, &hash.0, signature) {
+        return Ok(Err(format!(
+            "change {short}: the signature is not by its device {}",
+            crate::identity::hex(&author[..author.len().min(8)])
+        )));
+    }
+    if bound.is_none() {
+        conn.prepare_cached("INSERT INTO actors (actor, author) VALUES (?1, ?2)")?.execute(params![actor, author])?;
+    }
+    Ok(Ok(()))
 }
 
 fn is_stored(conn: &rusqlite::Connection, change: &Change) -> Result<bool> {

@@ -106,6 +106,14 @@ const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE peers ADD COLUMN grant_seq INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 5: on a parent, the device key each automerge actor belongs to (first seen wins), so a
+    // change that claims another device's actor is refused.
+    r#"
+    CREATE TABLE actors (
+        actor  BLOB PRIMARY KEY,
+        author BLOB NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.
