@@ -227,6 +227,14 @@ fn a_replaced_relay_log_makes_devices_start_again_from_zero() {
     assert!(replacement.patient(p).is_ok());
 }
 
+/// A relay session that has welcomed device "dev" with `local_head` changes of its own.
+fn welcomed_driver(relay: &Store, local_head: i64) -> ParentDriver<'_> {
+    let mut driver = ParentDriver::new(relay, "relay");
+    let hello = Message::Hello { peer: "dev".into(), log_id: String::new(), read_seq: 0, local_head, grant_seq: 0 };
+    driver.on_message(hello).unwrap();
+    driver
+}
+
 #[test]
 fn malformed_frames_and_protocol_violations_end_the_session_with_a_reason() {
     let relay = memory_store();
@@ -236,16 +244,7 @@ fn malformed_frames_and_protocol_violations_end_the_session_with_a_reason() {
     assert!(matches!(&out[0], Message::Error { message, .. } if message.contains("unexpected push")), "{out:?}");
     assert!(driver.outcome.error.is_some());
     // A push that leaves a gap in the child's log.
-    let mut driver = ParentDriver::new(&relay, "relay");
-    driver
-        .on_message(Message::Hello {
-            peer: "dev".into(),
-            log_id: String::new(),
-            read_seq: 0,
-            local_head: 10,
-            grant_seq: 0,
-        })
-        .unwrap();
+    let mut driver = welcomed_driver(&relay, 10);
     let out = driver.on_message(Message::Push { from_seq: 5, to_seq: 10, items: vec![] }).unwrap();
     assert!(matches!(&out[0], Message::Error { message, .. } if message.contains("leaves a gap")), "{out:?}");
     // Garbage and a wrong version never decode into a message.
@@ -260,16 +259,7 @@ fn malformed_frames_and_protocol_violations_end_the_session_with_a_reason() {
     let device = memory_store();
     let p = registered(&device, "好的");
     let good = device.changes_since(0, 10).unwrap();
-    let mut driver = ParentDriver::new(&relay, "relay");
-    driver
-        .on_message(Message::Hello {
-            peer: "dev".into(),
-            log_id: String::new(),
-            read_seq: 0,
-            local_head: 3,
-            grant_seq: 0,
-        })
-        .unwrap();
+    let mut driver = welcomed_driver(&relay, 3);
     let mut items: Vec<_> = good
         .iter()
         .map(|c| yilian_core::sync::WireChange {

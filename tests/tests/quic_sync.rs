@@ -9,7 +9,7 @@ use std::sync::Arc;
 use yilian_core::net::{SessionOptions, client_config, connect};
 use yilian_core::sync::{ErrorCode, FrameDecoder, Message, PerfectLink, WireChange, encode, sync_in_process};
 use yilian_core::{ScopeGrant, Store, StoreOptions};
-use yilian_tests::lab::{Phone, STEP, no_duplicates, open_store, same_records, start_relay};
+use yilian_tests::lab::{Phone, STEP, copy_log, no_duplicates, open_store, same_records, start_relay};
 use yilian_tests::{follow_up_visit, resident};
 
 fn memory() -> Arc<Store> {
@@ -239,7 +239,7 @@ async fn bad_input_ends_that_session_with_a_reason_and_the_relay_serves_on() -> 
     let mine = writer.create_patient(resident("自己的"))?;
     let good = writer.changes_since(0, usize::MAX)?;
     let other = Store::open_in_memory(StoreOptions::default())?;
-    yilian_tests_exchange(&owner.store, &other)?;
+    copy_log(&owner.store, &other)?;
     other.record_visit(theirs, follow_up_visit(9))?;
     let foreign = other.local_changes_since(0, usize::MAX)?;
     let mut items: Vec<WireChange> = good
@@ -278,15 +278,5 @@ async fn bad_input_ends_that_session_with_a_reason_and_the_relay_serves_on() -> 
     fine.store.create_patient(resident("好好的"))?;
     fine.sync(addr).await?;
     relay.shutdown().await;
-    Ok(())
-}
-
-fn yilian_tests_exchange(from: &Store, to: &Store) -> Result<()> {
-    let changes = from
-        .changes_since(0, usize::MAX)?
-        .into_iter()
-        .map(|c| yilian_core::IncomingChange { doc_id: c.doc_id, bytes: c.bytes, signature: c.signature })
-        .collect();
-    to.apply_remote_changes(changes)?;
     Ok(())
 }

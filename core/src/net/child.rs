@@ -2,7 +2,7 @@
 //! log sync protocol on a connection to its parent.
 
 use super::framed::{FramedRecv, FramedSend};
-use super::{RELAY_SERVER_NAME, blocking, network};
+use super::{RELAY_SERVER_NAME, blocking, is_bulk, network};
 use crate::sync::{ChildDriver, Message, SessionOutcome};
 use crate::{Error, Result, Store};
 use std::net::SocketAddr;
@@ -244,11 +244,6 @@ async fn session(
         rounds: state.rounds,
         elapsed: started.elapsed(),
     })
-}
-
-/// Whether a message travels on the parent's bulk stream.
-fn is_bulk(message: &Message) -> bool {
-    matches!(message, Message::Pull { .. } | Message::Snapshot { .. } | Message::Caught { .. })
 }
 
 async fn next_on(stream: &mut Option<FramedRecv>) -> Result<Option<Message>> {

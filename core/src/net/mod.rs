@@ -65,6 +65,13 @@ pub fn client_config(pinned: Fingerprint) -> Result<quinn::ClientConfig> {
     Ok(config)
 }
 
+/// Whether a parent → child message travels on the bulk stream (the rest go on the control
+/// stream).
+pub(crate) fn is_bulk(message: &crate::sync::Message) -> bool {
+    use crate::sync::Message;
+    matches!(message, Message::Pull { .. } | Message::Snapshot(_) | Message::Caught { .. })
+}
+
 pub(crate) fn network(what: &str) -> impl Fn(&dyn std::fmt::Display) -> Error + '_ {
     move |e| Error::Network { reason: format!("{what}: {e}") }
 }

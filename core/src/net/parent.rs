@@ -1,7 +1,7 @@
 //! The parent side over QUIC: the relay (or an edge hub) serving one child connection.
 
 use super::framed::{FramedRecv, FramedSend};
-use super::{blocking, network};
+use super::{blocking, is_bulk, network};
 use crate::sync::{ErrorCode, FrameError, Message, ParentDriver, ParentStorage, SessionOutcome};
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -102,7 +102,7 @@ async fn session(
             tracing::Span::current().record("device", driver.peer());
         }
         for message in out {
-            if matches!(message, Message::Pull { .. } | Message::Snapshot { .. } | Message::Caught { .. }) {
+            if is_bulk(&message) {
                 if bulk.is_none() {
                     let stream = conn.open_uni().await.map_err(|e| network("open stream")(&e))?;
                     bulk = Some(FramedSend::start(stream, &mut tasks, Some(sent_tx.clone()), down.clone()));

@@ -157,15 +157,11 @@ impl Store {
 
     /// Changes made here that `peer` has not durably acknowledged yet, and their size in bytes.
     pub fn unacknowledged(&self, peer: &str) -> Result<(u64, u64)> {
-        let inner = self.lock();
-        let (count, bytes): (i64, i64) = inner
-            .conn
-            .prepare_cached(
-                "SELECT count(*), coalesce(sum(length(bytes)), 0) FROM changes WHERE local = 1
-             AND local_seq > coalesce((SELECT acked_seq FROM peers WHERE peer_id = ?1), 0)",
-            )?
-            .query_row([peer], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok((count.max(0) as u64, bytes.max(0) as u64))
+        count_and_bytes(
+            &self.lock().conn,
+            "local = 1 AND local_seq > coalesce((SELECT acked_seq FROM peers WHERE peer_id = ?1), 0)",
+            params![peer],
+        )
     }
 
     /// A child's log went back (restored from a backup): forget how much of it we hold, and stop
@@ -254,7 +250,7 @@ impl Store {
     ) -> Result<ApplyReport> {
         let Some(doc_id) = doc else {
             return self.apply(
-                Some(Source { peer: parent, cursor: CursorMove::Rewind { grant }, enforce_scope: false }),
+                Some(Source { peer: parent, cursor: CursorMove::Grant { grant, rewind: true }, enforce_scope: false }),
                 vec![],
             );
         };
@@ -271,7 +267,10 @@ impl Store {
                 signature: signature_of.get(&c.hash().0).map(|s| (*s).clone()),
             })
             .collect();
-        self.apply(Some(Source { peer: parent, cursor: CursorMove::Grant { grant }, enforce_scope: false }), batch)
+        self.apply(
+            Some(Source { peer: parent, cursor: CursorMove::Grant { grant, rewind: false }, enforce_scope: false }),
+            batch,
+        )
     }
 
     fn apply(&self, source: Option<Source<'_>>, batch: Vec<IncomingChange>) -> Result<ApplyReport> {
@@ -373,13 +372,11 @@ enum CursorMove<'a> {
         up_to: i64,
         log_id: &'a str,
     },
-    /// How far we have read the peer's grants for us.
+    /// How far we have read the peer's grants for us; `rewind` (a grant of every document) also
+    /// reads the peer's log again from 0.
     Grant {
         grant: i64,
-    },
-    /// A grant of every document: read the peer's log again from 0.
-    Rewind {
-        grant: i64,
+        rewind: bool,
     },
 }
 
@@ -418,16 +415,16 @@ fn apply_batch(
         };
         let mut fresh = Vec::new();
         for (index, change, signature) in items {
-            if let (Some(source), Some(genesis)) = (source, genesis)
-                && !is_stored(&tx, &change)?
+            let stored = is_stored(&tx, &change)?;
+            if !stored
+                && let (Some(source), Some(genesis)) = (source, genesis)
                 && let Err(reason) = check_signed(&tx, genesis, &change, signature.as_deref())?
             {
                 tracing::warn!(child = %source.peer, %reason, "refused a change");
                 report.rejected.push(RejectedChange { index, reason });
                 continue;
             }
-            if is_stored(&tx, &change)? || fresh.iter().any(|(_, c, _): &(usize, Change, _)| c.hash() == change.hash())
-            {
+            if stored || fresh.iter().any(|(_, c, _): &(usize, Change, _)| c.hash() == change.hash()) {
                 report.duplicates += 1;
             } else {
                 fresh.push((index, change, signature));
@@ -539,6 +536,17 @@ fn check_signed(
     Ok(Ok(()))
 }
 
+/// How many log rows match `filter`, and the size of their changes in bytes.
+pub(crate) fn count_and_bytes(
+    conn: &rusqlite::Connection,
+    filter: &str,
+    args: impl rusqlite::Params,
+) -> Result<(u64, u64)> {
+    let sql = format!("SELECT count(*), coalesce(sum(length(bytes)), 0) FROM changes WHERE {filter}");
+    let (count, bytes): (i64, i64) = conn.prepare_cached(&sql)?.query_row(args, |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok((count.max(0) as u64, bytes.max(0) as u64))
+}
+
 fn is_stored(conn: &rusqlite::Connection, change: &Change) -> Result<bool> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM changes WHERE hash = ?1")?
@@ -559,21 +567,13 @@ fn move_cursor(conn: &rusqlite::Connection, source: &Source<'_>) -> Result<()> {
             )?
             .execute(params![peer, up_to, log_id, now_ms()])?;
         }
-        CursorMove::Grant { grant } => {
+        CursorMove::Grant { grant, rewind } => {
             conn.prepare_cached(
                 "INSERT INTO peers (peer_id, grant_seq, updated_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(peer_id) DO UPDATE SET grant_seq = max(grant_seq, excluded.grant_seq),
-                     updated_at = excluded.updated_at",
+                     read_seq = CASE WHEN ?4 THEN 0 ELSE read_seq END, updated_at = excluded.updated_at",
             )?
-            .execute(params![peer, grant, now_ms()])?;
-        }
-        CursorMove::Rewind { grant } => {
-            conn.prepare_cached(
-                "INSERT INTO peers (peer_id, grant_seq, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(peer_id) DO UPDATE SET grant_seq = max(grant_seq, excluded.grant_seq), read_seq = 0,
-                     updated_at = excluded.updated_at",
-            )?
-            .execute(params![peer, grant, now_ms()])?;
+            .execute(params![peer, grant, now_ms(), rewind])?;
         }
     }
     Ok(())

@@ -7,6 +7,7 @@
 
 use super::Store;
 use super::docs::exists;
+use super::log::count_and_bytes;
 use crate::time::now_ms;
 use crate::{Error, PatientId, Result};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -142,15 +143,11 @@ impl Store {
     /// Changes and bytes in `peer`'s scope after `after_seq` that did not come from it: what it is
     /// about to pull.
     pub fn pending_for_peer(&self, peer: &str, after_seq: i64) -> Result<(u64, u64)> {
-        let inner = self.lock();
-        let (items, bytes): (i64, i64) = inner
-            .conn
-            .prepare_cached(&format!(
-                "SELECT count(*), coalesce(sum(length(bytes)), 0) FROM changes
-             WHERE local_seq > ?1 AND coalesce(origin, '') != ?2 AND {IN_SCOPE}"
-            ))?
-            .query_row(params![after_seq, peer], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok((items.max(0) as u64, bytes.max(0) as u64))
+        count_and_bytes(
+            &self.lock().conn,
+            &format!("local_seq > ?1 AND coalesce(origin, '') != ?2 AND {IN_SCOPE}"),
+            params![after_seq, peer],
+        )
     }
 
     /// How far this child has read `parent`'s grants.

@@ -2,7 +2,7 @@
 //! state machine. It consumes messages and produces messages and requests; the driver owns the
 //! socket, the timers and the store.
 
-use super::message::{ErrorCode, Message, WireChange};
+use super::message::{ErrorCode, Grant, Message, WireChange};
 
 /// Batches of pushed changes allowed in flight before an ack.
 const PUSH_WINDOW: usize = 4;
@@ -32,19 +32,10 @@ pub enum ChildAction {
         /// Parent log id the cursor refers to.
         log_id: String,
     },
-    /// Store this document (newly in scope, sent whole) and move the grant cursor to `grant`, in
-    /// one transaction; `doc: None` means every document: read the parent's log again from 0.
+    /// Store this document (newly in scope, sent whole) and move the grant cursor to its grant,
+    /// in one transaction; a grant of every document means: read the parent's log again from 0.
     /// Then call [`ChildSession::snapshot_applied`].
-    ApplySnapshot {
-        /// Grant position.
-        grant: i64,
-        /// The document, or every document.
-        doc: Option<[u8; 16]>,
-        /// `Automerge::save()` bytes.
-        bytes: Vec<u8>,
-        /// Signatures by change hash.
-        signatures: Vec<([u8; 32], Vec<u8>)>,
-    },
+    ApplySnapshot(Grant),
     /// The parent durably holds our log up to here (record it; "synced" when it reaches the head).
     Acked {
         /// Acknowledged cursor.
@@ -251,15 +242,15 @@ impl ChildSession {
                 self.read_seq = to_seq;
                 vec![ChildAction::Apply { items, up_to: to_seq, log_id: self.log_id.clone() }]
             }
-            (Message::Snapshot { grant, doc, bytes, signatures }, State::Running) => {
-                if grant <= self.grant_seq {
+            (Message::Snapshot(grant), State::Running) => {
+                if grant.grant <= self.grant_seq {
                     return Vec::new(); // already stored
                 }
-                if doc.is_none() {
+                if grant.doc.is_none() {
                     // Every document: the pull stream that follows starts again from 0.
                     self.read_seq = 0;
                 }
-                vec![ChildAction::ApplySnapshot { grant, doc, bytes, signatures }]
+                vec![ChildAction::ApplySnapshot(grant)]
             }
             (Message::Caught { up_to }, State::Running) => {
                 self.pull_target = self.pull_target.min(up_to);
@@ -290,7 +281,7 @@ pub(crate) fn name(message: &Message) -> &'static str {
         Message::Ack { .. } => "ack",
         Message::Pull { .. } => "pull",
         Message::Caught { .. } => "caught",
-        Message::Snapshot { .. } => "snapshot",
+        Message::Snapshot(_) => "snapshot",
         Message::Refused { .. } => "refused",
         Message::Error { .. } => "error",
     }

@@ -120,13 +120,19 @@ impl<'a> ChildDriver<'a> {
                     self.outcome.changed.extend(report.changed);
                     self.session.applied(up_to)
                 }
-                ChildAction::ApplySnapshot { grant, doc, bytes, signatures } => {
-                    let doc = doc.map(|d| PatientId(uuid::Uuid::from_bytes(d)));
-                    let report = self.store.apply_snapshot_from(&self.parent, grant, doc, &bytes, &signatures)?;
+                ChildAction::ApplySnapshot(grant) => {
+                    let doc = grant.doc.map(|d| PatientId(uuid::Uuid::from_bytes(d)));
+                    let report = self.store.apply_snapshot_from(
+                        &self.parent,
+                        grant.grant,
+                        doc,
+                        &grant.bytes,
+                        &grant.signatures,
+                    )?;
                     self.outcome.received += report.applied;
                     self.outcome.snapshots += usize::from(doc.is_some());
                     self.outcome.changed.extend(report.changed);
-                    self.session.snapshot_applied(grant)
+                    self.session.snapshot_applied(grant.grant)
                 }
                 ChildAction::Acked { up_to } => {
                     self.store.set_peer_cursor(&self.parent, PeerCursor { acked_seq: up_to, read_seq: 0 })?;

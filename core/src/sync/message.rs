@@ -16,6 +16,19 @@ pub struct WireChange {
     pub signature: Option<Vec<u8>>,
 }
 
+/// A document that entered a child's scope, sent whole.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// Position in the parent's list of grants for this child.
+    pub grant: i64,
+    /// The document; `None` grants every document: the child reads the log again from 0.
+    pub doc: Option<[u8; 16]>,
+    /// `Automerge::save()` of the document (empty when `doc` is `None`).
+    pub bytes: Vec<u8>,
+    /// The authoring devices' signatures of the document's changes, by change hash.
+    pub signatures: Vec<([u8; 32], Vec<u8>)>,
+}
+
 /// Why a session was ended by the peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorCode {
@@ -88,18 +101,9 @@ pub enum Message {
         items: Vec<WireChange>,
     },
     /// Parent → child: a document entered the child's scope after the child had read past its
-    /// history; here it is whole, as a compacted automerge document. The child stores it and
-    /// moves its grant cursor to `grant` in one transaction.
-    Snapshot {
-        /// Position in the parent's list of grants for this child.
-        grant: i64,
-        /// The document; `None` grants every document: the child reads the log again from 0.
-        doc: Option<[u8; 16]>,
-        /// `Automerge::save()` of the document (empty when `doc` is `None`).
-        bytes: Vec<u8>,
-        /// The authoring devices' signatures of the document's changes, by change hash.
-        signatures: Vec<([u8; 32], Vec<u8>)>,
-    },
+    /// history; here it is whole. The child stores it and moves its grant cursor in one
+    /// transaction.
+    Snapshot(Grant),
     /// Parent → child: the pull stream has reached the parent's head `up_to`.
     Caught {
         /// The parent's head when this was sent.

@@ -2,23 +2,10 @@
 //! state machine.
 
 use super::child::name;
-use super::message::{ErrorCode, Message, WireChange};
+use super::message::{ErrorCode, Grant, Message, WireChange};
 
 /// Pull batches allowed in flight (the child applies them in order; QUIC carries them in order).
 const PULL_WINDOW: usize = 4;
-
-/// A document that entered a child's scope, as the driver read it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Grant {
-    /// Position in the list of grants for the child.
-    pub grant: i64,
-    /// The document, or `None` for every document.
-    pub doc: Option<[u8; 16]>,
-    /// `Automerge::save()` of the document (empty for `None`).
-    pub bytes: Vec<u8>,
-    /// Signatures of its changes by change hash.
-    pub signatures: Vec<([u8; 32], Vec<u8>)>,
-}
 
 /// What the parent session asks of its driver.
 #[derive(Debug, PartialEq, Eq)]
@@ -253,12 +240,7 @@ impl ParentSession {
                 self.sent_to = 0;
                 self.caught_sent = false;
             }
-            out.push(ParentAction::Send(Message::Snapshot {
-                grant: grant.grant,
-                doc: grant.doc,
-                bytes: grant.bytes,
-                signatures: grant.signatures,
-            }));
+            out.push(ParentAction::Send(Message::Snapshot(grant)));
         }
         out.extend(self.more_pull());
         out

@@ -2,7 +2,7 @@
 //! [`Store`] implements it; a relay backend on another database (PostgreSQL) implements the same
 //! trait and the sync engine does not change.
 
-use super::parent::Grant;
+use super::message::Grant;
 use crate::store::{ApplyReport, IncomingChange, ScopeGrant, StoredChange};
 use crate::{Result, Store, StoreEvents};
 
