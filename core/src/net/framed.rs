@@ -83,7 +83,12 @@ impl FramedSend {
                     let _ = sent.send(());
                 }
             }
-            let _ = stream.finish();
+            // Finish, and return only once the peer has acknowledged every byte: whoever closes the
+            // connection after this task (with a bounded wait) no longer discards a last ack or
+            // error message still in flight.
+            if stream.finish().is_ok() {
+                let _ = stream.stopped().await;
+            }
         });
         FramedSend { queue, bytes }
     }
