@@ -101,6 +101,13 @@ pub enum Error {
     /// The peer sent bytes that are not a frame of this protocol (the session ends).
     #[error("bad frame: {0}")]
     Frame(#[from] crate::sync::FrameError),
+    /// Not allowed: an unenrolled or revoked device, a bad enrollment code or API token, a
+    /// record outside the caller's scope. `reason` says which.
+    #[error("not allowed: {reason}")]
+    Forbidden {
+        /// What was refused and why.
+        reason: String,
+    },
     /// A certificate, key or fingerprint could not be made or read.
     #[error("tls: {reason}")]
     Tls {

@@ -65,5 +65,7 @@ pub mod time;
 pub use error::{Error, Result};
 pub use ids::*;
 pub use store::{
-    ApplyReport, Durability, IncomingChange, PeerCursor, ScopeGrant, Store, StoreEvents, StoreOptions, StoredChange,
+    ApplyReport, Device, DeviceAccess, DeviceKind, Durability, EnrollmentCode, IncomingChange, Organization,
+    OrganizationKind, PeerCursor, Practitioner, PractitionerRole, ScopeGrant, Store, StoreEvents, StoreOptions,
+    StoredChange, Team,
 };

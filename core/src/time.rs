@@ -28,6 +28,12 @@ pub fn today() -> NaiveDate {
     date_of(now_ms())
 }
 
+/// An instant as consortium local time (UTC+8), `2026-11-23 09:30:00 +08:00`, for messages and logs.
+pub fn format_ms(ms: Millis) -> String {
+    let utc = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    utc.with_timezone(&consortium_tz()).format("%Y-%m-%d %H:%M:%S %:z").to_string()
+}
+
 /// Midnight (UTC+8) at the start of a consortium calendar date, in milliseconds.
 pub fn start_of(date: NaiveDate) -> Millis {
     let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();

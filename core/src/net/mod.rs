@@ -69,7 +69,7 @@ pub fn client_config(pinned: Fingerprint) -> Result<quinn::ClientConfig> {
 /// stream).
 pub(crate) fn is_bulk(message: &crate::sync::Message) -> bool {
     use crate::sync::Message;
-    matches!(message, Message::Pull { .. } | Message::Snapshot(_) | Message::Caught { .. })
+    matches!(message, Message::Pull { .. } | Message::Snapshot(_) | Message::Purge { .. } | Message::Caught { .. })
 }
 
 pub(crate) fn network(what: &str) -> impl Fn(&dyn std::fmt::Display) -> Error + '_ {

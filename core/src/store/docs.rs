@@ -246,6 +246,10 @@ pub(crate) fn write_doc_row(
         Some(record) => index::write(tx, record)?,
         None => index::remove(tx, id)?,
     }
+    // On a relay, who may see the record follows its team and referrals: re-derive it with them.
+    if super::directory::has_devices(tx)? {
+        super::scope::refresh_document_scope(tx, id, now_ms())?;
+    }
     let pending: i64 =
         tx.prepare_cached("SELECT pending FROM docs WHERE doc_id = ?1")?.query_row([id.to_string()], |r| r.get(0))?;
     if pending >= compact_every {

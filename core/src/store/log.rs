@@ -1,6 +1,7 @@
 //! The change log as the sync engine sees it: reading changes after a cursor, applying changes
 //! received from a peer (idempotently, by hash), and the peers' cursors.
 
+use super::directory::own_changes_only;
 use super::docs::{ChangeToStore, Loaded, exists, store_changes, write_doc_row};
 use super::scope::{IN_SCOPE, in_scope, record_created};
 use super::{Inner, Store};
@@ -273,6 +274,29 @@ impl Store {
         )
     }
 
+    /// A child deleting a record that left its scope (its parent said so at grant `grant`), and
+    /// moving its grant cursor, in one transaction. Only that record goes: the child's unsynced
+    /// edits to other records stay and are pushed as usual. Edits to the purged record that the
+    /// parent had not acknowledged are lost with it (the parent would refuse them now).
+    pub fn purge_document_from(&self, parent: &str, grant: i64, doc: PatientId) -> Result<()> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let tx = inner.conn.unchecked_transaction()?;
+        let id = doc.to_string();
+        let dropped = tx.execute("DELETE FROM changes WHERE doc_id = ?1", [&id])?;
+        tx.execute("DELETE FROM docs WHERE doc_id = ?1", [&id])?;
+        super::index::remove(&tx, doc)?;
+        move_cursor(
+            &tx,
+            &Source { peer: parent, cursor: CursorMove::Grant { grant, rewind: false }, enforce_scope: false },
+        )?;
+        tx.commit()?;
+        inner.cache.pop(&doc);
+        tracing::info!(%doc, changes = dropped, "purged a record that left this device's scope");
+        inner.notify(false);
+        Ok(())
+    }
+
     fn apply(&self, source: Option<Source<'_>>, batch: Vec<IncomingChange>) -> Result<ApplyReport> {
         let mut report = ApplyReport::default();
         let mut by_doc: Batch = BTreeMap::new();
@@ -390,6 +414,11 @@ fn apply_batch(
     let compact_every = i64::from(inner.options.compact_every.max(1));
     let origin = source.map(|s| s.peer);
     let tx = inner.conn.unchecked_transaction()?;
+    // An enrolled phone may push only the changes it authored (a hub forwards its phones').
+    let own_key = match source.filter(|s| s.enforce_scope) {
+        Some(source) => own_changes_only(&tx, source.peer)?,
+        None => None,
+    };
     for (doc_id, items) in by_doc {
         let known_doc = exists(&tx, doc_id)?;
         if let Some(source) = source.filter(|s| s.enforce_scope)
@@ -418,7 +447,7 @@ fn apply_batch(
             let stored = is_stored(&tx, &change)?;
             if !stored
                 && let (Some(source), Some(genesis)) = (source, genesis)
-                && let Err(reason) = check_signed(&tx, genesis, &change, signature.as_deref())?
+                && let Err(reason) = check_signed(&tx, genesis, &change, signature.as_deref(), own_key.as_deref())?
             {
                 tracing::warn!(child = %source.peer, %reason, "refused a change");
                 report.rejected.push(RejectedChange { index, reason });
@@ -496,6 +525,7 @@ fn check_signed(
     genesis: automerge::ChangeHash,
     change: &Change,
     signature: Option<&[u8]>,
+    own_key: Option<&[u8]>,
 ) -> Result<std::result::Result<(), String>> {
     let hash = change.hash();
     let short = crate::identity::hex(&hash.0[..6]);
@@ -521,6 +551,14 @@ fn check_signed(
             )));
         }
     };
+    if let Some(own) = own_key
+        && own != author.as_slice()
+    {
+        return Ok(Err(format!(
+            "change {short} was authored by device {}; a phone may push only its own changes",
+            crate::identity::hex(&author[..author.len().min(8)])
+        )));
+    }
     let Some(signature) = signature else {
         return Ok(Err(format!("change {short} is not signed")));
     };

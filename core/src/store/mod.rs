@@ -7,6 +7,7 @@
 //! the cache so memory never runs ahead of disk.
 
 mod checkpoint;
+mod directory;
 mod docs;
 mod edits;
 mod index;
@@ -15,8 +16,12 @@ mod queries;
 pub(crate) mod schema;
 mod scope;
 
+pub use directory::{
+    DEFAULT_CODE_VALIDITY, Device, DeviceAccess, DeviceKind, EnrollmentCode, Organization, OrganizationKind,
+    Practitioner, PractitionerRole, Team,
+};
 pub use index::{PatientSummary, ReferralSummary};
-pub use scope::{DocumentSnapshot, ScopeGrant};
+pub use scope::{DEFAULT_REFERRAL_GRACE, DocumentSnapshot, ScopeGrant};
 
 pub use log::{ApplyReport, IncomingChange, MAX_CHANGE_BYTES, PeerCursor, RejectedChange, StoredChange};
 
@@ -176,6 +181,12 @@ impl Store {
     /// The device's public key (hex): the author of every change this store makes.
     pub fn device_public_key(&self) -> String {
         crate::identity::hex(&self.lock().key.public_key())
+    }
+
+    /// The device key this store authors and signs with: what its TLS client certificate
+    /// carries when it syncs with a relay.
+    pub fn device_key(&self) -> DeviceKey {
+        self.lock().key.clone()
     }
 
     /// The automerge actor of this open (hex).

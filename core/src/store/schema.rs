@@ -114,6 +114,79 @@ const MIGRATIONS: &[&str] = &[
         author BLOB NOT NULL
     );
     "#,
+    // 6: on a relay, the consortium directory (organizations, practitioners, family-doctor teams),
+    // enrolled devices and their enrollment codes, operators' API tokens and the log of their
+    // reads. Codes and tokens are stored as SHA-256 hashes only. Scope rows gain two reasons
+    // derived from the directory ('team', 'referral') and 'purge': the document left the
+    // child's scope (the row keeps its place in the child's list of grants).
+    r#"
+    CREATE TABLE organizations (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        part_of    TEXT,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE practitioners (
+        id              TEXT PRIMARY KEY,
+        name            TEXT NOT NULL,
+        role            TEXT NOT NULL,
+        organization_id TEXT NOT NULL,
+        created_at      INTEGER NOT NULL
+    );
+    CREATE TABLE teams (
+        id              TEXT PRIMARY KEY,
+        name            TEXT NOT NULL,
+        organization_id TEXT NOT NULL,
+        created_at      INTEGER NOT NULL
+    );
+    CREATE TABLE team_members (
+        team_id         TEXT NOT NULL,
+        practitioner_id TEXT NOT NULL,
+        PRIMARY KEY (team_id, practitioner_id)
+    );
+    CREATE INDEX team_members_by_practitioner ON team_members(practitioner_id);
+    CREATE TABLE enrollment_codes (
+        code_hash       BLOB PRIMARY KEY,
+        practitioner_id TEXT NOT NULL,
+        organization_id TEXT NOT NULL,
+        kind            TEXT NOT NULL,     -- 'phone' | 'hub'
+        issued_by       TEXT NOT NULL,
+        issued_at       INTEGER NOT NULL,
+        expires_at      INTEGER NOT NULL,
+        used_at         INTEGER,
+        used_by         TEXT
+    );
+    CREATE TABLE devices (
+        device_id       TEXT PRIMARY KEY,
+        public_key      BLOB NOT NULL UNIQUE,
+        practitioner_id TEXT NOT NULL,
+        organization_id TEXT NOT NULL,
+        kind            TEXT NOT NULL,
+        enrolled_at     INTEGER NOT NULL,
+        revoked_at      INTEGER,
+        revoked_by      TEXT,
+        revoke_reason   TEXT
+    );
+    CREATE INDEX devices_by_practitioner ON devices(practitioner_id);
+    CREATE INDEX devices_by_organization ON devices(organization_id);
+    CREATE TABLE admin_tokens (
+        token_hash BLOB PRIMARY KEY,
+        name       TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    );
+    CREATE TABLE record_reads (
+        read_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        reader  TEXT NOT NULL,
+        doc_id  TEXT NOT NULL,
+        what    TEXT NOT NULL,
+        at      INTEGER NOT NULL
+    );
+    CREATE INDEX record_reads_by_doc ON record_reads(doc_id, at);
+    CREATE INDEX scope_by_doc ON scope(doc_id);
+    CREATE INDEX docs_by_team ON docs(scope_team);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,16 +1,28 @@
 //! Scope on a parent (relay or edge hub): which documents each child may see and write.
 //!
-//! Until device identity lands, a child's scope is every document it created here plus the
-//! documents an operator assigned to it (or `*`, every document, for an edge hub or a desk that
-//! sees the whole consortium). Assigned documents that the child has not seen are sent to it
-//! whole, as a compacted snapshot, before the log stream continues.
+//! A child's scope is, for each document, one row of the `scope` table with its reason:
+//! - `created`: the child created the record here (it stays in its scope);
+//! - `assigned`: an operator assigned it (or `*`, every document, for an edge hub or a desk that
+//!   sees the whole consortium);
+//! - `team`: the resident is contracted to a team of the device's practitioner (derived);
+//! - `referral`: the record is referred to the device's organization, the referral is open or
+//!   closed less than the grace period ago (derived);
+//! - `purge`: a derived reason no longer holds; the child is told to delete the record.
+//!
+//! Derived rows are re-derived whenever a document's team or referrals change (in the same
+//! transaction as the change), when the directory changes, and by [`Store::sweep_scope`] for
+//! grace periods that ran out. Rows are numbered: a child reads the ones meant for it like a log
+//! (a document that entered its scope arrives whole, as a compacted snapshot, before the log
+//! stream continues; a purge arrives in the same order).
 
 use super::Store;
 use super::docs::exists;
 use super::log::count_and_bytes;
-use crate::time::now_ms;
+use crate::time::{Millis, now_ms};
 use crate::{Error, PatientId, Result};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, named_params, params};
+use std::collections::HashMap;
+use std::time::Duration;
 
 /// What a grant covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +54,7 @@ pub struct DocumentSnapshot {
 /// Whether `peer` may see and write `doc`.
 pub(crate) fn in_scope(conn: &Connection, peer: &str, doc: PatientId) -> Result<bool> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM scope WHERE peer_id = ?1 AND doc_id IN (?2, '*') LIMIT 1")?
+        .prepare_cached("SELECT 1 FROM scope WHERE peer_id = ?1 AND doc_id IN (?2, '*') AND reason != 'purge' LIMIT 1")?
         .query_row(params![peer, doc.to_string()], |_| Ok(()))
         .optional()?
         .is_some())
@@ -71,10 +83,17 @@ impl Store {
         {
             return Err(Error::NotFound { what: "patient", id: id.to_string() });
         }
-        let added = inner.conn.execute(
+        // A purged document comes back as a new grant (the child deleted it).
+        let tx = inner.conn.unchecked_transaction()?;
+        tx.execute(
+            "DELETE FROM scope WHERE peer_id = ?1 AND doc_id = ?2 AND reason = 'purge'",
+            params![peer, grant.key()],
+        )?;
+        let added = tx.execute(
             "INSERT OR IGNORE INTO scope (peer_id, doc_id, reason, granted_at) VALUES (?1, ?2, 'assigned', ?3)",
             params![peer, grant.key(), now_ms()],
         )?;
+        tx.commit()?;
         if added > 0 {
             inner.notify(false);
         }
@@ -88,27 +107,29 @@ impl Store {
     /// The documents in `peer`'s scope (`*` for every document), oldest grant first.
     pub fn scope_of(&self, peer: &str) -> Result<Vec<String>> {
         let inner = self.lock();
-        let mut stmt = inner.conn.prepare_cached("SELECT doc_id FROM scope WHERE peer_id = ?1 ORDER BY grant_id")?;
+        let mut stmt = inner
+            .conn
+            .prepare_cached("SELECT doc_id FROM scope WHERE peer_id = ?1 AND reason != 'purge' ORDER BY grant_id")?;
         let rows = stmt.query_map([peer], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
     }
 
-    /// Grants to `peer` after grant `after` that must be sent to it (assigned, not created by it),
-    /// at most `limit`.
-    pub fn grants_after(&self, peer: &str, after: i64, limit: usize) -> Result<Vec<(i64, ScopeGrant)>> {
+    /// Scope changes for `peer` after grant `after` that must be sent to it (every reason but
+    /// `created`: the child has those), at most `limit`; `true` marks a purge.
+    pub fn grants_after(&self, peer: &str, after: i64, limit: usize) -> Result<Vec<(i64, ScopeGrant, bool)>> {
         let inner = self.lock();
         let mut stmt = inner.conn.prepare_cached(
-            "SELECT grant_id, doc_id FROM scope WHERE peer_id = ?1 AND grant_id > ?2 AND reason = 'assigned'
-             ORDER BY grant_id LIMIT ?3",
+            "SELECT grant_id, doc_id, reason = 'purge' FROM scope WHERE peer_id = ?1 AND grant_id > ?2
+             AND reason != 'created' ORDER BY grant_id LIMIT ?3",
         )?;
         let rows = stmt.query_map(params![peer, after, limit.min(i64::MAX as usize) as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, doc) = row?;
+            let (id, doc, purge) = row?;
             let grant = if doc == "*" { ScopeGrant::Everything } else { ScopeGrant::Document(doc.parse()?) };
-            out.push((id, grant));
+            out.push((id, grant, purge));
         }
         Ok(out)
     }
@@ -118,7 +139,7 @@ impl Store {
         let inner = self.lock();
         Ok(inner
             .conn
-            .prepare_cached("SELECT coalesce(max(grant_id), 0) FROM scope WHERE peer_id = ?1 AND reason = 'assigned'")?
+            .prepare_cached("SELECT coalesce(max(grant_id), 0) FROM scope WHERE peer_id = ?1 AND reason != 'created'")?
             .query_row([peer], |r| r.get(0))?)
     }
 
@@ -162,5 +183,154 @@ impl Store {
 }
 
 /// SQL condition: the change's document is in the scope of peer `?2`.
-pub(crate) const IN_SCOPE: &str = "(doc_id IN (SELECT doc_id FROM scope WHERE peer_id = ?2)
+pub(crate) const IN_SCOPE: &str = "(doc_id IN (SELECT doc_id FROM scope WHERE peer_id = ?2 AND reason != 'purge')
      OR EXISTS (SELECT 1 FROM scope WHERE peer_id = ?2 AND doc_id = '*'))";
+
+/// How long a closed referral keeps the record in the receiving organization's scope, unless
+/// set with [`Store::set_referral_grace`]: a week, to write the discharge note and answer calls.
+pub const DEFAULT_REFERRAL_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Referral statuses that keep a record in the receiving organization's scope.
+const OPEN_REFERRAL: &str = "('requested', 'received', 'accepted', 'in-progress', 'on-hold')";
+
+/// Which (device, document) pairs the directory puts in scope, and why: residents contracted to
+/// a team of the device's practitioner; records referred to the device's organization while the
+/// referral is open or closed after `:cutoff`. Revoked devices and hubs (scoped by operators)
+/// get nothing derived.
+fn derived_scope(slice: &str) -> String {
+    format!(
+        "SELECT peer_id, doc_id, min(reason) FROM (
+             SELECT d.device_id AS peer_id, x.doc_id AS doc_id, 'team' AS reason
+             FROM devices d JOIN team_members m ON m.practitioner_id = d.practitioner_id
+                  JOIN docs x ON x.scope_team = m.team_id
+             WHERE d.revoked_at IS NULL AND d.kind = 'phone'
+             UNION ALL
+             SELECT d.device_id, r.patient_id, 'referral'
+             FROM devices d JOIN referral_index r ON r.to_org = d.organization_id
+             WHERE d.revoked_at IS NULL AND d.kind = 'phone'
+               AND (r.status IN {OPEN_REFERRAL} OR coalesce(r.changed_at, r.created_at) >= :cutoff)
+         ) WHERE {slice} GROUP BY peer_id, doc_id"
+    )
+}
+
+/// The grace period for closed referrals, in ms.
+pub(crate) fn referral_grace_ms(conn: &Connection) -> Result<i64> {
+    let stored: Option<i64> = conn
+        .prepare_cached("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'referral_grace_ms'")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    Ok(stored.unwrap_or(DEFAULT_REFERRAL_GRACE.as_millis() as i64))
+}
+
+/// The time scope decisions are made at: never earlier than the latest sweep, so a relay whose
+/// clock steps back does not hand out again a record whose grace period already ran out.
+pub(crate) fn scope_clock(conn: &Connection, now: Millis) -> Result<Millis> {
+    let swept: Option<i64> = conn
+        .prepare_cached("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'scope_swept_at'")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    Ok(now.max(swept.unwrap_or(0)))
+}
+
+/// Brings the derived scope rows of one slice (`peer_id = :key` or `doc_id = :key`) in line with
+/// the directory and the records: new pairs become grants, pairs whose reason is gone become
+/// purges. Returns how many rows changed.
+fn reconcile(conn: &Connection, slice: &str, key: &str, now: Millis, grace_ms: i64) -> Result<usize> {
+    let now = scope_clock(conn, now)?;
+    let cutoff = now.saturating_sub(grace_ms);
+    let mut wanted: HashMap<(String, String), String> = HashMap::new();
+    {
+        let mut stmt = conn.prepare_cached(&derived_scope(slice))?;
+        let rows = stmt.query_map(named_params! {":key": key, ":cutoff": cutoff}, |r| {
+            Ok(((r.get::<_, String>(0)?, r.get::<_, String>(1)?), r.get::<_, String>(2)?))
+        })?;
+        for row in rows {
+            let (pair, reason) = row?;
+            wanted.insert(pair, reason);
+        }
+    }
+    let mut held: HashMap<(String, String), String> = HashMap::new();
+    {
+        let mut stmt = conn.prepare_cached(&format!("SELECT peer_id, doc_id, reason FROM scope WHERE {slice}"))?;
+        let rows = stmt.query_map(named_params! {":key": key}, |r| {
+            Ok(((r.get::<_, String>(0)?, r.get::<_, String>(1)?), r.get::<_, String>(2)?))
+        })?;
+        for row in rows {
+            let (pair, reason) = row?;
+            held.insert(pair, reason);
+        }
+    }
+    let mut replace = conn
+        .prepare_cached("INSERT OR REPLACE INTO scope (peer_id, doc_id, reason, granted_at) VALUES (?1, ?2, ?3, ?4)")?;
+    let mut changed = 0;
+    for ((peer, doc), reason) in &wanted {
+        if matches!(held.get(&(peer.clone(), doc.clone())).map(String::as_str), None | Some("purge")) {
+            // REPLACE deletes the old row: the grant gets a new, higher number.
+            replace.execute(params![peer, doc, reason, now])?;
+            changed += 1;
+        }
+    }
+    for ((peer, doc), reason) in &held {
+        if matches!(reason.as_str(), "team" | "referral") && !wanted.contains_key(&(peer.clone(), doc.clone())) {
+            replace.execute(params![peer, doc, "purge", now])?;
+            tracing::info!(device = %peer, doc = %doc, was = %reason, "record left the device's scope");
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
+/// Re-derives the scope of one device (enrolled, or its practitioner's teams changed).
+pub(crate) fn refresh_device_scope(conn: &Connection, device: &str, now: Millis, grace_ms: i64) -> Result<usize> {
+    reconcile(conn, "peer_id = :key", device, now, grace_ms)
+}
+
+/// Re-derives which devices see one document (its contract or referrals changed).
+pub(crate) fn refresh_document_scope(conn: &Connection, doc: PatientId, now: Millis) -> Result<usize> {
+    reconcile(conn, "doc_id = :key", &doc.to_string(), now, referral_grace_ms(conn)?)
+}
+
+impl Store {
+    /// Sets how long a closed referral keeps the record in the receiving organization's scope.
+    pub fn set_referral_grace(&self, grace: Duration) -> Result<()> {
+        let inner = self.lock();
+        inner.conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('referral_grace_ms', ?1)",
+            [grace.as_millis().min(i64::MAX as u128) as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Re-derives, as of `now`, the scope of every record some device holds through a referral:
+    /// grace periods that ran out become purges. A relay calls it every minute. Returns how many
+    /// scope rows changed.
+    pub fn sweep_scope(&self, now: Millis) -> Result<usize> {
+        let inner = self.lock();
+        let tx = inner.conn.unchecked_transaction()?;
+        let grace = referral_grace_ms(&tx)?;
+        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('scope_swept_at', ?1)", [now])?;
+        let docs: Vec<String> = {
+            let mut stmt = tx.prepare_cached("SELECT DISTINCT doc_id FROM scope WHERE reason = 'referral'")?;
+            stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+        };
+        let mut changed = 0;
+        for doc in docs {
+            changed += reconcile(&tx, "doc_id = :key", &doc, now, grace)?;
+        }
+        tx.commit()?;
+        if changed > 0 {
+            inner.notify(false);
+        }
+        Ok(changed)
+    }
+
+    /// The scope rows of `peer` with their reasons (`created`, `assigned`, `team`, `referral`,
+    /// `purge`), oldest first: what an operator reads to see why a device holds a record.
+    pub fn scope_reasons(&self, peer: &str) -> Result<Vec<(String, String)>> {
+        let inner = self.lock();
+        let mut stmt =
+            inner.conn.prepare_cached("SELECT doc_id, reason FROM scope WHERE peer_id = ?1 ORDER BY grant_id")?;
+        let rows = stmt.query_map([peer], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<(String, String)>>>()?)
+    }
+}

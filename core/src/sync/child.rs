@@ -36,6 +36,14 @@ pub enum ChildAction {
     /// in one transaction; a grant of every document means: read the parent's log again from 0.
     /// Then call [`ChildSession::snapshot_applied`].
     ApplySnapshot(Grant),
+    /// Delete this document (it left the scope) and move the grant cursor to `grant`, in one
+    /// transaction.
+    Purge {
+        /// The grant position.
+        grant: i64,
+        /// The document.
+        doc: [u8; 16],
+    },
     /// The parent durably holds our log up to here (record it; "synced" when it reaches the head).
     Acked {
         /// Acknowledged cursor.
@@ -252,6 +260,12 @@ impl ChildSession {
                 }
                 vec![ChildAction::ApplySnapshot(grant)]
             }
+            (Message::Purge { grant, doc }, State::Running) => {
+                if grant <= self.grant_seq {
+                    return Vec::new(); // already purged
+                }
+                vec![ChildAction::Purge { grant, doc }]
+            }
             (Message::Caught { up_to }, State::Running) => {
                 self.pull_target = self.pull_target.min(up_to);
                 let mut out = Vec::new();
@@ -284,5 +298,8 @@ pub(crate) fn name(message: &Message) -> &'static str {
         Message::Snapshot(_) => "snapshot",
         Message::Refused { .. } => "refused",
         Message::Error { .. } => "error",
+        Message::Purge { .. } => "purge",
+        Message::Enroll { .. } => "enroll",
+        Message::Enrolled { .. } => "enrolled",
     }
 }

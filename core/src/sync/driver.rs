@@ -3,7 +3,7 @@
 //! those messages; the drivers never touch a socket.
 
 use super::child::{ChildAction, ChildSession};
-use super::message::{ErrorCode, Message, WireChange};
+use super::message::{ErrorCode, Grant, Message, ScopeChange, WireChange};
 use super::parent::{ParentAction, ParentSession};
 use super::storage::ParentStorage;
 use crate::store::{IncomingChange, StoredChange};
@@ -40,6 +40,8 @@ pub struct SessionOutcome {
     pub error: Option<String>,
     /// Documents changed by what was received (so a screen can refresh).
     pub changed: Vec<PatientId>,
+    /// Documents deleted because they left the scope.
+    pub purged: Vec<PatientId>,
 }
 
 /// A device (or edge hub) syncing with its parent.
@@ -133,6 +135,12 @@ impl<'a> ChildDriver<'a> {
                     self.outcome.snapshots += usize::from(doc.is_some());
                     self.outcome.changed.extend(report.changed);
                     self.session.snapshot_applied(grant.grant)
+                }
+                ChildAction::Purge { grant, doc } => {
+                    let doc = PatientId(uuid::Uuid::from_bytes(doc));
+                    self.store.purge_document_from(&self.parent, grant, doc)?;
+                    self.outcome.purged.push(doc);
+                    self.session.snapshot_applied(grant)
                 }
                 ChildAction::Acked { up_to } => {
                     self.store.set_peer_cursor(&self.parent, PeerCursor { acked_seq: up_to, read_seq: 0 })?;
@@ -240,7 +248,8 @@ impl<'a> ParentDriver<'a> {
                 }
                 ParentAction::ReadGrants { after } => {
                     let (grants, more) = self.store.grants_for(self.session.peer(), after)?;
-                    self.outcome.snapshots += grants.iter().filter(|g| g.doc.is_some()).count();
+                    self.outcome.snapshots +=
+                        grants.iter().filter(|g| matches!(g, ScopeChange::Enter(Grant { doc: Some(_), .. }))).count();
                     self.session.granted(grants, more)
                 }
                 ParentAction::Ingest { items, up_to } => {

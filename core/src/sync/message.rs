@@ -29,6 +29,30 @@ pub struct Grant {
     pub signatures: Vec<([u8; 32], Vec<u8>)>,
 }
 
+/// A change to a child's scope, in the order the parent numbered them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScopeChange {
+    /// A document entered the scope: sent whole.
+    Enter(Grant),
+    /// A document left the scope: the child deletes it.
+    Leave {
+        /// Position in the parent's list of grants for this child.
+        grant: i64,
+        /// The document.
+        doc: [u8; 16],
+    },
+}
+
+impl ScopeChange {
+    /// Its position in the parent's list of grants for the child.
+    pub fn grant(&self) -> i64 {
+        match self {
+            ScopeChange::Enter(g) => g.grant,
+            ScopeChange::Leave { grant, .. } => *grant,
+        }
+    }
+}
+
 /// Why a session was ended by the peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorCode {
@@ -120,5 +144,32 @@ pub enum Message {
         code: ErrorCode,
         /// What was wrong, for the peer's log.
         message: String,
+    },
+    /// Parent → child: a document left the child's scope (the resident's contract moved to
+    /// another team, a referral closed and its grace period ran out). The child deletes it and
+    /// moves its grant cursor in one transaction; nothing of it flows any more.
+    Purge {
+        /// Position in the parent's list of grants for this child.
+        grant: i64,
+        /// The document.
+        doc: [u8; 16],
+    },
+    /// Device → relay, first and only message of an enrollment: the one-time code an admin
+    /// issued, and the device id to enroll as. The key enrolled is the one the device's TLS
+    /// certificate carries (the handshake proved the device holds it).
+    Enroll {
+        /// The enrollment code as typed or scanned.
+        code: String,
+        /// The device id asked for.
+        device: String,
+    },
+    /// Relay → device: enrolled.
+    Enrolled {
+        /// The device id.
+        device: String,
+        /// The practitioner it belongs to.
+        practitioner: String,
+        /// The organization it works for.
+        organization: String,
     },
 }

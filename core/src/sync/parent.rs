@@ -2,7 +2,7 @@
 //! state machine.
 
 use super::child::name;
-use super::message::{ErrorCode, Grant, Message, WireChange};
+use super::message::{ErrorCode, Message, ScopeChange, WireChange};
 
 /// Pull batches allowed in flight (the child applies them in order; QUIC carries them in order).
 const PULL_WINDOW: usize = 4;
@@ -226,21 +226,27 @@ impl ParentSession {
 
     /// The driver read the grants after the cursor: `(grant, doc, saved document, signatures)`;
     /// `more` when it stopped at its limit.
-    pub fn granted(&mut self, items: Vec<Grant>, more: bool) -> Vec<ParentAction> {
+    pub fn granted(&mut self, items: Vec<ScopeChange>, more: bool) -> Vec<ParentAction> {
         self.reading = false;
         self.grants_dirty = more;
         let mut out = Vec::new();
-        for grant in items {
-            if grant.grant <= self.grant_sent {
+        for change in items {
+            if change.grant() <= self.grant_sent {
                 continue;
             }
-            self.grant_sent = grant.grant;
-            if grant.doc.is_none() {
-                // Every document: the child reads our whole log again (it rewinds on receipt).
-                self.sent_to = 0;
-                self.caught_sent = false;
-            }
-            out.push(ParentAction::Send(Message::Snapshot(grant)));
+            self.grant_sent = change.grant();
+            let message = match change {
+                ScopeChange::Enter(grant) => {
+                    if grant.doc.is_none() {
+                        // Every document: the child reads our whole log again (it rewinds on receipt).
+                        self.sent_to = 0;
+                        self.caught_sent = false;
+                    }
+                    Message::Snapshot(grant)
+                }
+                ScopeChange::Leave { grant, doc } => Message::Purge { grant, doc },
+            };
+            out.push(ParentAction::Send(message));
         }
         out.extend(self.more_pull());
         out

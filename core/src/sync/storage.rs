@@ -2,7 +2,7 @@
 //! [`Store`] implements it; a relay backend on another database (PostgreSQL) implements the same
 //! trait and the sync engine does not change.
 
-use super::message::Grant;
+use super::message::{Grant, ScopeChange};
 use crate::store::{ApplyReport, IncomingChange, ScopeGrant, StoredChange};
 use crate::{Result, Store, StoreEvents};
 
@@ -27,8 +27,9 @@ pub trait ParentStorage: Send + Sync {
     fn changes_for(&self, child: &str, after_seq: i64, limit: usize) -> Result<(Vec<StoredChange>, i64)>;
     /// The newest grant to send to `child` (0 when none).
     fn grant_head(&self, child: &str) -> Result<i64>;
-    /// Documents granted to `child` after grant `after`, whole; and whether there are more.
-    fn grants_for(&self, child: &str, after: i64) -> Result<(Vec<Grant>, bool)>;
+    /// Changes to `child`'s scope after grant `after` (documents that entered it, whole; documents
+    /// that left it); and whether there are more.
+    fn grants_for(&self, child: &str, after: i64) -> Result<(Vec<ScopeChange>, bool)>;
     /// Stores `child`'s pushed changes (scope enforced, item by item) and its cursor, atomically.
     fn ingest(&self, child: &str, items: Vec<IncomingChange>, up_to: i64) -> Result<ApplyReport>;
     /// Wakes when the log grows or scope changes, so live sessions stream new changes (SQLite: in
@@ -65,16 +66,24 @@ impl ParentStorage for Store {
         Store::grant_head(self, child)
     }
 
-    fn grants_for(&self, child: &str, after: i64) -> Result<(Vec<Grant>, bool)> {
+    fn grants_for(&self, child: &str, after: i64) -> Result<(Vec<ScopeChange>, bool)> {
         let grants = self.grants_after(child, after, GRANTS_PER_READ)?;
         let more = grants.len() == GRANTS_PER_READ;
         let mut out = Vec::with_capacity(grants.len());
-        for (grant, what) in grants {
-            out.push(match what {
-                ScopeGrant::Everything => Grant { grant, doc: None, bytes: Vec::new(), signatures: Vec::new() },
-                ScopeGrant::Document(id) => {
+        for (grant, what, purge) in grants {
+            out.push(match (what, purge) {
+                (ScopeGrant::Document(id), true) => ScopeChange::Leave { grant, doc: *id.0.as_bytes() },
+                (ScopeGrant::Everything, _) => {
+                    ScopeChange::Enter(Grant { grant, doc: None, bytes: Vec::new(), signatures: Vec::new() })
+                }
+                (ScopeGrant::Document(id), false) => {
                     let snapshot = self.document_snapshot(id)?;
-                    Grant { grant, doc: Some(*id.0.as_bytes()), bytes: snapshot.bytes, signatures: snapshot.signatures }
+                    ScopeChange::Enter(Grant {
+                        grant,
+                        doc: Some(*id.0.as_bytes()),
+                        bytes: snapshot.bytes,
+                        signatures: snapshot.signatures,
+                    })
                 }
             });
         }

@@ -1,0 +1,226 @@
+//! Scope derived from the directory, over the sync protocol in process: three village teams that
+//! never see each other's residents, a county desk that holds a referred record while the
+//! referral is open and loses it after the grace period, team membership that moves, and a phone
+//! that may push only what it authored.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod common;
+
+use common::*;
+use std::collections::BTreeSet;
+use std::time::Duration;
+use yilian_core::model::*;
+use yilian_core::sync::{PerfectLink, sync_in_process};
+use yilian_core::time::now_ms;
+use yilian_core::{
+    DeviceKind, Error, IncomingChange, Organization, OrganizationKind, PatientId, Practitioner, PractitionerRole,
+    Store, Team,
+};
+
+const GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// A relay with a county hospital and three village clinics, one team of one doctor each; the
+/// county has a referral-desk practitioner.
+fn consortium() -> Store {
+    let relay = memory_store();
+    relay.set_referral_grace(GRACE).unwrap();
+    let org = |id: &str, kind, part_of: Option<&str>| Organization {
+        id: id.into(),
+        name: id.into(),
+        kind,
+        part_of: part_of.map(str::to_string),
+    };
+    relay.add_organization(&org(COUNTY, OrganizationKind::CountyHospital, None)).unwrap();
+    relay.add_practitioner(&practitioner("desk-zhao", PractitionerRole::ReferralDesk, COUNTY)).unwrap();
+    for v in ["a", "b", "c"] {
+        relay.add_organization(&org(&format!("village-{v}"), OrganizationKind::VillageClinic, Some(COUNTY))).unwrap();
+        relay
+            .add_practitioner(&practitioner(
+                &format!("dr-{v}"),
+                PractitionerRole::FamilyDoctor,
+                &format!("village-{v}"),
+            ))
+            .unwrap();
+        relay
+            .add_team(&Team {
+                id: format!("team-{v}"),
+                name: format!("team {v}"),
+                organization_id: format!("village-{v}"),
+                members: vec![format!("dr-{v}")],
+            })
+            .unwrap();
+    }
+    relay
+}
+
+fn practitioner(id: &str, role: PractitionerRole, org: &str) -> Practitioner {
+    Practitioner { id: id.into(), name: id.into(), role, organization_id: org.into() }
+}
+
+/// A device of `practitioner`, enrolled on `relay` as `device_id` with a fresh code.
+fn enrolled(relay: &Store, device_id: &str, practitioner: &str) -> Store {
+    let phone = memory_store();
+    let code =
+        relay.issue_enrollment_code(practitioner, None, DeviceKind::Phone, Duration::from_secs(600), "admin").unwrap();
+    relay.enroll_device(&code.code, device_id, phone.device_key().public_key(), now_ms()).unwrap();
+    phone
+}
+
+/// A resident of village `v`, signed to its team, created on `phone`.
+fn contracted(phone: &Store, v: &str, name: &str) -> PatientId {
+    let mut new = new_patient(name);
+    new.organization_id = format!("village-{v}");
+    let p = phone.create_patient(new).unwrap();
+    let today = yilian_core::time::today();
+    phone
+        .sign_contract(
+            p,
+            NewContract {
+                team_id: format!("team-{v}"),
+                practitioner_id: format!("dr-{v}"),
+                organization_id: format!("village-{v}"),
+                start: today,
+                end: today + chrono::Days::new(365),
+            },
+        )
+        .unwrap();
+    p
+}
+
+fn sync(phone: &Store, id: &str, relay: &Store) -> yilian_core::sync::SyncStats {
+    let stats = sync_in_process(phone, id, relay, "relay", &mut PerfectLink).unwrap();
+    assert!(stats.child.synced, "{id} did not finish syncing: {stats:?}");
+    stats
+}
+
+fn held(store: &Store) -> BTreeSet<PatientId> {
+    store.patient_ids().unwrap().into_iter().collect()
+}
+
+#[test]
+fn three_teams_never_see_each_others_residents_and_a_referral_opens_the_record_to_the_county() {
+    let relay = consortium();
+    let phones: Vec<(&str, Store)> =
+        ["a", "b", "c"].into_iter().map(|v| (v, enrolled(&relay, &format!("phone-{v}"), &format!("dr-{v}")))).collect();
+    let desk = enrolled(&relay, "desk", "desk-zhao");
+    let mut residents = std::collections::BTreeMap::new();
+    for (v, phone) in &phones {
+        let ids: BTreeSet<PatientId> = (0..3).map(|i| contracted(phone, v, &format!("{v}{i}"))).collect();
+        residents.insert(*v, ids);
+    }
+    // Village a refers one resident up to the county.
+    let referred = *residents["a"].iter().next().unwrap();
+    let referral = phones[0].1.create_referral(referred, upward("BP uncontrolled")).unwrap();
+    for _ in 0..2 {
+        for (v, phone) in &phones {
+            sync(phone, &format!("phone-{v}"), &relay);
+        }
+        sync(&desk, "desk", &relay);
+    }
+    // Cross-check every record every device holds.
+    for (v, phone) in &phones {
+        assert_eq!(held(phone), residents[v], "phone-{v} holds exactly its team's residents");
+    }
+    assert_eq!(held(&desk), BTreeSet::from([referred]), "the desk holds only the referred record");
+    assert_eq!(desk.patient(referred).unwrap(), relay.patient(referred).unwrap());
+
+    // A second doctor joins team b with a new phone: it receives the team's residents whole.
+    relay.add_practitioner(&practitioner("dr-b2", PractitionerRole::Nurse, "village-b")).unwrap();
+    let nurse = enrolled(&relay, "phone-b2", "dr-b2");
+    relay.set_team_member("team-b", "dr-b2", true).unwrap();
+    let stats = sync(&nurse, "phone-b2", &relay);
+    assert_eq!(stats.child.snapshots, 3);
+    assert_eq!(held(&nurse), residents["b"]);
+    // ... and leaves it: the phone purges them.
+    relay.set_team_member("team-b", "dr-b2", false).unwrap();
+    let stats = sync(&nurse, "phone-b2", &relay);
+    assert_eq!(stats.child.purged.len(), 3);
+    assert!(held(&nurse).is_empty());
+    assert!(nurse.changes_since(0, usize::MAX).unwrap().is_empty(), "nothing of the purged records is left");
+
+    // The county completes the referral; the record stays for the grace period, then goes.
+    desk.add_referral_event(referral, event(TaskStatus::Accepted, COUNTY)).unwrap();
+    desk.add_referral_event(referral, event(TaskStatus::InProgress, COUNTY)).unwrap();
+    desk.add_referral_event(referral, event(TaskStatus::Completed, COUNTY)).unwrap();
+    sync(&desk, "desk", &relay);
+    assert_eq!(relay.referral_status(referral).unwrap().status, TaskStatus::Completed);
+    assert_eq!(relay.sweep_scope(now_ms()).unwrap(), 0, "within the grace period nothing moves");
+    sync(&desk, "desk", &relay);
+    assert!(held(&desk).contains(&referred));
+
+    // A second, open referral; the desk edits it offline before the first one's purge arrives.
+    let second = *residents["c"].iter().next().unwrap();
+    let second_referral = phones[2].1.create_referral(second, upward("chest pain")).unwrap();
+    sync(&phones[2].1, "phone-c", &relay);
+    sync(&desk, "desk", &relay);
+    desk.add_referral_event(second_referral, event(TaskStatus::Received, COUNTY)).unwrap();
+
+    let later = now_ms() + GRACE.as_millis() as i64 + 60_000;
+    assert_eq!(relay.sweep_scope(later).unwrap(), 1);
+    let stats = sync(&desk, "desk", &relay);
+    assert_eq!(stats.child.purged, vec![referred]);
+    assert_eq!(held(&desk), BTreeSet::from([second]));
+    assert!(matches!(desk.patient(referred), Err(Error::NotFound { .. })));
+    // The unsynced edit to the other record survived the purge and reached the relay.
+    assert_eq!(relay.referral_status(second_referral).unwrap().status, TaskStatus::Received);
+    assert_eq!(desk.unacknowledged("relay").unwrap().0, 0);
+    // The record flows no more: village a's next visit does not reach the desk.
+    phones[0].1.record_visit(referred, visit(150, 95)).unwrap();
+    sync(&phones[0].1, "phone-a", &relay);
+    let stats = sync(&desk, "desk", &relay);
+    assert_eq!(stats.child.received, 0, "{:?} referred {referred} second {second}", stats.child.changed);
+    assert!(!held(&desk).contains(&referred));
+}
+
+#[test]
+fn a_write_outside_the_scope_is_refused_and_nothing_of_it_is_stored() {
+    let relay = consortium();
+    let a = enrolled(&relay, "phone-a", "dr-a");
+    let b = enrolled(&relay, "phone-b", "dr-b");
+    let p = contracted(&a, "a", "刘桂兰");
+    sync(&a, "phone-a", &relay);
+    let before = relay.export_json(p).unwrap();
+    // Village b learns the record out of band and writes to it.
+    exchange(&a, &b);
+    b.record_visit(p, visit(160, 100)).unwrap();
+    let stats = sync(&b, "phone-b", &relay);
+    assert_eq!(stats.child.refused.len(), 1, "{:?}", stats.child.refused);
+    assert!(stats.child.refused[0].contains("outside the scope of phone-b"), "{:?}", stats.child.refused);
+    assert_eq!(relay.export_json(p).unwrap(), before, "nothing of the refused write is stored");
+}
+
+#[test]
+fn a_phone_may_push_only_the_changes_it_authored() {
+    let relay = consortium();
+    let a = enrolled(&relay, "phone-a", "dr-a");
+    relay.add_practitioner(&practitioner("dr-a2", PractitionerRole::Nurse, "village-a")).unwrap();
+    relay.set_team_member("team-a", "dr-a2", true).unwrap();
+    let a2 = enrolled(&relay, "phone-a2", "dr-a2");
+    let p = contracted(&a, "a", "陈建国");
+    sync(&a, "phone-a", &relay);
+    sync(&a2, "phone-a2", &relay);
+    // Phone a's next visit reaches phone a2 out of band (Bluetooth, say) before the relay.
+    a.record_visit(p, visit(150, 90)).unwrap();
+    let newest = a.changes_since(0, usize::MAX).unwrap().pop().unwrap();
+    let report = a2
+        .apply_remote_changes(vec![IncomingChange {
+            doc_id: newest.doc_id,
+            bytes: newest.bytes.clone(),
+            signature: newest.signature.clone(),
+        }])
+        .unwrap();
+    assert_eq!(report.applied, 1);
+    // It is not in a2's own log as a local change, so a2 never pushes it: the relay gets it
+    // only from its author.
+    let stats = sync(&a2, "phone-a2", &relay);
+    assert_eq!(stats.child.sent, 0);
+    assert_eq!(relay.visits(p).unwrap().len(), 0);
+    // A modified client that pushes it anyway is refused.
+    let forwarded = IncomingChange { doc_id: newest.doc_id, bytes: newest.bytes, signature: newest.signature };
+    let report = relay.ingest_from_child("phone-a2", vec![forwarded], 99).unwrap();
+    assert_eq!(report.rejected.len(), 1);
+    assert!(report.rejected[0].reason.contains("a phone may push only its own changes"), "{:?}", report.rejected);
+    assert_eq!(relay.visits(p).unwrap().len(), 0);
+    sync(&a, "phone-a", &relay);
+    assert_eq!(relay.visits(p).unwrap().len(), 1);
+}
