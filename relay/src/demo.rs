@@ -13,13 +13,17 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use yilian_core::agent::{AgentConfig, SyncAgent};
 use yilian_core::model::*;
-use yilian_core::net::{SessionOptions, WireStats, client_config, connect, sync_over};
+use yilian_core::net::{SessionOptions, WireStats, client_config, connect, enroll, sync_over};
+use yilian_core::store::DEFAULT_CODE_VALIDITY;
 use yilian_core::time::{now_ms, today};
-use yilian_core::{PatientId, ScopeGrant, Store, StoreOptions};
+use yilian_core::{
+    DeviceKind, Organization, OrganizationKind, PatientId, Practitioner, PractitionerRole, Store, StoreOptions, Team,
+};
 
 const SHIQIAO: &str = "shiqiao-village-clinic";
 const DONGHE: &str = "donghe-village-clinic";
 const COUNTY: &str = "county-peoples-hospital";
+const TOWNSHIP: &str = "shiqiao-township-centre";
 const DAY: i64 = 86_400_000;
 
 struct Device {
@@ -30,11 +34,32 @@ struct Device {
 }
 
 impl Device {
-    fn open(dir: &Path, name: &'static str, relay: &Relay) -> Result<Device> {
+    /// A new phone: its store (and Ed25519 key), a QUIC client presenting that key and pinning the
+    /// relay, enrolled with a one-time code the consortium admin issued for `practitioner`.
+    async fn enroll(
+        dir: &Path,
+        name: &'static str,
+        practitioner: &str,
+        relay: &Relay,
+        admin: &Store,
+    ) -> Result<Device> {
         let store = Store::open(dir.join(format!("{name}.db")), StoreOptions::default())
             .with_context(|| format!("opening {name}'s store"))?;
         let endpoint = quinn::Endpoint::client(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
-        Ok(Device { name, store: Arc::new(store), endpoint, client: client_config(relay.fingerprint)? })
+        let client = client_config(relay.fingerprint, &store.device_key())?;
+        let code =
+            admin.issue_enrollment_code(practitioner, None, DeviceKind::Phone, DEFAULT_CODE_VALIDITY, "admin")?;
+        let enrolled = enroll(&endpoint, &client, relay.addr, &code.code, name)
+            .await
+            .with_context(|| format!("enrolling {name}"))?;
+        println!(
+            "  {name:<8} enrolled with code {} for {} at {} (key {}…)",
+            code.code,
+            enrolled.practitioner,
+            enrolled.organization,
+            &store.device_public_key()[..16]
+        );
+        Ok(Device { name, store: Arc::new(store), endpoint, client })
     }
 
     /// One sync session with the relay over QUIC; prints what it cost.
@@ -139,6 +164,40 @@ fn enrol(store: &Store, p: PatientId, org: &str, doctor: &str, team: &str, icd10
     Ok(())
 }
 
+/// The consortium's directory: the county hospital, a township centre and two village clinics
+/// under it, their practitioners and the villages' family-doctor teams.
+fn consortium(admin: &Store) -> Result<()> {
+    let org = |id: &str, name: &str, kind, part_of: Option<&str>| Organization {
+        id: id.into(),
+        name: name.into(),
+        kind,
+        part_of: part_of.map(str::to_string),
+    };
+    admin.add_organization(&org(COUNTY, "县人民医院", OrganizationKind::CountyHospital, None))?;
+    admin.add_organization(&org(TOWNSHIP, "石桥镇卫生院", OrganizationKind::TownshipHealthCentre, Some(COUNTY)))?;
+    admin.add_organization(&org(SHIQIAO, "石桥村卫生室", OrganizationKind::VillageClinic, Some(TOWNSHIP)))?;
+    admin.add_organization(&org(DONGHE, "东河村卫生室", OrganizationKind::VillageClinic, Some(TOWNSHIP)))?;
+    let doctor = |id: &str, name: &str, role, org: &str| Practitioner {
+        id: id.into(),
+        name: name.into(),
+        role,
+        organization_id: org.into(),
+    };
+    admin.add_practitioner(&doctor("dr-wang", "王医生", PractitionerRole::FamilyDoctor, SHIQIAO))?;
+    admin.add_practitioner(&doctor("dr-zhao", "赵医生", PractitionerRole::FamilyDoctor, DONGHE))?;
+    admin.add_practitioner(&doctor("dr-sun", "孙医生", PractitionerRole::ReferralDesk, COUNTY))?;
+    for (team, org, member) in [("team-shiqiao", SHIQIAO, "dr-wang"), ("team-donghe", DONGHE, "dr-zhao")] {
+        admin.add_team(&Team {
+            id: team.into(),
+            name: team.into(),
+            organization_id: org.into(),
+            members: vec![member.into()],
+        })?;
+    }
+    println!("  {} organizations, {} practitioners, {} teams", 4, 3, 2);
+    Ok(())
+}
+
 /// Runs the scenario and checks that every device ends with the relay's copy of each record in
 /// its scope.
 pub async fn run(data_dir: Option<PathBuf>) -> Result<()> {
@@ -152,10 +211,12 @@ pub async fn run(data_dir: Option<PathBuf>) -> Result<()> {
     )
     .await?;
     println!("Yilian demo — stores in {}", dir.display());
-    println!("relay listening on {} (QUIC), certificate {}\n", relay.addr, relay.fingerprint);
-    let wang = Device::open(&dir, "dr-wang", &relay)?;
-    let zhao = Device::open(&dir, "dr-zhao", &relay)?;
-    let county = Device::open(&dir, "county", &relay)?;
+    println!("relay listening on {} (QUIC, mutual TLS), certificate {}\n", relay.addr, relay.fingerprint);
+    println!("0. The consortium admin sets up the directory and enrolls three phones");
+    consortium(&storage)?;
+    let wang = Device::enroll(&dir, "dr-wang", "dr-wang", &relay, &storage).await?;
+    let zhao = Device::enroll(&dir, "dr-zhao", "dr-zhao", &relay, &storage).await?;
+    let county = Device::enroll(&dir, "county", "dr-sun", &relay, &storage).await?;
 
     println!("1. Offline in the villages");
     let liu = wang.store.create_patient(resident("刘桂兰", Sex::Female, (1951, 2, 3), "石桥村", SHIQIAO, "dr-wang"))?;
@@ -190,11 +251,12 @@ pub async fn run(data_dir: Option<PathBuf>) -> Result<()> {
     wang.sync(&relay).await?;
     zhao.sync(&relay).await?;
     county.sync(&relay).await?;
-    // Until device enrollment, an operator assigns the referred record to the hospital desk
-    // (`yilian-relay scope add`); with identity, the open referral itself brings it into scope.
-    storage.grant("county", ScopeGrant::Document(liu))?;
-    println!("  operator: 刘桂兰's record assigned to the county desk's scope");
-    county.sync(&relay).await?;
+    println!(
+        "  scopes: dr-wang {} record(s) (team), dr-zhao {} (team), county {} (the open referral)",
+        storage.scope("dr-wang")?.len(),
+        storage.scope("dr-zhao")?.len(),
+        storage.scope("county")?.len()
+    );
     for r in county.store.open_referrals(COUNTY)? {
         println!(
             "  county worklist: {} {:?} from {} [{}]",
@@ -324,6 +386,13 @@ pub async fn run(data_dir: Option<PathBuf>) -> Result<()> {
         );
     }
     println!("  relay log holds {} changes", storage.last_seq()?);
+
+    println!("\n6. dr-zhao's phone is lost: the admin revokes it");
+    relay.revoke("dr-zhao", "admin", "phone reported lost")?;
+    match zhao.sync(&relay).await {
+        Ok(()) => bail!("a revoked phone was allowed to sync"),
+        Err(e) => println!("  the lost phone tries to sync: {:#}", e),
+    }
     relay.shutdown().await;
     println!("\nconverged");
     Ok(())

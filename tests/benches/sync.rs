@@ -43,7 +43,7 @@ async fn device(db: &str) -> Result<()> {
     let store = Store::open(db, StoreOptions::default())?;
     let endpoint = quinn::Endpoint::client(([127, 0, 0, 1], 0).into())?;
     let started = Instant::now();
-    let (conn, _) = connect(&endpoint, &client_config(pin)?, addr).await?;
+    let (conn, _) = connect(&endpoint, &client_config(pin, &store.device_key())?, addr).await?;
     let report =
         sync_over(&conn, &store, "device", "relay", &SessionOptions::default(), &CancellationToken::new(), &mut |_| {})
             .await?;
@@ -109,6 +109,8 @@ async fn bench() -> Result<()> {
     )
     .await?;
     let db = dir.path().join("device.db");
+    // The device enrolled with the relay before its first sync (its key is made with its store).
+    yilian_tests::lab::enroll_directly(&storage, "device", &Store::open(&db, StoreOptions::default())?.device_key())?;
 
     let first = run_device(&db, &relay)?;
     let total = |v: &Value, what: &str| {

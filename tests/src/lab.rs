@@ -1,5 +1,6 @@
 //! A network lab in one process: a relay on real QUIC over 127.0.0.1 and phones (durable stores
-//! with their own UDP endpoint and pinned TLS configuration) that sync with it.
+//! with their own UDP endpoint, a TLS configuration that pins the relay and presents the phone's
+//! key) that enroll with it and sync.
 
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
@@ -7,8 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use yilian_core::net::{Fingerprint, SessionOptions, SessionReport, client_config, connect, sync_over};
-use yilian_core::{Durability, Store, StoreOptions};
+use yilian_core::identity::DeviceKey;
+use yilian_core::net::{Fingerprint, SessionOptions, SessionReport, client_config, connect, enroll, sync_over};
+use yilian_core::time::now_ms;
+use yilian_core::{
+    DeviceKind, Durability, Organization, OrganizationKind, Practitioner, PractitionerRole, Store, StoreOptions,
+};
 use yilian_relay::{Relay, RelayConfig};
 
 /// Longest any one lab step may take before the test fails (instead of hanging).
@@ -25,6 +30,45 @@ pub fn open_store(path: PathBuf) -> Result<Arc<Store>> {
     Ok(Arc::new(Store::open(path, StoreOptions { durability: Durability::Off, ..StoreOptions::default() })?))
 }
 
+/// The lab's organization and the practitioner every lab phone belongs to.
+pub const LAB_CLINIC: &str = "shiqiao-clinic";
+/// The lab's practitioner.
+pub const LAB_DOCTOR: &str = "dr-wang";
+
+/// Puts the lab's clinic and doctor in the relay's directory (once).
+pub fn lab_directory(storage: &Store) -> Result<()> {
+    if storage.practitioners()?.iter().any(|p| p.id == LAB_DOCTOR) {
+        return Ok(());
+    }
+    storage.add_organization(&Organization {
+        id: LAB_CLINIC.into(),
+        name: "石桥村卫生室".into(),
+        kind: OrganizationKind::VillageClinic,
+        part_of: None,
+    })?;
+    storage.add_practitioner(&Practitioner {
+        id: LAB_DOCTOR.into(),
+        name: "王医生".into(),
+        role: PractitionerRole::FamilyDoctor,
+        organization_id: LAB_CLINIC.into(),
+    })?;
+    Ok(())
+}
+
+/// A fresh one-time code for a lab phone.
+pub fn lab_code(storage: &Store) -> Result<String> {
+    lab_directory(storage)?;
+    let code = storage.issue_enrollment_code(LAB_DOCTOR, None, DeviceKind::Phone, Duration::from_secs(600), "lab")?;
+    Ok(code.code)
+}
+
+/// Enrolls `key` as `device` straight in the relay's storage (the admin's and the device's steps
+/// in one), for raw clients that speak the protocol by hand.
+pub fn enroll_directly(storage: &Store, device: &str, key: &DeviceKey) -> Result<()> {
+    storage.enroll_device(&lab_code(storage)?, device, key.public_key(), now_ms())?;
+    Ok(())
+}
+
 /// A phone: a store, a UDP endpoint, and a client configuration pinning one relay.
 pub struct Phone {
     /// Its peer id.
@@ -36,10 +80,22 @@ pub struct Phone {
 }
 
 impl Phone {
-    /// A phone called `name` with `store`, pinning `relay`.
+    /// A phone called `name` with `store` (already enrolled), pinning `relay`.
     pub fn new(name: &str, store: Arc<Store>, relay: Fingerprint) -> Result<Phone> {
         let endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-        Ok(Phone { name: name.into(), store, endpoint, client: client_config(relay)? })
+        let client = client_config(relay, &store.device_key())?;
+        Ok(Phone { name: name.into(), store, endpoint, client })
+    }
+
+    /// A new phone called `name` with `store`, enrolled over QUIC with a fresh code for the lab's
+    /// doctor on `relay` (whose storage is `storage`).
+    pub async fn join(name: &str, store: Arc<Store>, relay: &Relay, storage: &Store) -> Result<Phone> {
+        let phone = Phone::new(name, store, relay.fingerprint)?;
+        let code = lab_code(storage)?;
+        tokio::time::timeout(STEP, enroll(&phone.endpoint, &phone.client, relay.addr, &code, name))
+            .await
+            .context("enrollment timed out")??;
+        Ok(phone)
     }
 
     /// One session with the relay at `addr` (connect, sync, close).

@@ -13,7 +13,7 @@ use yilian_core::model::TaskStatus;
 use yilian_core::net::Fingerprint;
 use yilian_core::{ScopeGrant, Store};
 use yilian_relay::{Relay, RelayConfig};
-use yilian_tests::lab::{STEP, open_store, start_relay};
+use yilian_tests::lab::{STEP, enroll_directly, open_store, start_relay};
 use yilian_tests::{follow_up_visit, resident};
 
 fn config(addr: SocketAddr, pin: Fingerprint, device: &str) -> AgentConfig {
@@ -57,6 +57,7 @@ async fn status_goes_from_pending_to_synced_only_when_the_relay_holds_everything
         let p = phone.create_patient(resident(&format!("居民{i}")))?;
         phone.record_visit(p, follow_up_visit(i))?;
     }
+    enroll_directly(&storage, "phone", &phone.device_key())?;
     let agent = SyncAgent::start(phone.clone(), config(relay.addr, relay.fingerprint, "phone"))?;
     let mut rx = agent.status();
     let mut seen_pending = false;
@@ -97,6 +98,8 @@ async fn live_agents_carry_an_edit_from_one_phone_to_another() -> Result<()> {
     let (village, county) = (open_store(dir.path().join("v.db"))?, open_store(dir.path().join("c.db"))?);
     let p = village.create_patient(resident("刘桂兰"))?;
     let referral = village.create_referral(p, yilian_tests::upward_referral())?;
+    enroll_directly(&storage, "village", &village.device_key())?;
+    enroll_directly(&storage, "county", &county.device_key())?;
     let agents = [
         SyncAgent::start(village.clone(), config(relay.addr, relay.fingerprint, "village"))?,
         SyncAgent::start(county.clone(), config(relay.addr, relay.fingerprint, "county"))?,
@@ -150,6 +153,7 @@ async fn the_agent_retries_while_the_relay_is_down_and_recovers_when_it_returns(
 
     // The relay comes up on its address; the app's connectivity hint makes the agent try at once.
     let storage = open_store(dir.path().join("relay.db"))?;
+    enroll_directly(&storage, "phone", &phone.device_key())?;
     let data_dir = dir.path().to_path_buf();
     let start = |storage: Arc<Store>| {
         let config = RelayConfig { data_dir: data_dir.clone(), listen: addr, name: "relay".into() };

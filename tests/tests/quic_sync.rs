@@ -6,10 +6,11 @@
 use anyhow::{Result, ensure};
 use std::collections::HashSet;
 use std::sync::Arc;
+use yilian_core::identity::DeviceKey;
 use yilian_core::net::{SessionOptions, client_config, connect};
 use yilian_core::sync::{ErrorCode, FrameDecoder, Message, PerfectLink, WireChange, encode, sync_in_process};
 use yilian_core::{ScopeGrant, Store, StoreOptions};
-use yilian_tests::lab::{Phone, STEP, copy_log, no_duplicates, open_store, same_records, start_relay};
+use yilian_tests::lab::{Phone, STEP, copy_log, enroll_directly, no_duplicates, open_store, same_records, start_relay};
 use yilian_tests::{follow_up_visit, resident};
 
 fn memory() -> Arc<Store> {
@@ -35,8 +36,8 @@ async fn two_devices_converge_over_quic_after_offline_edits_on_both() -> Result<
         storage.grant_scope(device, ScopeGrant::Everything)?;
     }
     let relay = start_relay(&dir.path().join("relay"), storage.clone()).await?;
-    let wang = Phone::new("wang", open_store(dir.path().join("wang.db"))?, relay.fingerprint)?;
-    let county = Phone::new("county", open_store(dir.path().join("county.db"))?, relay.fingerprint)?;
+    let wang = Phone::join("wang", open_store(dir.path().join("wang.db"))?, &relay, &storage).await?;
+    let county = Phone::join("county", open_store(dir.path().join("county.db"))?, &relay, &storage).await?;
 
     let p = wang.store.create_patient(resident("刘桂兰"))?;
     wang.store.record_visit(p, follow_up_visit(1))?;
@@ -70,7 +71,7 @@ async fn a_device_offline_for_long_catches_up_in_one_session() -> Result<()> {
     let storage = open_store(dir.path().join("relay.db"))?;
     storage.grant_scope("late", ScopeGrant::Everything)?;
     let relay = start_relay(dir.path(), storage.clone()).await?;
-    let late = Phone::new("late", open_store(dir.path().join("late.db"))?, relay.fingerprint)?;
+    let late = Phone::join("late", open_store(dir.path().join("late.db"))?, &relay, &storage).await?;
     late.sync(relay.addr).await?;
 
     // While it is away, the rest of the consortium writes thousands of changes.
@@ -102,7 +103,7 @@ async fn sessions_cut_at_fifty_points_always_resume_to_convergence() -> Result<(
         storage.grant_scope("dev", ScopeGrant::Everything)?;
         ensure!(sync_in_process(&hospital, "hospital", &storage, "relay", &mut PerfectLink)?.child.synced);
         let relay = start_relay(dir.path(), storage.clone()).await?;
-        let device = Phone::new("dev", memory(), relay.fingerprint)?;
+        let device = Phone::join("dev", memory(), &relay, &storage).await?;
         record(&device.store, "居民", 6, 3)?;
         Ok::<_, anyhow::Error>((storage, relay, device))
     };
@@ -137,7 +138,7 @@ async fn a_relay_restarted_mid_sync_loses_nothing_it_acknowledged() -> Result<()
     let device = {
         let storage = open_store(relay_db.clone())?;
         let relay = start_relay(dir.path(), storage.clone()).await?;
-        let device = Phone::new("dev", open_store(dir.path().join("dev.db"))?, relay.fingerprint)?;
+        let device = Phone::join("dev", open_store(dir.path().join("dev.db"))?, &relay, &storage).await?;
         record(&device.store, "居民", 300, 10)?;
 
         // Stop the relay as soon as its first batch from the device is committed.
@@ -181,10 +182,11 @@ async fn a_relay_restarted_mid_sync_loses_nothing_it_acknowledged() -> Result<()
 async fn raw_session(
     addr: std::net::SocketAddr,
     fingerprint: yilian_core::net::Fingerprint,
+    key: &DeviceKey,
     bytes: Vec<u8>,
 ) -> Result<Vec<Message>> {
     let endpoint = quinn::Endpoint::client(([127, 0, 0, 1], 0).into())?;
-    let (conn, _) = connect(&endpoint, &client_config(fingerprint)?, addr).await?;
+    let (conn, _) = connect(&endpoint, &client_config(fingerprint, key)?, addr).await?;
     let (mut send, mut recv) = conn.open_bi().await?;
     send.write_all(&bytes).await?;
     send.finish()?;
@@ -212,30 +214,33 @@ async fn bad_input_ends_that_session_with_a_reason_and_the_relay_serves_on() -> 
     let storage = memory();
     let relay = start_relay(dir.path(), storage.clone()).await?;
     let (addr, pin) = (relay.addr, relay.fingerprint);
+    // A modified client, enrolled as "writer", that writes frames by hand.
+    let writer = memory();
+    let key = writer.device_key();
+    enroll_directly(&storage, "writer", &key)?;
 
     // A frame whose payload is garbage.
     let mut garbage = vec![0, 0, 0, 6, 1, 0];
     garbage.extend_from_slice(&[0xff; 4]);
-    let (code, why) = error_of(&raw_session(addr, pin, garbage).await?).unwrap();
+    let (code, why) = error_of(&raw_session(addr, pin, &key, garbage).await?).unwrap();
     ensure!(code == ErrorCode::Protocol && why.contains("not a valid message"), "{why}");
 
     // A frame announcing more than the limit.
-    let (code, why) = error_of(&raw_session(addr, pin, (64u32 << 20).to_be_bytes().to_vec()).await?).unwrap();
+    let (code, why) = error_of(&raw_session(addr, pin, &key, (64u32 << 20).to_be_bytes().to_vec()).await?).unwrap();
     ensure!(code == ErrorCode::Protocol && why.contains("over the"), "{why}");
 
     // Another protocol version.
     let hello = Message::Hello { peer: "x".into(), log_id: String::new(), read_seq: 0, local_head: 0, grant_seq: 0 };
     let mut frame = encode(&hello);
     frame[4] = 9;
-    let (code, why) = error_of(&raw_session(addr, pin, frame).await?).unwrap();
+    let (code, why) = error_of(&raw_session(addr, pin, &key, frame).await?).unwrap();
     ensure!(code == ErrorCode::Version && why.contains("version 9"), "{why}");
 
     // Items that are not automerge, or are for a record outside the scope, are refused one by
     // one; the good item of the same batch is stored.
-    let owner = Phone::new("owner", memory(), pin)?;
+    let owner = Phone::join("owner", memory(), &relay, &storage).await?;
     let theirs = owner.store.create_patient(resident("别人的"))?;
     owner.sync(addr).await?;
-    let writer = memory();
     let mine = writer.create_patient(resident("自己的"))?;
     let good = writer.changes_since(0, usize::MAX)?;
     let other = Store::open_in_memory(StoreOptions::default())?;
@@ -258,7 +263,7 @@ async fn bad_input_ends_that_session_with_a_reason_and_the_relay_serves_on() -> 
     let hello =
         Message::Hello { peer: "writer".into(), log_id: String::new(), read_seq: 0, local_head: n + 1, grant_seq: 0 };
     let push = Message::Push { from_seq: 0, to_seq: n + 1, items };
-    let answers = raw_session(addr, pin, [encode(&hello), encode(&push)].concat()).await?;
+    let answers = raw_session(addr, pin, &key, [encode(&hello), encode(&push)].concat()).await?;
     let refused: Vec<(i64, String)> = answers
         .iter()
         .find_map(|m| match m {
@@ -274,7 +279,7 @@ async fn bad_input_ends_that_session_with_a_reason_and_the_relay_serves_on() -> 
     ensure!(storage.patient(theirs)?.visits.is_empty(), "nothing of the out-of-scope item was stored");
 
     // The relay still serves everyone else.
-    let fine = Phone::new("fine", memory(), pin)?;
+    let fine = Phone::join("fine", memory(), &relay, &storage).await?;
     fine.store.create_patient(resident("好好的"))?;
     fine.sync(addr).await?;
     relay.shutdown().await;

@@ -85,7 +85,7 @@ pub struct SyncAgent {
 impl SyncAgent {
     /// Starts the agent on the current tokio runtime.
     pub fn start(store: Arc<Store>, config: AgentConfig) -> Result<SyncAgent> {
-        let client = client_config(config.fingerprint)?;
+        let client = client_config(config.fingerprint, &store.device_key())?;
         let shared = Arc::new(Shared {
             now: Notify::new(),
             network: watch::Sender::new(true),

@@ -2,7 +2,7 @@
 //! log sync protocol on a connection to its parent.
 
 use super::framed::{FramedRecv, FramedSend};
-use super::{RELAY_SERVER_NAME, blocking, is_bulk, network};
+use super::{RELAY_SERVER_NAME, blocking, connection_error, is_bulk, network};
 use crate::sync::{ChildDriver, Message, SessionOutcome};
 use crate::{Error, Result, Store};
 use std::net::SocketAddr;
@@ -113,10 +113,60 @@ pub async fn connect_within(
         Ok((conn, _accepted)) => Ok((conn, true)),
         Err(connecting) => match tokio::time::timeout(timeout, connecting).await {
             Ok(Ok(conn)) => Ok((conn, false)),
-            Ok(Err(e)) => Err(network("handshake")(&e)),
+            Ok(Err(e)) => Err(connection_error("handshake", &e)),
             Err(_) => Err(Error::Network { reason: format!("no answer from {addr} within {timeout:?}") }),
         },
     }
+}
+
+/// What the relay answered to an enrollment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enrollment {
+    /// The device id enrolled.
+    pub device: String,
+    /// The practitioner it belongs to.
+    pub practitioner: String,
+    /// The organization it works for.
+    pub organization: String,
+}
+
+/// Enrolls this device with the relay at `addr`: presents the one-time `code` an admin issued
+/// and asks to be known as `device`. `config` must carry the device's key (see
+/// [`super::client_config`]): that key is what the relay records. A refused code (unknown,
+/// used, expired) comes back as [`Error::Forbidden`] with the relay's reason.
+pub async fn enroll(
+    endpoint: &quinn::Endpoint,
+    config: &quinn::ClientConfig,
+    addr: SocketAddr,
+    code: &str,
+    device: &str,
+) -> Result<Enrollment> {
+    let (conn, _) = connect(endpoint, config, addr).await?;
+    let result = async {
+        let (send, recv) = conn.open_bi().await.map_err(|e| connection_error("open stream", &e))?;
+        let mut tasks = tokio::task::JoinSet::new();
+        let bytes = Arc::new(AtomicU64::new(0));
+        let out = FramedSend::start(send, &mut tasks, None, bytes.clone());
+        out.send(&Message::Enroll { code: code.to_string(), device: device.to_string() });
+        let mut input = FramedRecv::new(recv, bytes);
+        let answer = tokio::time::timeout(ANSWER_TIMEOUT, input.next())
+            .await
+            .map_err(|_| Error::Network { reason: format!("no answer to the enrollment within {ANSWER_TIMEOUT:?}") })?;
+        match answer {
+            Ok(Some(Message::Enrolled { device, practitioner, organization })) => {
+                Ok(Enrollment { device, practitioner, organization })
+            }
+            Ok(Some(Message::Error { message, .. })) => Err(Error::Forbidden { reason: message }),
+            Ok(Some(other)) => Err(Error::Sync {
+                reason: format!("the relay answered the enrollment with {}", crate::sync::message_name(&other)),
+            }),
+            Ok(None) => Err(Error::Sync { reason: "the relay closed the enrollment without an answer".into() }),
+            Err(e) => Err(e),
+        }
+    }
+    .await;
+    conn.close(quinn::VarInt::from_u32(0), b"enrollment done");
+    result
 }
 
 /// Runs one session of `store` (peer id `me`) with its parent (known as `parent` in the store's
@@ -151,7 +201,7 @@ async fn session(
 ) -> Result<SessionReport> {
     let started = Instant::now();
     let (up, down) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let (send, recv) = conn.open_bi().await.map_err(|e| network("open stream")(&e))?;
+    let (send, recv) = conn.open_bi().await.map_err(|e| connection_error("open stream", &e))?;
     let mut tasks = tokio::task::JoinSet::new();
     let control_out = FramedSend::start(send, &mut tasks, None, up.clone());
     let mut control_in = FramedRecv::new(recv, down.clone());
@@ -254,7 +304,7 @@ async fn next_on(stream: &mut Option<FramedRecv>) -> Result<Option<Message>> {
 }
 
 fn read_error(e: &quinn::ConnectionError) -> Error {
-    network("connection")(e)
+    connection_error("connection", e)
 }
 
 fn progress_of(driver: &ChildDriver<'_>, push_total: (u64, u64)) -> SessionProgress {

@@ -2,7 +2,7 @@
 //! writer task per stream so that reading never waits on a write (two peers blocked writing to
 //! each other's full windows would deadlock).
 
-use super::network;
+use super::{connection_error, network};
 use crate::sync::{FrameDecoder, Message, encode};
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -39,6 +39,7 @@ impl FramedRecv {
                     None
                 }
                 Err(quinn::ReadError::ZeroRttRejected) => return Err(super::child::zero_rtt_rejected()),
+                Err(quinn::ReadError::ConnectionLost(e)) => return Err(connection_error("read", &e)),
                 Err(e) => return Err(network("read")(&e)),
             };
             match read {

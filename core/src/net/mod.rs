@@ -14,10 +14,14 @@ mod parent;
 mod tls;
 
 pub use child::{
-    ANSWER_TIMEOUT, SessionOptions, SessionProgress, SessionReport, WireStats, connect, connect_within, sync_over,
+    ANSWER_TIMEOUT, Enrollment, SessionOptions, SessionProgress, SessionReport, WireStats, connect, connect_within,
+    enroll, sync_over,
 };
-pub use parent::{ServeOptions, serve_child};
-pub use tls::{ALPN, Fingerprint, RELAY_SERVER_NAME, RelayIdentity, client_tls, server_tls};
+pub use parent::{ServeOptions, refuse, serve_child, serve_enrollment};
+pub use tls::{
+    ALPN, Fingerprint, RELAY_SERVER_NAME, RelayIdentity, certificate_key, client_tls, device_certificate,
+    device_key_of, server_tls,
+};
 
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -55,10 +59,11 @@ pub fn server_config(identity: &RelayIdentity) -> Result<quinn::ServerConfig> {
     Ok(config)
 }
 
-/// A device's QUIC client configuration, pinning the relay. Keep one per relay for the life of
-/// the app: it holds the session tickets that make reconnects 0-RTT.
-pub fn client_config(pinned: Fingerprint) -> Result<quinn::ClientConfig> {
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(client_tls(pinned)?)
+/// A device's QUIC client configuration, pinning the relay and presenting the device's key.
+/// Keep one per relay for the life of the app: it holds the session tickets that make reconnects
+/// 0-RTT.
+pub fn client_config(pinned: Fingerprint, key: &crate::identity::DeviceKey) -> Result<quinn::ClientConfig> {
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(client_tls(pinned, key)?)
         .map_err(|e| Error::Tls { reason: format!("device quic tls: {e}") })?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(Arc::new(transport_config()));
@@ -70,6 +75,21 @@ pub fn client_config(pinned: Fingerprint) -> Result<quinn::ClientConfig> {
 pub(crate) fn is_bulk(message: &crate::sync::Message) -> bool {
     use crate::sync::Message;
     matches!(message, Message::Pull { .. } | Message::Snapshot(_) | Message::Purge { .. } | Message::Caught { .. })
+}
+
+/// Application close code of a connection the relay refuses: the device is not enrolled, was
+/// revoked, or claims another device's identity. The close reason says which.
+pub const CLOSE_FORBIDDEN: u32 = 0x403;
+
+/// A connection that ended: a refusal by the relay becomes [`Error::Forbidden`] with its reason,
+/// anything else a network error (syncing again later will resume).
+pub(crate) fn connection_error(what: &str, e: &quinn::ConnectionError) -> Error {
+    if let quinn::ConnectionError::ApplicationClosed(close) = e
+        && close.error_code == quinn::VarInt::from_u32(CLOSE_FORBIDDEN)
+    {
+        return Error::Forbidden { reason: String::from_utf8_lossy(&close.reason).into_owned() };
+    }
+    network(what)(e)
 }
 
 pub(crate) fn network(what: &str) -> impl Fn(&dyn std::fmt::Display) -> Error + '_ {

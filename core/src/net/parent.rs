@@ -15,6 +15,65 @@ use tokio_util::sync::CancellationToken;
 pub struct ServeOptions {
     /// This parent's peer id (sent in the welcome).
     pub me: String,
+    /// The device this connection authenticated as (from its certificate): a hello that names
+    /// another device is refused. `None` trusts the hello (in-process tools only).
+    pub device: Option<String>,
+}
+
+/// Closes a connection the relay refuses, telling the device why (it sees
+/// [`Error::Forbidden`] with `reason`).
+pub fn refuse(conn: &quinn::Connection, reason: &str) {
+    // A QUIC close reason must fit in one packet.
+    let mut end = reason.len().min(512);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    conn.close(quinn::VarInt::from_u32(super::CLOSE_FORBIDDEN), &reason.as_bytes()[..end]);
+}
+
+/// Serves a connection from a device that is not enrolled: the only thing it may do is present
+/// an enrollment code. `enroll(code, device_id)` records the device (with the key of its
+/// certificate) or says why not; the answer goes back to the device and the connection closes.
+/// Returns the enrolled device, or the reason it was refused.
+pub async fn serve_enrollment(
+    conn: &quinn::Connection,
+    enroll: &(dyn Fn(&str, &str) -> Result<crate::Device> + Sync),
+) -> Result<crate::Device> {
+    let first = async {
+        let (send, recv) = conn.accept_bi().await.map_err(|e| network("connection")(&e))?;
+        let mut input = FramedRecv::new(recv, Arc::new(AtomicU64::new(0)));
+        Ok::<_, Error>((send, input.next().await?))
+    };
+    let (send, message) = match tokio::time::timeout(super::ANSWER_TIMEOUT, first).await {
+        Ok(result) => result?,
+        Err(_) => {
+            refuse(conn, "device is not enrolled and presented no enrollment code");
+            return Err(Error::Forbidden { reason: "no enrollment code presented".into() });
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    let control = FramedSend::start(send, &mut tasks, None, Arc::new(AtomicU64::new(0)));
+    let result = match message {
+        Some(Message::Enroll { code, device }) => blocking(|| enroll(&code, &device)),
+        _ => Err(Error::Forbidden {
+            reason: "device is not enrolled: enroll it first with a code from the consortium admin".into(),
+        }),
+    };
+    let answer = match &result {
+        Ok(device) => Message::Enrolled {
+            device: device.device_id.clone(),
+            practitioner: device.practitioner_id.clone(),
+            organization: device.organization_id.clone(),
+        },
+        Err(e @ (Error::Forbidden { .. } | Error::Validation { .. } | Error::AlreadyExists { .. })) => {
+            Message::Error { code: ErrorCode::Forbidden, message: e.to_string() }
+        }
+        Err(_) => ParentDriver::internal_error("the relay could not enroll this device; try again later"),
+    };
+    control.send(&answer);
+    drop(control);
+    let _ = tokio::time::timeout(Duration::from_secs(2), async { while tasks.join_next().await.is_some() {} }).await;
+    result
 }
 
 /// Serves one child connection: runs the parent side of each session the child opens on it
@@ -73,6 +132,14 @@ async fn session(
             biased;
             _ = stop.cancelled() => break Ok(()),
             message = input.next() => match message {
+                Ok(Some(Message::Hello { peer, .. })) if options.device.as_ref().is_some_and(|d| *d != peer) => {
+                    let why = format!(
+                        "hello names device {peer}, but this connection's certificate belongs to {}",
+                        options.device.as_deref().unwrap_or_default()
+                    );
+                    control.send(&Message::Error { code: ErrorCode::Forbidden, message: why.clone() });
+                    break Err(Error::Forbidden { reason: why });
+                }
                 Ok(Some(message)) => blocking(|| driver.on_message(message)),
                 Ok(None) => break Ok(()), // the child finished its session
                 Err(Error::Frame(e)) => {

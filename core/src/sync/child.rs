@@ -281,13 +281,15 @@ impl ChildSession {
                 self.state = State::Failed;
                 vec![ChildAction::Failed(format!("the relay ended the session ({code:?}): {message}"))]
             }
-            (other, state) => self.fail(ErrorCode::Protocol, format!("unexpected {} in state {state:?}", name(&other))),
+            (other, state) => {
+                self.fail(ErrorCode::Protocol, format!("unexpected {} in state {state:?}", message_name(&other)))
+            }
         }
     }
 }
 
 /// The message's kind, for errors.
-pub(crate) fn name(message: &Message) -> &'static str {
+pub fn message_name(message: &Message) -> &'static str {
     match message {
         Message::Hello { .. } => "hello",
         Message::Welcome { .. } => "welcome",

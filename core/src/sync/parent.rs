@@ -1,7 +1,7 @@
 //! The parent side of a sync session (the relay, or an edge hub towards its devices): a sans-IO
 //! state machine.
 
-use super::child::name;
+use super::child::message_name as name;
 use super::message::{ErrorCode, Message, ScopeChange, WireChange};
 
 /// Pull batches allowed in flight (the child applies them in order; QUIC carries them in order).
