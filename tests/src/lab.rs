@@ -2,14 +2,16 @@
 //! with their own UDP endpoint, a TLS configuration that pins the relay and presents the phone's
 //! key) that enroll with it and sync.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use yilian_core::identity::DeviceKey;
-use yilian_core::net::{Fingerprint, SessionOptions, SessionReport, client_config, connect, enroll, sync_over};
+use yilian_core::net::{
+    Enrollment, Fingerprint, SessionOptions, SessionReport, client_config, connect, enroll, sync_over,
+};
 use yilian_core::time::now_ms;
 use yilian_core::{
     DeviceKind, Durability, Organization, OrganizationKind, Practitioner, PractitionerRole, Store, StoreOptions,
@@ -91,24 +93,39 @@ impl Phone {
     /// doctor on `relay` (whose storage is `storage`).
     pub async fn join(name: &str, store: Arc<Store>, relay: &Relay, storage: &Store) -> Result<Phone> {
         let phone = Phone::new(name, store, relay.fingerprint)?;
-        let code = lab_code(storage)?;
-        tokio::time::timeout(STEP, enroll(&phone.endpoint, &phone.client, relay.addr, &code, name))
-            .await
-            .context("enrollment timed out")??;
+        phone.enroll(relay.addr, &lab_code(storage)?).await?;
         Ok(phone)
+    }
+
+    /// Presents an enrollment code to the relay at `addr`, enrolling as this phone's name.
+    pub async fn enroll(&self, addr: SocketAddr, code: &str) -> yilian_core::Result<Enrollment> {
+        tokio::time::timeout(STEP, enroll(&self.endpoint, &self.client, addr, code, &self.name))
+            .await
+            .map_err(|_| yilian_core::Error::Network { reason: "enrollment timed out".into() })?
     }
 
     /// One session with the relay at `addr` (connect, sync, close).
     pub async fn sync_with(&self, addr: SocketAddr, options: &SessionOptions) -> Result<SessionReport> {
+        Ok(self.try_sync(addr, options, &CancellationToken::new()).await?)
+    }
+
+    /// One session, with the core error as it is (a refusal is [`yilian_core::Error::Forbidden`]);
+    /// a live session runs until `stop`.
+    pub async fn try_sync(
+        &self,
+        addr: SocketAddr,
+        options: &SessionOptions,
+        stop: &CancellationToken,
+    ) -> yilian_core::Result<SessionReport> {
         let run = async {
             let (conn, _) = connect(&self.endpoint, &self.client, addr).await?;
-            let result =
-                sync_over(&conn, &self.store, &self.name, "relay", options, &CancellationToken::new(), &mut |_| {})
-                    .await;
+            let result = sync_over(&conn, &self.store, &self.name, "relay", options, stop, &mut |_| {}).await;
             conn.close(quinn::VarInt::from_u32(0), b"done");
             result
         };
-        Ok(tokio::time::timeout(STEP, run).await.context("sync step timed out")??)
+        tokio::time::timeout(STEP, run)
+            .await
+            .map_err(|_| yilian_core::Error::Network { reason: "sync step timed out".into() })?
     }
 
     /// A complete session that must end synced.

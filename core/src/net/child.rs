@@ -221,6 +221,9 @@ async fn session(
         let welcomed = driver.session().is_welcomed();
         let report = progress_of(&driver, push_total);
         progress(&report);
+        if let Some(reason) = driver.session().forbidden() {
+            break Err(Error::Forbidden { reason: reason.to_string() });
+        }
         if let Some(why) = driver.outcome.error.clone() {
             break Err(Error::Sync { reason: why });
         }

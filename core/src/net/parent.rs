@@ -65,7 +65,8 @@ pub async fn serve_enrollment(
             practitioner: device.practitioner_id.clone(),
             organization: device.organization_id.clone(),
         },
-        Err(e @ (Error::Forbidden { .. } | Error::Validation { .. } | Error::AlreadyExists { .. })) => {
+        Err(Error::Forbidden { reason }) => Message::Error { code: ErrorCode::Forbidden, message: reason.clone() },
+        Err(e @ (Error::Validation { .. } | Error::AlreadyExists { .. })) => {
             Message::Error { code: ErrorCode::Forbidden, message: e.to_string() }
         }
         Err(_) => ParentDriver::internal_error("the relay could not enroll this device; try again later"),

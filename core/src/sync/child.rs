@@ -67,6 +67,8 @@ enum State {
 /// Child side of one session.
 pub struct ChildSession {
     state: State,
+    /// Why the parent refused this device, when it did.
+    forbidden: Option<String>,
     log_id: String,
     read_seq: i64,
     local_head: i64,
@@ -92,6 +94,7 @@ impl ChildSession {
     ) -> (ChildSession, ChildAction) {
         let session = ChildSession {
             state: State::AwaitWelcome,
+            forbidden: None,
             log_id: log_id.to_string(),
             read_seq,
             local_head,
@@ -126,6 +129,12 @@ impl ChildSession {
     /// Whether the parent's welcome has arrived (messages of the pull stream wait for it).
     pub fn is_welcomed(&self) -> bool {
         self.state != State::AwaitWelcome
+    }
+
+    /// The parent's reason, when it ended the session because this device is not allowed (not
+    /// enrolled, revoked, another device's identity).
+    pub fn forbidden(&self) -> Option<&str> {
+        self.forbidden.as_deref()
     }
 
     /// The child made new local changes while connected (live mode): push them too.
@@ -279,6 +288,9 @@ impl ChildSession {
             }
             (Message::Error { code, message }, _) => {
                 self.state = State::Failed;
+                if code == ErrorCode::Forbidden {
+                    self.forbidden = Some(message.clone());
+                }
                 vec![ChildAction::Failed(format!("the relay ended the session ({code:?}): {message}"))]
             }
             (other, state) => {
