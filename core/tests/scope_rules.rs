@@ -224,3 +224,88 @@ fn a_phone_may_push_only_the_changes_it_authored() {
     sync(&a, "phone-a", &relay);
     assert_eq!(relay.visits(p).unwrap().len(), 1);
 }
+
+#[test]
+fn the_audit_trail_names_each_fields_author_and_catches_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.db");
+    let relay = Store::open(&path, yilian_core::StoreOptions::default()).unwrap();
+    relay.set_referral_grace(GRACE).unwrap();
+    relay
+        .add_organization(&Organization {
+            id: "village-a".into(),
+            name: "a".into(),
+            kind: OrganizationKind::VillageClinic,
+            part_of: None,
+        })
+        .unwrap();
+    let mut phones = Vec::new();
+    for (who, role) in [
+        ("dr-a", PractitionerRole::FamilyDoctor),
+        ("nurse-a", PractitionerRole::Nurse),
+        ("ph-a", PractitionerRole::PublicHealth),
+    ] {
+        relay.add_practitioner(&practitioner(who, role, "village-a")).unwrap();
+        phones.push((format!("{who}-phone"), who));
+    }
+    relay
+        .add_team(&Team {
+            id: "team-a".into(),
+            name: "a".into(),
+            organization_id: "village-a".into(),
+            members: phones.iter().map(|(_, who)| who.to_string()).collect(),
+        })
+        .unwrap();
+    let stores: Vec<Store> = phones.iter().map(|(id, who)| enrolled(&relay, id, who)).collect();
+    let p = contracted(&stores[0], "a", "王秀英");
+    sync(&stores[0], "dr-a-phone", &relay);
+    for (store, (id, _)) in stores.iter().zip(&phones).skip(1) {
+        sync(store, id, &relay);
+    }
+    stores[1].record_visit(p, visit(152, 94)).unwrap();
+    stores[2]
+        .update_demographics(
+            p,
+            DemographicsUpdate { phone: Some("13800000000".into()), ..DemographicsUpdate::default() },
+        )
+        .unwrap();
+    for (store, (id, _)) in stores.iter().zip(&phones) {
+        sync(store, id, &relay);
+    }
+
+    let trail = relay.audit_trail(p).unwrap();
+    assert!(trail.problems.is_empty(), "{:?}", trail.problems);
+    let by = |path: &str| trail.last_writer_of(path).and_then(|e| e.device.clone());
+    assert_eq!(by("team_id").as_deref(), Some("dr-a-phone"), "{trail:#?}");
+    assert_eq!(by("systolic_mmhg").as_deref(), Some("nurse-a-phone"));
+    assert_eq!(by("phone").as_deref(), Some("ph-a-phone"));
+    let vitals = trail.last_writer_of("systolic_mmhg").unwrap();
+    assert_eq!(vitals.practitioner.as_deref(), Some("nurse-a"));
+    assert_eq!(vitals.signature, yilian_core::store::SignatureCheck::Valid);
+    assert!(vitals.fields.iter().any(|f| f.path.ends_with("systolic_mmhg") && f.value.as_deref() == Some("152")));
+    assert!(trail.entries.iter().all(|e| matches!(
+        e.signature,
+        yilian_core::store::SignatureCheck::Valid | yilian_core::store::SignatureCheck::Genesis
+    )));
+
+    // Someone with the database file alters a stored visit and swaps a signature.
+    drop(relay);
+    let (visit_seq, phone_seq) = (vitals.seq, trail.last_writer_of("phone").unwrap().seq);
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let mut bytes: Vec<u8> =
+        raw.query_row("SELECT bytes FROM changes WHERE local_seq = ?1", [visit_seq], |r| r.get(0)).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    raw.execute("UPDATE changes SET bytes = ?2 WHERE local_seq = ?1", rusqlite::params![visit_seq, bytes]).unwrap();
+    raw.execute("UPDATE changes SET signature = zeroblob(64) WHERE local_seq = ?1", [phone_seq]).unwrap();
+    drop(raw);
+    let relay = Store::open(&path, yilian_core::StoreOptions::default()).unwrap();
+    let trail = relay.audit_trail(p).unwrap();
+    assert_eq!(trail.problems.len(), 2, "{:?}", trail.problems);
+    assert!(trail.problems.iter().any(|p| p.starts_with(&format!("change {visit_seq}:"))), "{:?}", trail.problems);
+    assert!(
+        trail.problems.iter().any(|p| p.starts_with(&format!("change {phone_seq}:")) && p.contains("signature")),
+        "{:?}",
+        trail.problems
+    );
+}

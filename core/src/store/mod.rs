@@ -6,6 +6,7 @@
 //! in one SQLite transaction. If that transaction fails, the in-memory document is dropped from
 //! the cache so memory never runs ahead of disk.
 
+mod audit;
 mod checkpoint;
 mod directory;
 mod docs;
@@ -16,6 +17,7 @@ mod queries;
 pub(crate) mod schema;
 mod scope;
 
+pub use audit::{AuditEntry, AuditTrail, FieldChange, SignatureCheck};
 pub use directory::{
     DEFAULT_CODE_VALIDITY, Device, DeviceAccess, DeviceKind, EnrollmentCode, Organization, OrganizationKind,
     Practitioner, PractitionerRole, Team,
