@@ -5,10 +5,12 @@
 //! its log with its own sequence, and streams to each device, live, the changes in its scope.
 //!
 //! - [`server`]: the QUIC endpoint (quinn), a task per connection, graceful shutdown;
+//! - [`http`]: the HTTP API (axum): health and the token-protected admin endpoints;
 //! - [`storage`]: the storage trait and its embedded SQLite backend;
 //! - [`demo`]: the README's main job, a relay and three field devices over real QUIC.
 
 pub mod demo;
+pub mod http;
 pub mod server;
 pub mod storage;
 

@@ -77,6 +77,12 @@ impl Relay {
         Ok(Relay { endpoint, stop, tasks, revocations, addr, fingerprint: identity.fingerprint(), storage })
     }
 
+    /// The signal that makes connections re-check their device (the HTTP API's revocations
+    /// move it, so the device is cut off at once).
+    pub fn revocations(&self) -> Arc<watch::Sender<u64>> {
+        self.revocations.clone()
+    }
+
     /// Revokes a device and closes its live connections at once.
     pub fn revoke(&self, device: &str, by: &str, reason: &str) -> Result<Device> {
         let revoked = self.storage.revoke(device, by, reason)?;

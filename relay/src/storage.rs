@@ -4,10 +4,15 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use yilian_core::model::PatientRecord;
+use yilian_core::store::{AuditTrail, RecordRead};
 use yilian_core::sync::ParentStorage;
 use yilian_core::time::{Millis, now_ms};
-use yilian_core::{Device, DeviceAccess, Durability, PatientId, Result, ScopeGrant, Store, StoreOptions};
+use yilian_core::{
+    Device, DeviceAccess, DeviceKind, Durability, EnrollmentCode, Organization, PatientId, Practitioner, Result,
+    ScopeGrant, Store, StoreOptions, Team,
+};
 
 /// File name of the embedded database in the data directory.
 pub const DATABASE_FILE: &str = "relay.db";
@@ -24,6 +29,45 @@ pub trait RelayStorage: ParentStorage {
     fn revocation_count(&self) -> Result<u64>;
     /// Re-derives scopes whose referral grace period ran out by `now`.
     fn sweep_scope(&self, now: Millis) -> Result<usize>;
+    /// A device's scope rows with their reasons (`team`, `referral`, `created`, `assigned`, `purge`).
+    fn scope_reasons(&self, device: &str) -> Result<Vec<(String, String)>>;
+
+    /// Adds an organization.
+    fn add_organization(&self, org: &Organization) -> Result<()>;
+    /// Every organization, parents first.
+    fn organizations(&self) -> Result<Vec<Organization>>;
+    /// Adds a practitioner.
+    fn add_practitioner(&self, practitioner: &Practitioner) -> Result<()>;
+    /// Every practitioner.
+    fn practitioners(&self) -> Result<Vec<Practitioner>>;
+    /// Adds a family-doctor team.
+    fn add_team(&self, team: &Team) -> Result<()>;
+    /// Adds or removes a team member (their devices' scopes follow).
+    fn set_team_member(&self, team: &str, practitioner: &str, member: bool) -> Result<()>;
+    /// Every team.
+    fn teams(&self) -> Result<Vec<Team>>;
+    /// Issues a one-time enrollment code.
+    fn issue_code(
+        &self,
+        practitioner: &str,
+        organization: Option<&str>,
+        kind: DeviceKind,
+        valid_for: Duration,
+        issued_by: &str,
+    ) -> Result<EnrollmentCode>;
+    /// Every enrolled device.
+    fn devices(&self) -> Result<Vec<Device>>;
+
+    /// Creates an operator API token (returned once; kept hashed).
+    fn create_admin_token(&self, name: &str) -> Result<String>;
+    /// The operator a token belongs to.
+    fn admin_token_owner(&self, token: &str) -> Result<Option<String>>;
+    /// Logs an operator's read of a record.
+    fn log_record_read(&self, reader: &str, patient: &str, what: &str) -> Result<()>;
+    /// Operators' reads, newest first.
+    fn record_reads(&self, patient: Option<&str>, limit: usize) -> Result<Vec<RecordRead>>;
+    /// Who changed which field of a record, from which device, when, with a valid signature.
+    fn audit_trail(&self, patient: PatientId) -> Result<AuditTrail>;
     /// Assigns a record (or every record) to a device's scope; it flows to the device on its
     /// next sync, or at once if it is connected to this process.
     fn grant(&self, device: &str, grant: ScopeGrant) -> Result<i64>;
@@ -52,6 +96,73 @@ impl RelayStorage for Store {
 
     fn sweep_scope(&self, now: Millis) -> Result<usize> {
         Store::sweep_scope(self, now)
+    }
+
+    fn scope_reasons(&self, device: &str) -> Result<Vec<(String, String)>> {
+        Store::scope_reasons(self, device)
+    }
+
+    fn add_organization(&self, org: &Organization) -> Result<()> {
+        Store::add_organization(self, org)
+    }
+
+    fn organizations(&self) -> Result<Vec<Organization>> {
+        Store::organizations(self)
+    }
+
+    fn add_practitioner(&self, practitioner: &Practitioner) -> Result<()> {
+        Store::add_practitioner(self, practitioner)
+    }
+
+    fn practitioners(&self) -> Result<Vec<Practitioner>> {
+        Store::practitioners(self)
+    }
+
+    fn add_team(&self, team: &Team) -> Result<()> {
+        Store::add_team(self, team)
+    }
+
+    fn set_team_member(&self, team: &str, practitioner: &str, member: bool) -> Result<()> {
+        Store::set_team_member(self, team, practitioner, member)
+    }
+
+    fn teams(&self) -> Result<Vec<Team>> {
+        Store::teams(self)
+    }
+
+    fn issue_code(
+        &self,
+        practitioner: &str,
+        organization: Option<&str>,
+        kind: DeviceKind,
+        valid_for: Duration,
+        issued_by: &str,
+    ) -> Result<EnrollmentCode> {
+        self.issue_enrollment_code(practitioner, organization, kind, valid_for, issued_by)
+    }
+
+    fn devices(&self) -> Result<Vec<Device>> {
+        Store::devices(self)
+    }
+
+    fn create_admin_token(&self, name: &str) -> Result<String> {
+        Store::create_admin_token(self, name)
+    }
+
+    fn admin_token_owner(&self, token: &str) -> Result<Option<String>> {
+        Store::admin_token_owner(self, token)
+    }
+
+    fn log_record_read(&self, reader: &str, patient: &str, what: &str) -> Result<()> {
+        Store::log_record_read(self, reader, patient, what)
+    }
+
+    fn record_reads(&self, patient: Option<&str>, limit: usize) -> Result<Vec<RecordRead>> {
+        Store::record_reads(self, patient, limit)
+    }
+
+    fn audit_trail(&self, patient: PatientId) -> Result<AuditTrail> {
+        Store::audit_trail(self, patient)
     }
 
     fn grant(&self, device: &str, grant: ScopeGrant) -> Result<i64> {

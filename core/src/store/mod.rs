@@ -13,6 +13,7 @@ mod docs;
 mod edits;
 mod index;
 mod log;
+mod operators;
 mod queries;
 pub(crate) mod schema;
 mod scope;
@@ -26,6 +27,7 @@ pub use index::{PatientSummary, ReferralSummary};
 pub use scope::{DEFAULT_REFERRAL_GRACE, DocumentSnapshot, ScopeGrant};
 
 pub use log::{ApplyReport, IncomingChange, MAX_CHANGE_BYTES, PeerCursor, RejectedChange, StoredChange};
+pub use operators::RecordRead;
 
 use crate::identity::DeviceKey;
 use crate::{Error, PatientId, Result};

@@ -1,0 +1,123 @@
+//! The relay's operators: API tokens (kept as SHA-256 hashes; the token itself is shown once)
+//! and the log of every record an operator read through the API (who read what, when).
+
+use super::Store;
+use super::directory::secret_hash;
+use crate::identity::hex;
+use crate::time::{Millis, now_ms};
+use crate::{Error, Result};
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+/// Prefix of an operator API token: tells a token from other secrets in a leaked log.
+const TOKEN_PREFIX: &str = "yat_";
+
+/// One read of a record by an operator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordRead {
+    /// The operator (token name).
+    pub reader: String,
+    /// The record (patient id).
+    pub patient: String,
+    /// What was read (`record`, `audit`, `fhir`).
+    pub what: String,
+    /// When (ms).
+    pub at: Millis,
+}
+
+impl Store {
+    /// Creates an API token for the operator `name` and returns it; only its hash is kept, so
+    /// this is the one time it can be read.
+    pub fn create_admin_token(&self, name: &str) -> Result<String> {
+        if name.trim().is_empty() || name.len() > 64 {
+            return Err(Error::invalid("token.name", "must be 1..=64 characters"));
+        }
+        let secret: [u8; 32] = rand::random();
+        let token = format!("{TOKEN_PREFIX}{}", hex(&secret));
+        let inner = self.lock();
+        match inner.conn.execute(
+            "INSERT INTO admin_tokens (token_hash, name, created_at) VALUES (?1, ?2, ?3)",
+            params![secret_hash(&token), name, now_ms()],
+        ) {
+            Ok(_) => Ok(token),
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                Err(Error::AlreadyExists { what: "token", id: name.to_string() })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The operator a token belongs to, if it is a live token.
+    pub fn admin_token_owner(&self, token: &str) -> Result<Option<String>> {
+        if !token.starts_with(TOKEN_PREFIX) {
+            return Ok(None);
+        }
+        let inner = self.lock();
+        Ok(inner
+            .conn
+            .prepare_cached("SELECT name FROM admin_tokens WHERE token_hash = ?1 AND revoked_at IS NULL")?
+            .query_row([secret_hash(token)], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Revokes the operator's token.
+    pub fn revoke_admin_token(&self, name: &str) -> Result<()> {
+        let inner = self.lock();
+        let n = inner.conn.execute(
+            "UPDATE admin_tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+            params![name, now_ms()],
+        )?;
+        if n == 0 {
+            return Err(Error::NotFound { what: "token", id: name.to_string() });
+        }
+        Ok(())
+    }
+
+    /// Records that `reader` read `what` of `patient`'s record.
+    pub fn log_record_read(&self, reader: &str, patient: &str, what: &str) -> Result<()> {
+        let inner = self.lock();
+        inner.conn.execute(
+            "INSERT INTO record_reads (reader, doc_id, what, at) VALUES (?1, ?2, ?3, ?4)",
+            params![reader, patient, what, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Reads of records by operators, newest first (of one record when `patient` is given), at
+    /// most `limit`.
+    pub fn record_reads(&self, patient: Option<&str>, limit: usize) -> Result<Vec<RecordRead>> {
+        let inner = self.lock();
+        let mut stmt = inner.conn.prepare_cached(
+            "SELECT reader, doc_id, what, at FROM record_reads WHERE ?1 IS NULL OR doc_id = ?1
+             ORDER BY read_id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![patient, limit.min(i64::MAX as usize) as i64], |r| {
+            Ok(RecordRead { reader: r.get(0)?, patient: r.get(1)?, what: r.get(2)?, at: r.get(3)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreOptions;
+
+    #[test]
+    fn a_token_is_checked_by_its_hash_and_can_be_revoked() {
+        let store = Store::open_in_memory(StoreOptions::default()).unwrap();
+        let token = store.create_admin_token("ops-li").unwrap();
+        assert!(token.starts_with("yat_") && token.len() == 68);
+        assert_eq!(store.admin_token_owner(&token).unwrap().as_deref(), Some("ops-li"));
+        assert_eq!(store.admin_token_owner("yat_0000").unwrap(), None);
+        assert!(matches!(store.create_admin_token("ops-li"), Err(Error::AlreadyExists { .. })));
+        store.revoke_admin_token("ops-li").unwrap();
+        assert_eq!(store.admin_token_owner(&token).unwrap(), None);
+        store.log_record_read("ops-li", "p1", "audit").unwrap();
+        store.log_record_read("ops-li", "p2", "record").unwrap();
+        let reads = store.record_reads(Some("p1"), 10).unwrap();
+        assert_eq!(reads.len(), 1);
+        assert_eq!(reads[0].what, "audit");
+        assert_eq!(store.record_reads(None, 10).unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,128 @@
+//! The relay's HTTP API (axum). This module holds what every endpoint shares: the state, the
+//! operator check (a bearer token, stored hashed), and the error type that never leaks internals.
+//!
+//! - `GET /health` (no token);
+//! - `/admin/...` (token): the directory, enrollment codes, devices and revocation, record views
+//!   and audit trails (each read logged), the read log — see [`admin`].
+
+pub mod admin;
+
+use crate::storage::RelayStorage;
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tower_http::trace::TraceLayer;
+use yilian_core::Error;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The relay's storage.
+    pub storage: Arc<dyn RelayStorage>,
+    /// Moves when a device is revoked, so the QUIC side closes its connections at once (see
+    /// [`crate::Relay::revocations`]).
+    pub revocations: Arc<watch::Sender<u64>>,
+}
+
+/// The whole HTTP API. Tests call it with `app(state).oneshot(request)`, no socket needed.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .nest("/admin", admin::routes())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `stop` is cancelled.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    stop: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await
+}
+
+/// The operator making a request: the name of a live API token presented as
+/// `Authorization: Bearer <token>`.
+pub struct Operator(pub String);
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(AppError::Unauthorized)?
+            .trim()
+            .to_string();
+        let storage = state.storage.clone();
+        match blocking(move || storage.admin_token_owner(&token)).await? {
+            Some(name) => Ok(Operator(name)),
+            None => Err(AppError::Unauthorized),
+        }
+    }
+}
+
+/// Runs a storage call off the async workers (SQLite blocks).
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> yilian_core::Result<T> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| AppError::Internal(e.to_string()))?.map_err(AppError::from)
+}
+
+/// An error answer: a status and `{"error": "..."}`. Internal failures are logged and answered
+/// with a generic message.
+#[derive(Debug)]
+pub enum AppError {
+    /// 400: the request broke a rule (the message names the field).
+    BadRequest(String),
+    /// 401: no valid token.
+    Unauthorized,
+    /// 403: not allowed.
+    Forbidden(String),
+    /// 404.
+    NotFound(String),
+    /// 409: already exists.
+    Conflict(String),
+    /// 500: logged, not shown.
+    Internal(String),
+}
+
+impl From<Error> for AppError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Validation { .. } | Error::Transition { .. } => AppError::BadRequest(e.to_string()),
+            Error::NotFound { .. } => AppError::NotFound(e.to_string()),
+            Error::AlreadyExists { .. } => AppError::Conflict(e.to_string()),
+            Error::Forbidden { reason } => AppError::Forbidden(reason),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            AppError::Unauthorized => {
+                (StatusCode::UNAUTHORIZED, "an operator token is required: Authorization: Bearer <token>".into())
+            }
+            AppError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+            AppError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            AppError::Conflict(m) => (StatusCode::CONFLICT, m),
+            AppError::Internal(m) => {
+                tracing::error!(error = %m, "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the relay's log".into())
+            }
+        };
+        (status, Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}
