@@ -269,13 +269,12 @@ fn insert_unique(
 const DEVICE_COLUMNS: &str =
     "device_id, public_key, practitioner_id, organization_id, kind, enrolled_at, revoked_at, revoke_reason";
 
-fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Device, String)> {
-    let key: Vec<u8> = r.get(1)?;
-    let kind: String = r.get(4)?;
+/// A device row: the device with its raw key and kind, checked by [`devices_where`].
+fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Device, Vec<u8>, String)> {
     Ok((
         Device {
             device_id: r.get(0)?,
-            public_key: key.as_slice().try_into().unwrap_or([0; 32]),
+            public_key: [0; 32],
             practitioner_id: r.get(2)?,
             organization_id: r.get(3)?,
             kind: DeviceKind::Phone,
@@ -283,7 +282,8 @@ fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Device, String)> 
             revoked_at: r.get(6)?,
             revoke_reason: r.get(7)?,
         },
-        kind,
+        r.get(1)?,
+        r.get(4)?,
     ))
 }
 
@@ -293,7 +293,11 @@ fn devices_where(conn: &Connection, filter: &str, args: impl rusqlite::Params) -
     let rows = stmt.query_map(args, device_from_row)?;
     let mut out = Vec::new();
     for row in rows {
-        let (mut device, kind) = row?;
+        let (mut device, key, kind) = row?;
+        device.public_key = key.as_slice().try_into().map_err(|_| Error::CorruptDocument {
+            doc_id: "(devices)".into(),
+            reason: format!("device {} has a key of {} bytes", device.device_id, key.len()),
+        })?;
         device.kind = DeviceKind::parse(&kind)?;
         out.push(device);
     }
