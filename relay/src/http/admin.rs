@@ -29,6 +29,21 @@ pub fn routes() -> Router<AppState> {
 }
 
 type Reply<T> = Result<Json<T>, AppError>;
+type Created<T> = Result<(StatusCode, Json<T>), AppError>;
+
+/// Adds a directory entry with `add`, logs who did it, and answers 201 with the entry.
+async fn created<T: Clone + Send + 'static>(
+    operator: &str,
+    what: &str,
+    id: &str,
+    entry: T,
+    add: impl FnOnce(&T) -> yilian_core::Result<()> + Send + 'static,
+) -> Created<T> {
+    let stored = entry.clone();
+    blocking(move || add(&stored)).await?;
+    tracing::info!(operator, what, id, "directory entry added");
+    Ok((StatusCode::CREATED, Json(entry)))
+}
 
 async fn organizations(_: Operator, State(s): State<AppState>) -> Reply<Vec<Organization>> {
     Ok(Json(blocking(move || s.storage.organizations()).await?))
@@ -38,11 +53,8 @@ async fn add_organization(
     Operator(who): Operator,
     State(s): State<AppState>,
     Json(org): Json<Organization>,
-) -> Result<(StatusCode, Json<Organization>), AppError> {
-    let added = org.clone();
-    blocking(move || s.storage.add_organization(&org)).await?;
-    tracing::info!(operator = %who, organization = %added.id, "organization added");
-    Ok((StatusCode::CREATED, Json(added)))
+) -> Created<Organization> {
+    created(&who, "organization", &org.id.clone(), org, move |org| s.storage.add_organization(org)).await
 }
 
 async fn practitioners(_: Operator, State(s): State<AppState>) -> Reply<Vec<Practitioner>> {
@@ -53,26 +65,17 @@ async fn add_practitioner(
     Operator(who): Operator,
     State(s): State<AppState>,
     Json(practitioner): Json<Practitioner>,
-) -> Result<(StatusCode, Json<Practitioner>), AppError> {
-    let added = practitioner.clone();
-    blocking(move || s.storage.add_practitioner(&practitioner)).await?;
-    tracing::info!(operator = %who, practitioner = %added.id, "practitioner added");
-    Ok((StatusCode::CREATED, Json(added)))
+) -> Created<Practitioner> {
+    let id = practitioner.id.clone();
+    created(&who, "practitioner", &id, practitioner, move |p| s.storage.add_practitioner(p)).await
 }
 
 async fn teams(_: Operator, State(s): State<AppState>) -> Reply<Vec<Team>> {
     Ok(Json(blocking(move || s.storage.teams()).await?))
 }
 
-async fn add_team(
-    Operator(who): Operator,
-    State(s): State<AppState>,
-    Json(team): Json<Team>,
-) -> Result<(StatusCode, Json<Team>), AppError> {
-    let added = team.clone();
-    blocking(move || s.storage.add_team(&team)).await?;
-    tracing::info!(operator = %who, team = %added.id, "team added");
-    Ok((StatusCode::CREATED, Json(added)))
+async fn add_team(Operator(who): Operator, State(s): State<AppState>, Json(team): Json<Team>) -> Created<Team> {
+    created(&who, "team", &team.id.clone(), team, move |team| s.storage.add_team(team)).await
 }
 
 async fn add_member(
