@@ -190,6 +190,24 @@ impl Store {
         Ok(self.lock().conn.query_row("SELECT coalesce(max(local_seq), 0) FROM changes", [], |r| r.get(0))?)
     }
 
+    /// The records with changes after `after_seq`, and the newest sequence number: what a screen
+    /// showing records needs to know to refresh after a sync or an edit.
+    pub fn changed_records_since(&self, after_seq: i64) -> Result<(Vec<PatientId>, i64)> {
+        let inner = self.lock();
+        let mut stmt = inner.conn.prepare_cached(
+            "SELECT doc_id, max(local_seq) FROM changes WHERE local_seq > ?1 GROUP BY doc_id ORDER BY 2",
+        )?;
+        let rows = stmt.query_map([after_seq], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut ids = Vec::new();
+        let mut newest = after_seq;
+        for row in rows {
+            let (doc, seq) = row?;
+            ids.push(doc.parse()?);
+            newest = newest.max(seq);
+        }
+        Ok((ids, newest))
+    }
+
     fn read_log(&self, filter: &str, after_seq: i64, limit: usize) -> Result<Vec<StoredChange>> {
         let inner = self.lock();
         let sql = format!(
