@@ -33,7 +33,7 @@ in_swift_chroot() {
   local status=0
   as_root chroot "$SWIFT_ROOT" /usr/bin/env -i HOME=/root PATH=/usr/bin:/bin \
     YILIAN_RELAY="${YILIAN_RELAY:-}" YILIAN_FINGERPRINT="${YILIAN_FINGERPRINT:-}" \
-    YILIAN_CODE_A="${YILIAN_CODE_A:-}" YILIAN_CODE_B="${YILIAN_CODE_B:-}" \
+    YILIAN_CODE_A="${YILIAN_CODE_A:-}" YILIAN_CODE_B="${YILIAN_CODE_B:-}" YILIAN_CODE_C="${YILIAN_CODE_C:-}" \
     LD_LIBRARY_PATH="/yilian/target/debug" \
     /bin/sh -c "cd /yilian/$dir && $*" || status=$?
   as_root umount "$SWIFT_ROOT/yilian" || true
