@@ -145,7 +145,11 @@ impl YilianStore {
         amendment: VisitAmendment,
     ) -> Result<String, CareError> {
         self.with(move |s| {
-            let id = s.amend_visit(parse("patient_id", &patient_id)?, parse("visit_id", &visit_id)?, amendment.into_core()?)?;
+            let id = s.amend_visit(
+                parse("patient_id", &patient_id)?,
+                parse("visit_id", &visit_id)?,
+                amendment.into_core()?,
+            )?;
             Ok(id.to_string())
         })
         .await
