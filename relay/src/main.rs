@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use yilian_core::net::RelayIdentity;
+use yilian_core::store::OperatorRole;
 use yilian_core::time::format_ms;
 use yilian_core::{
     DeviceKind, Organization, OrganizationKind, PatientId, Practitioner, PractitionerRole, ScopeGrant, Store, Team,
@@ -102,6 +103,10 @@ enum Command {
         /// The operator's name.
         #[arg(long)]
         name: String,
+        /// What the token may do: admin, referral_desk (worklists, records, referral actions) or
+        /// analyst (read-only: worklists, statistics).
+        #[arg(long, default_value = "admin")]
+        role: String,
     },
     /// Prints a record's audit trail: who changed which field, from which device, when, signed.
     Audit {
@@ -349,9 +354,10 @@ fn admin(command: Command) -> Result<()> {
             open_sqlite(&data_dir)?.revoke_device(&device, &who, &reason)?;
             println!("{device} revoked; a running relay closes its connection within a second");
         }
-        Command::Token { data_dir, name } => {
-            println!("{}", open_sqlite(&data_dir)?.create_admin_token(&name)?);
-            eprintln!("operator token for {name}: shown once, kept hashed; send it as `Authorization: Bearer <token>`");
+        Command::Token { data_dir, name, role } => {
+            let role = OperatorRole::parse(&role)?;
+            println!("{}", open_sqlite(&data_dir)?.create_admin_token(&name, role)?);
+            eprintln!("{role} token for {name}: shown once, kept hashed; send it as `Authorization: Bearer <token>`");
         }
         Command::Audit { data_dir, patient } => {
             let id =

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use yilian_core::model::PatientRecord;
-use yilian_core::store::{AuditTrail, RecordRead};
+use yilian_core::store::{ApiOperator, AuditTrail, OperatorRole, RecordRead};
 use yilian_core::sync::ParentStorage;
 use yilian_core::time::{Millis, now_ms};
 use yilian_core::{
@@ -59,9 +59,9 @@ pub trait RelayStorage: ParentStorage {
     fn devices(&self) -> Result<Vec<Device>>;
 
     /// Creates an operator API token (returned once; kept hashed).
-    fn create_admin_token(&self, name: &str) -> Result<String>;
-    /// The operator a token belongs to.
-    fn admin_token_owner(&self, token: &str) -> Result<Option<String>>;
+    fn create_admin_token(&self, name: &str, role: OperatorRole) -> Result<String>;
+    /// The operator a token belongs to, with its role.
+    fn admin_token_owner(&self, token: &str) -> Result<Option<ApiOperator>>;
     /// Logs an operator's read of a record.
     fn log_record_read(&self, reader: &str, patient: &str, what: &str) -> Result<()>;
     /// Operators' reads, newest first.
@@ -145,11 +145,11 @@ impl RelayStorage for Store {
         Store::devices(self)
     }
 
-    fn create_admin_token(&self, name: &str) -> Result<String> {
-        Store::create_admin_token(self, name)
+    fn create_admin_token(&self, name: &str, role: OperatorRole) -> Result<String> {
+        Store::create_admin_token(self, name, role)
     }
 
-    fn admin_token_owner(&self, token: &str) -> Result<Option<String>> {
+    fn admin_token_owner(&self, token: &str) -> Result<Option<ApiOperator>> {
         Store::admin_token_owner(self, token)
     }
 

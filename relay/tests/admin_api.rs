@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tower::ServiceExt;
 use yilian_core::model::{Demographics, NewPatient, Sex};
+use yilian_core::store::OperatorRole;
 use yilian_core::time::now_ms;
 use yilian_core::{Store, StoreOptions};
 use yilian_relay::http::{AppState, app};
@@ -22,7 +23,7 @@ struct Api {
 impl Api {
     fn new() -> Api {
         let store = Arc::new(Store::open_in_memory(StoreOptions::default()).unwrap());
-        let token = store.create_admin_token("ops-li").unwrap();
+        let token = store.create_admin_token("ops-li", OperatorRole::Admin).unwrap();
         let state = AppState { storage: store.clone(), revocations: Arc::new(watch::Sender::new(0)) };
         Api { state, token, store }
     }
@@ -59,6 +60,14 @@ async fn admin_endpoints_need_a_live_token() {
     assert!(body["error"].as_str().unwrap().contains("Bearer"));
     assert_eq!(api.call("GET", "/admin/devices", Some("yat_guessed"), None).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(api.admin("GET", "/admin/devices", None).await.0, StatusCode::OK);
+    // A read-only analyst and a referral desk may not touch the directory or devices.
+    for (name, role) in [("analyst-sun", OperatorRole::Analyst), ("desk-zhao", OperatorRole::ReferralDesk)] {
+        let token = api.store.create_admin_token(name, role).unwrap();
+        let (status, body) = api.call("GET", "/admin/devices", Some(&token), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let expected = format!("token {name} has the role {role}; this needs admin");
+        assert_eq!(body["error"].as_str().unwrap(), expected);
+    }
     api.store.revoke_admin_token("ops-li").unwrap();
     assert_eq!(api.admin("GET", "/admin/devices", None).await.0, StatusCode::UNAUTHORIZED);
 }

@@ -52,6 +52,8 @@ macro_rules! code_enum {
     };
 }
 
+pub(crate) use code_enum;
+
 code_enum!(
     /// The kinds of organization in a medical consortium (医联体).
     OrganizationKind, "organization.kind" {

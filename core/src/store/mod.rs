@@ -27,7 +27,7 @@ pub use index::{PatientSummary, ReferralSummary};
 pub use scope::{DEFAULT_REFERRAL_GRACE, DocumentSnapshot, ScopeGrant};
 
 pub use log::{ApplyReport, IncomingChange, MAX_CHANGE_BYTES, PeerCursor, RejectedChange, StoredChange};
-pub use operators::RecordRead;
+pub use operators::{ApiOperator, OperatorRole, RecordRead};
 
 use crate::identity::DeviceKey;
 use crate::{Error, PatientId, Result};

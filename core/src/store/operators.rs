@@ -2,15 +2,37 @@
 //! and the log of every record an operator read through the API (who read what, when).
 
 use super::Store;
-use super::directory::secret_hash;
+use super::directory::{code_enum, secret_hash};
 use crate::identity::hex;
 use crate::time::{Millis, now_ms};
 use crate::{Error, Result};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// Prefix of an operator API token: tells a token from other secrets in a leaked log.
 const TOKEN_PREFIX: &str = "yat_";
+
+code_enum!(
+    /// What an operator's token allows.
+    OperatorRole, "token.role" {
+        /// Everything: the directory, enrollment, devices and revocation, records, worklists.
+        Admin = "admin",
+        /// A hospital's referral desk: worklists, records, and acting on referrals.
+        ReferralDesk = "referral_desk",
+        /// Read-only: worklists, statistics, metrics.
+        Analyst = "analyst",
+    }
+);
+
+/// The operator behind a live API token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiOperator {
+    /// The token's name (logged with every read and action).
+    pub name: String,
+    /// What it may do.
+    pub role: OperatorRole,
+}
 
 /// One read of a record by an operator.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,7 +50,7 @@ pub struct RecordRead {
 impl Store {
     /// Creates an API token for the operator `name` and returns it; only its hash is kept, so
     /// this is the one time it can be read.
-    pub fn create_admin_token(&self, name: &str) -> Result<String> {
+    pub fn create_admin_token(&self, name: &str, role: OperatorRole) -> Result<String> {
         if name.trim().is_empty() || name.len() > 64 {
             return Err(Error::invalid("token.name", "must be 1..=64 characters"));
         }
@@ -36,8 +58,8 @@ impl Store {
         let token = format!("{TOKEN_PREFIX}{}", hex(&secret));
         let inner = self.lock();
         match inner.conn.execute(
-            "INSERT INTO admin_tokens (token_hash, name, created_at) VALUES (?1, ?2, ?3)",
-            params![secret_hash(&token), name, now_ms()],
+            "INSERT INTO admin_tokens (token_hash, name, created_at, role) VALUES (?1, ?2, ?3, ?4)",
+            params![secret_hash(&token), name, now_ms(), role.as_str()],
         ) {
             Ok(_) => Ok(token),
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
@@ -48,16 +70,17 @@ impl Store {
     }
 
     /// The operator a token belongs to, if it is a live token.
-    pub fn admin_token_owner(&self, token: &str) -> Result<Option<String>> {
+    pub fn admin_token_owner(&self, token: &str) -> Result<Option<ApiOperator>> {
         if !token.starts_with(TOKEN_PREFIX) {
             return Ok(None);
         }
         let inner = self.lock();
-        Ok(inner
+        let found: Option<(String, String)> = inner
             .conn
-            .prepare_cached("SELECT name FROM admin_tokens WHERE token_hash = ?1 AND revoked_at IS NULL")?
-            .query_row([secret_hash(token)], |r| r.get(0))
-            .optional()?)
+            .prepare_cached("SELECT name, role FROM admin_tokens WHERE token_hash = ?1 AND revoked_at IS NULL")?
+            .query_row([secret_hash(token)], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        found.map(|(name, role)| Ok(ApiOperator { name, role: OperatorRole::parse(&role)? })).transpose()
     }
 
     /// Revokes the operator's token.
@@ -106,11 +129,15 @@ mod tests {
     #[test]
     fn a_token_is_checked_by_its_hash_and_can_be_revoked() {
         let store = Store::open_in_memory(StoreOptions::default()).unwrap();
-        let token = store.create_admin_token("ops-li").unwrap();
+        let token = store.create_admin_token("ops-li", OperatorRole::Admin).unwrap();
         assert!(token.starts_with("yat_") && token.len() == 68);
-        assert_eq!(store.admin_token_owner(&token).unwrap().as_deref(), Some("ops-li"));
+        let owner = store.admin_token_owner(&token).unwrap().unwrap();
+        assert_eq!((owner.name.as_str(), owner.role), ("ops-li", OperatorRole::Admin));
+        let desk = store.create_admin_token("desk-zhao", OperatorRole::ReferralDesk).unwrap();
+        assert_eq!(store.admin_token_owner(&desk).unwrap().unwrap().role, OperatorRole::ReferralDesk);
         assert_eq!(store.admin_token_owner("yat_0000").unwrap(), None);
-        assert!(matches!(store.create_admin_token("ops-li"), Err(Error::AlreadyExists { .. })));
+        assert!(matches!(store.create_admin_token("ops-li", OperatorRole::Analyst), Err(Error::AlreadyExists { .. })));
+        assert!(OperatorRole::parse("root").unwrap_err().to_string().starts_with("token.role"));
         store.revoke_admin_token("ops-li").unwrap();
         assert_eq!(store.admin_token_owner(&token).unwrap(), None);
         store.log_record_read("ops-li", "p1", "audit").unwrap();

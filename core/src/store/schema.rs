@@ -187,6 +187,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX scope_by_doc ON scope(doc_id);
     CREATE INDEX docs_by_team ON docs(scope_team);
     "#,
+    // 7: roles of the API's operators: tokens made before roles existed were all-powerful.
+    r#"
+    ALTER TABLE admin_tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'
+        CHECK (role IN ('admin', 'referral_desk', 'analyst'));
+    "#,
 ];
 
 /// The schema version this build writes.

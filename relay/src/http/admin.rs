@@ -2,7 +2,7 @@
 //! devices and their revocation, scopes, record views and audit trails (every read of a record is
 //! logged with the operator's name), and the read log.
 
-use super::{AppError, AppState, Operator, blocking};
+use super::{Admin, AppError, AppState, blocking};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
@@ -45,24 +45,24 @@ async fn created<T: Clone + Send + 'static>(
     Ok((StatusCode::CREATED, Json(entry)))
 }
 
-async fn organizations(_: Operator, State(s): State<AppState>) -> Reply<Vec<Organization>> {
+async fn organizations(_: Admin, State(s): State<AppState>) -> Reply<Vec<Organization>> {
     Ok(Json(blocking(move || s.storage.organizations()).await?))
 }
 
 async fn add_organization(
-    Operator(who): Operator,
+    Admin(who): Admin,
     State(s): State<AppState>,
     Json(org): Json<Organization>,
 ) -> Created<Organization> {
     created(&who, "organization", &org.id.clone(), org, move |org| s.storage.add_organization(org)).await
 }
 
-async fn practitioners(_: Operator, State(s): State<AppState>) -> Reply<Vec<Practitioner>> {
+async fn practitioners(_: Admin, State(s): State<AppState>) -> Reply<Vec<Practitioner>> {
     Ok(Json(blocking(move || s.storage.practitioners()).await?))
 }
 
 async fn add_practitioner(
-    Operator(who): Operator,
+    Admin(who): Admin,
     State(s): State<AppState>,
     Json(practitioner): Json<Practitioner>,
 ) -> Created<Practitioner> {
@@ -70,16 +70,16 @@ async fn add_practitioner(
     created(&who, "practitioner", &id, practitioner, move |p| s.storage.add_practitioner(p)).await
 }
 
-async fn teams(_: Operator, State(s): State<AppState>) -> Reply<Vec<Team>> {
+async fn teams(_: Admin, State(s): State<AppState>) -> Reply<Vec<Team>> {
     Ok(Json(blocking(move || s.storage.teams()).await?))
 }
 
-async fn add_team(Operator(who): Operator, State(s): State<AppState>, Json(team): Json<Team>) -> Created<Team> {
+async fn add_team(Admin(who): Admin, State(s): State<AppState>, Json(team): Json<Team>) -> Created<Team> {
     created(&who, "team", &team.id.clone(), team, move |team| s.storage.add_team(team)).await
 }
 
 async fn add_member(
-    Operator(who): Operator,
+    Admin(who): Admin,
     State(s): State<AppState>,
     Path((team, practitioner)): Path<(String, String)>,
 ) -> Result<StatusCode, AppError> {
@@ -89,7 +89,7 @@ async fn add_member(
 }
 
 async fn remove_member(
-    Operator(who): Operator,
+    Admin(who): Admin,
     State(s): State<AppState>,
     Path((team, practitioner)): Path<(String, String)>,
 ) -> Result<StatusCode, AppError> {
@@ -110,7 +110,7 @@ struct CodeRequest {
 }
 
 async fn issue_code(
-    Operator(who): Operator,
+    Admin(who): Admin,
     State(s): State<AppState>,
     Json(req): Json<CodeRequest>,
 ) -> Result<(StatusCode, Json<EnrollmentCode>), AppError> {
@@ -124,7 +124,7 @@ async fn issue_code(
     Ok((StatusCode::CREATED, Json(code)))
 }
 
-async fn devices(_: Operator, State(s): State<AppState>) -> Reply<Vec<Device>> {
+async fn devices(_: Admin, State(s): State<AppState>) -> Reply<Vec<Device>> {
     Ok(Json(blocking(move || s.storage.devices()).await?))
 }
 
@@ -135,7 +135,7 @@ struct RevokeRequest {
 }
 
 async fn revoke(
-    Operator(who): Operator,
+    Admin(who): Admin,
     State(s): State<AppState>,
     Path(device): Path<String>,
     Json(req): Json<RevokeRequest>,
@@ -147,7 +147,7 @@ async fn revoke(
     Ok(Json(revoked))
 }
 
-async fn scope(_: Operator, State(s): State<AppState>, Path(device): Path<String>) -> Reply<serde_json::Value> {
+async fn scope(_: Admin, State(s): State<AppState>, Path(device): Path<String>) -> Reply<serde_json::Value> {
     let rows = blocking(move || s.storage.scope_reasons(&device)).await?;
     let rows: Vec<_> =
         rows.into_iter().map(|(doc, reason)| serde_json::json!({ "patient": doc, "reason": reason })).collect();
@@ -159,7 +159,7 @@ fn patient_id(raw: &str) -> Result<PatientId, AppError> {
 }
 
 async fn record(
-    Operator(who): Operator,
+    Admin(who): Admin,
     State(s): State<AppState>,
     Path(patient): Path<String>,
 ) -> Reply<serde_json::Value> {
@@ -173,7 +173,7 @@ async fn record(
     serde_json::to_value(record).map(Json).map_err(|e| AppError::Internal(e.to_string()))
 }
 
-async fn audit(Operator(who): Operator, State(s): State<AppState>, Path(patient): Path<String>) -> Reply<AuditTrail> {
+async fn audit(Admin(who): Admin, State(s): State<AppState>, Path(patient): Path<String>) -> Reply<AuditTrail> {
     let id = patient_id(&patient)?;
     let trail = blocking(move || {
         let trail = s.storage.audit_trail(id)?;
@@ -191,7 +191,7 @@ struct ReadsQuery {
     limit: Option<usize>,
 }
 
-async fn reads(_: Operator, State(s): State<AppState>, Query(q): Query<ReadsQuery>) -> Reply<Vec<RecordRead>> {
+async fn reads(_: Admin, State(s): State<AppState>, Query(q): Query<ReadsQuery>) -> Reply<Vec<RecordRead>> {
     let limit = q.limit.unwrap_or(100).min(10_000);
     Ok(Json(blocking(move || s.storage.record_reads(q.patient.as_deref(), limit)).await?))
 }

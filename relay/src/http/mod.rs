@@ -18,6 +18,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
 use yilian_core::Error;
+use yilian_core::store::OperatorRole;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -47,9 +48,43 @@ pub async fn serve(
     axum::serve(listener, app(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await
 }
 
-/// The operator making a request: the name of a live API token presented as
-/// `Authorization: Bearer <token>`.
-pub struct Operator(pub String);
+/// The operator making a request: the live API token presented as `Authorization: Bearer <token>`
+/// (its name and role).
+pub struct Operator {
+    /// The token's name.
+    pub name: String,
+    /// What it may do.
+    pub role: OperatorRole,
+}
+
+impl Operator {
+    /// 403 unless the operator has one of `roles`.
+    pub fn allow(&self, roles: &[OperatorRole]) -> Result<(), AppError> {
+        if roles.contains(&self.role) {
+            return Ok(());
+        }
+        let needed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        Err(AppError::Forbidden(format!(
+            "token {} has the role {}; this needs {}",
+            self.name,
+            self.role,
+            needed.join(" or ")
+        )))
+    }
+}
+
+/// An operator with the `admin` role (the directory, enrollment, devices, audit): the token's name.
+pub struct Admin(pub String);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let operator = Operator::from_request_parts(parts, state).await?;
+        operator.allow(&[OperatorRole::Admin])?;
+        Ok(Admin(operator.name))
+    }
+}
 
 impl FromRequestParts<AppState> for Operator {
     type Rejection = AppError;
@@ -65,7 +100,7 @@ impl FromRequestParts<AppState> for Operator {
             .to_string();
         let storage = state.storage.clone();
         match blocking(move || storage.admin_token_owner(&token)).await? {
-            Some(name) => Ok(Operator(name)),
+            Some(operator) => Ok(Operator { name: operator.name, role: operator.role }),
             None => Err(AppError::Unauthorized),
         }
     }
