@@ -11,6 +11,7 @@
 
 pub mod demo;
 pub mod http;
+pub mod metrics;
 pub mod server;
 pub mod storage;
 

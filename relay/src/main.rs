@@ -395,7 +395,7 @@ async fn serve(config: RelayConfig, storage: Arc<Store>, http: SocketAddr) -> Re
     let listener =
         tokio::net::TcpListener::bind(http).await.with_context(|| format!("binding the HTTP API to {http}"))?;
     let stop = CancellationToken::new();
-    let state = AppState { storage, revocations: relay.revocations() };
+    let state = AppState { storage, revocations: relay.revocations(), metrics: relay.metrics() };
     let api = tokio::spawn(yilian_relay::http::serve(listener, state, stop.clone()));
     println!("yilian-relay listening on {} (QUIC, ALPN yilian/1, mutual TLS)", relay.addr);
     println!("HTTP API on http://{http} (admin endpoints need `yilian-relay token`)");

@@ -7,6 +7,7 @@
 //! - a revoked device is refused with the reason, and a device revoked while connected is cut
 //!   off within [`REVOCATION_POLL`].
 
+use crate::metrics::RelayMetrics;
 use crate::storage::RelayStorage;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +47,7 @@ pub struct Relay {
     stop: CancellationToken,
     tasks: JoinSet<()>,
     revocations: Arc<watch::Sender<u64>>,
+    metrics: Arc<RelayMetrics>,
     /// Where it listens.
     pub addr: SocketAddr,
     /// What devices pin.
@@ -63,24 +65,31 @@ impl Relay {
         let addr = endpoint.local_addr()?;
         let stop = CancellationToken::new();
         let revocations = Arc::new(watch::Sender::new(storage.revocation_count()?));
+        let metrics = Arc::new(RelayMetrics::default());
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(
             endpoint.clone(),
             storage.clone(),
             ServeOptions { me: config.name.clone(), device: None },
             revocations.subscribe(),
+            metrics.clone(),
             stop.clone(),
         ));
         tasks.spawn(watch_revocations(storage.clone(), revocations.clone(), stop.clone()));
         tasks.spawn(sweep_scope(storage.clone(), stop.clone()));
         tracing::info!(%addr, fingerprint = %identity.fingerprint(), "relay listening");
-        Ok(Relay { endpoint, stop, tasks, revocations, addr, fingerprint: identity.fingerprint(), storage })
+        Ok(Relay { endpoint, stop, tasks, revocations, metrics, addr, fingerprint: identity.fingerprint(), storage })
     }
 
     /// The signal that makes connections re-check their device (the HTTP API's revocations
     /// move it, so the device is cut off at once).
     pub fn revocations(&self) -> Arc<watch::Sender<u64>> {
         self.revocations.clone()
+    }
+
+    /// The relay's counters, for the HTTP API's `/metrics`.
+    pub fn metrics(&self) -> Arc<RelayMetrics> {
+        self.metrics.clone()
     }
 
     /// Revokes a device and closes its live connections at once.
@@ -109,6 +118,7 @@ async fn accept_loop(
     storage: Arc<dyn RelayStorage>,
     options: ServeOptions,
     revocations: watch::Receiver<u64>,
+    metrics: Arc<RelayMetrics>,
     stop: CancellationToken,
 ) {
     let mut connections = JoinSet::new();
@@ -122,8 +132,8 @@ async fn accept_loop(
             },
         };
         let remote = incoming.remote_address();
-        let (storage, options, stop, revocations) =
-            (storage.clone(), options.clone(), stop.clone(), revocations.clone());
+        let (storage, options, stop, revocations, metrics) =
+            (storage.clone(), options.clone(), stop.clone(), revocations.clone(), metrics.clone());
         let span = tracing::info_span!("conn", %remote, device = tracing::field::Empty);
         connections.spawn(
             async move {
@@ -134,7 +144,7 @@ async fn accept_loop(
                         return;
                     }
                 };
-                serve_connection(conn, storage.as_ref(), options, revocations, &stop).await;
+                serve_connection(conn, storage.as_ref(), options, revocations, &metrics, &stop).await;
             }
             .instrument(span),
         );
@@ -149,9 +159,11 @@ async fn serve_connection(
     storage: &dyn RelayStorage,
     mut options: ServeOptions,
     mut revocations: watch::Receiver<u64>,
+    metrics: &RelayMetrics,
     stop: &CancellationToken,
 ) {
     let Some(key) = device_key_of(&conn) else {
+        metrics.refused("no_certificate");
         refuse(&conn, "no device certificate");
         return;
     };
@@ -159,6 +171,7 @@ async fn serve_connection(
         Ok(DeviceAccess::Enrolled(device)) => device,
         Ok(DeviceAccess::Revoked(device)) => {
             tracing::warn!(device = %device.device_id, "refused a revoked device");
+            metrics.refused("revoked");
             refuse(&conn, &revoked_reason(&device));
             return;
         }
@@ -177,6 +190,7 @@ async fn serve_connection(
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot read the device directory");
+            metrics.refused("directory");
             conn.close(quinn::VarInt::from_u32(1), b"the relay cannot serve now; try again later");
             return;
         }
@@ -184,6 +198,7 @@ async fn serve_connection(
     tracing::Span::current().record("device", device.device_id.as_str());
     options.device = Some(device.device_id.clone());
     revocations.borrow_and_update();
+    let meter = metrics.session_started();
     let session = serve_child(conn.clone(), storage, &options, stop);
     tokio::pin!(session);
     let outcome = loop {
@@ -195,12 +210,27 @@ async fn serve_connection(
                 }
                 if let Ok(DeviceAccess::Revoked(device)) = storage.device_access(&key) {
                     tracing::warn!("closing the connection of a device revoked while connected");
-                    refuse(&conn, &revoked_reason(&device));
+                    let reason = revoked_reason(&device);
+                    let stats = conn.stats();
+                    meter.ended(Err(&Error::Forbidden { reason: reason.clone() }), stats.udp_rx.bytes, stats.udp_tx.bytes);
+                    refuse(&conn, &reason);
                     return;
                 }
             }
         }
     };
+    // A device that closes its connection after syncing ends the session as a broken link would;
+    // count it as the clean end it is.
+    let closed_by_device = matches!(
+        conn.close_reason(),
+        Some(quinn::ConnectionError::ApplicationClosed(ref close)) if close.error_code == quinn::VarInt::from_u32(0)
+    );
+    let counted = match &outcome {
+        Err(Error::Network { .. }) if closed_by_device => Ok(()),
+        other => other.as_ref().map(|_| ()),
+    };
+    let stats = conn.stats();
+    meter.ended(counted, stats.udp_rx.bytes, stats.udp_tx.bytes);
     match outcome {
         Ok(outcome) => tracing::info!(
             pushed = outcome.received,

@@ -2,6 +2,7 @@
 //! grants); the relay adds what operators manage. The default backend is the core [`Store`] on
 //! embedded SQLite (WAL) in the data directory; a PostgreSQL backend implements the same traits.
 
+use crate::metrics::StoreFigures;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,9 @@ pub trait RelayStorage: ParentStorage {
     fn revoke(&self, device: &str, by: &str, reason: &str) -> Result<Device>;
     /// Moves whenever a device is revoked (polled to catch revocations made by another process).
     fn revocation_count(&self) -> Result<u64>;
+    /// Size of the database and changes received from devices (for `/metrics`); answering at all
+    /// is the readiness check.
+    fn figures(&self) -> Result<StoreFigures>;
     /// Re-derives scopes whose referral grace period ran out by `now`.
     fn sweep_scope(&self, now: Millis) -> Result<usize>;
     /// A device's scope rows with their reasons (`team`, `referral`, `created`, `assigned`, `purge`).
@@ -92,6 +96,10 @@ impl RelayStorage for Store {
 
     fn revocation_count(&self) -> Result<u64> {
         Store::revocation_count(self)
+    }
+
+    fn figures(&self) -> Result<StoreFigures> {
+        Ok(StoreFigures { bytes: Store::database_bytes(self)?, device_changes: Store::remote_change_count(self)? })
     }
 
     fn sweep_scope(&self, now: Millis) -> Result<usize> {

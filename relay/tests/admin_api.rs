@@ -13,6 +13,7 @@ use yilian_core::store::OperatorRole;
 use yilian_core::time::now_ms;
 use yilian_core::{Store, StoreOptions};
 use yilian_relay::http::{AppState, app};
+use yilian_relay::metrics::RelayMetrics;
 
 struct Api {
     state: AppState,
@@ -24,7 +25,11 @@ impl Api {
     fn new() -> Api {
         let store = Arc::new(Store::open_in_memory(StoreOptions::default()).unwrap());
         let token = store.create_admin_token("ops-li", OperatorRole::Admin).unwrap();
-        let state = AppState { storage: store.clone(), revocations: Arc::new(watch::Sender::new(0)) };
+        let state = AppState {
+            storage: store.clone(),
+            revocations: Arc::new(watch::Sender::new(0)),
+            metrics: Arc::new(RelayMetrics::default()),
+        };
         Api { state, token, store }
     }
 
@@ -54,7 +59,8 @@ impl Api {
 #[tokio::test]
 async fn admin_endpoints_need_a_live_token() {
     let api = Api::new();
-    assert_eq!(api.call("GET", "/health", None, None).await.0, StatusCode::OK);
+    assert_eq!(api.call("GET", "/healthz", None, None).await.0, StatusCode::OK);
+    assert_eq!(api.call("GET", "/readyz", None, None).await.0, StatusCode::OK);
     let (status, body) = api.call("GET", "/admin/devices", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body["error"].as_str().unwrap().contains("Bearer"));

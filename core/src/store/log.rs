@@ -190,6 +190,12 @@ impl Store {
         Ok(self.lock().conn.query_row("SELECT coalesce(max(local_seq), 0) FROM changes", [], |r| r.get(0))?)
     }
 
+    /// How many changes in the log came from peers (on a relay: ingested from devices).
+    pub fn remote_change_count(&self) -> Result<u64> {
+        let n: i64 = self.lock().conn.query_row("SELECT count(*) FROM changes WHERE local = 0", [], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    }
+
     /// The records with changes after `after_seq`, and the newest sequence number: what a screen
     /// showing records needs to know to refresh after a sync or an edit.
     pub fn changed_records_since(&self, after_seq: i64) -> Result<(Vec<PatientId>, i64)> {

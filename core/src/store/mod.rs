@@ -203,6 +203,14 @@ impl Store {
         self.lock().cache.len()
     }
 
+    /// Size of the database in bytes (pages in use times the page size; the WAL not counted).
+    pub fn database_bytes(&self) -> Result<u64> {
+        let inner = self.lock();
+        let pages: i64 = inner.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let page_size: i64 = inner.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok((pages.max(0) as u64).saturating_mul(page_size.max(0) as u64))
+    }
+
     /// Runs SQLite's integrity check; `Ok(())` or an error naming the first problem.
     pub fn check_integrity(&self) -> Result<()> {
         let inner = self.lock();

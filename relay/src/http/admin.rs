@@ -158,11 +158,7 @@ fn patient_id(raw: &str) -> Result<PatientId, AppError> {
     raw.parse().map_err(|_| AppError::BadRequest(format!("patient: {raw:?} is not a patient id")))
 }
 
-async fn record(
-    Admin(who): Admin,
-    State(s): State<AppState>,
-    Path(patient): Path<String>,
-) -> Reply<serde_json::Value> {
+async fn record(Admin(who): Admin, State(s): State<AppState>, Path(patient): Path<String>) -> Reply<serde_json::Value> {
     let id = patient_id(&patient)?;
     let record = blocking(move || {
         let record = s.storage.record(id)?;

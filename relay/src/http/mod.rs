@@ -1,14 +1,16 @@
 //! The relay's HTTP API (axum). This module holds what every endpoint shares: the state, the
 //! operator check (a bearer token, stored hashed), and the error type that never leaks internals.
 //!
-//! - `GET /health` (no token);
+//! - `GET /healthz` (the process answers), `GET /readyz` (the store answers too), `GET /metrics`
+//!   (Prometheus text format), no token;
 //! - `/admin/...` (token): the directory, enrollment codes, devices and revocation, record views
 //!   and audit trails (each read logged), the read log — see [`admin`].
 
 pub mod admin;
 
+use crate::metrics::RelayMetrics;
 use crate::storage::RelayStorage;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -28,15 +30,40 @@ pub struct AppState {
     /// Moves when a device is revoked, so the QUIC side closes its connections at once (see
     /// [`crate::Relay::revocations`]).
     pub revocations: Arc<watch::Sender<u64>>,
+    /// The relay's counters (moved by the QUIC side, rendered by `/metrics`).
+    pub metrics: Arc<RelayMetrics>,
 }
 
 /// The whole HTTP API. Tests call it with `app(state).oneshot(request)`, no socket needed.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/healthz", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .nest("/admin", admin::routes())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Ready when the store answers: 200, or 503 naming what failed.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let storage = state.storage.clone();
+    match blocking(move || storage.figures()).await {
+        Ok(_) => Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(_) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "error": "the relay's store does not answer" })))
+                .into_response()
+        }
+    }
+}
+
+/// The counters in the Prometheus (OpenMetrics) text format.
+async fn metrics(State(state): State<AppState>) -> Result<Response, AppError> {
+    let storage = state.storage.clone();
+    let figures = blocking(move || storage.figures()).await?;
+    let body = state.metrics.render(figures);
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+        .into_response())
 }
 
 /// Serves the API on `listener` until `stop` is cancelled.

@@ -1,0 +1,144 @@
+//! What the relay counts for `/metrics` (Prometheus text format, through `prometheus-client`):
+//! connected devices, sessions and how they ended, sync errors by kind, changes ingested, bytes
+//! on the wire, session durations, refused connections, and the store's size.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+use yilian_core::Error;
+
+/// A label with one value: the kind of error, the direction of bytes, the outcome of a session...
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Kind {
+    /// The value.
+    pub kind: String,
+}
+
+/// The relay's counters. Shared (`Arc`) by the QUIC side, which moves them, and the HTTP side,
+/// which renders them.
+pub struct RelayMetrics {
+    registry: Registry,
+    connected: Gauge,
+    sessions: Family<Kind, Counter>,
+    errors: Family<Kind, Counter>,
+    refused: Family<Kind, Counter>,
+    device_changes: Gauge<u64, AtomicU64>,
+    bytes: Family<Kind, Counter>,
+    duration: Histogram,
+    store_bytes: Gauge<u64, AtomicU64>,
+}
+
+impl Default for RelayMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("yilian_relay");
+        let connected = Gauge::default();
+        registry.register("connected_devices", "Devices with a sync session open now", connected.clone());
+        let sessions = Family::<Kind, Counter>::default();
+        registry.register("sessions", "Sync sessions ended, by outcome (ok, error)", sessions.clone());
+        let errors = Family::<Kind, Counter>::default();
+        registry.register("sync_errors", "Sync sessions that failed, by kind of error", errors.clone());
+        let refused = Family::<Kind, Counter>::default();
+        registry.register(
+            "refused_connections",
+            "Connections refused, by reason (revoked, no_certificate, directory)",
+            refused.clone(),
+        );
+        // Read from the store at each scrape: exact, and right across restarts and sessions
+        // that end with a broken link (most live sessions do).
+        let device_changes = Gauge::<u64, AtomicU64>::default();
+        registry.register("ingested_changes", "Changes received from devices and stored", device_changes.clone());
+        let bytes = Family::<Kind, Counter>::default();
+        registry.register("udp_bytes", "UDP bytes of device connections, by direction (in, out)", bytes.clone());
+        let duration = Histogram::new(exponential_buckets(0.01, 4.0, 10));
+        registry.register("session_duration_seconds", "How long device connections lasted", duration.clone());
+        let store_bytes = Gauge::<u64, AtomicU64>::default();
+        registry.register("store_bytes", "Size of the relay's database", store_bytes.clone());
+        RelayMetrics { registry, connected, sessions, errors, refused, device_changes, bytes, duration, store_bytes }
+    }
+}
+
+fn kind(value: &str) -> Kind {
+    Kind { kind: value.to_string() }
+}
+
+/// The kind label of a session error.
+pub fn error_kind(e: &Error) -> &'static str {
+    match e {
+        Error::Network { .. } => "network",
+        Error::Sync { .. } => "protocol",
+        Error::Frame(_) => "frame",
+        Error::Forbidden { .. } => "forbidden",
+        Error::BadChange { .. } => "bad_change",
+        Error::Storage(_) | Error::Io(_) => "storage",
+        Error::Tls { .. } => "tls",
+        _ => "other",
+    }
+}
+
+/// What the store tells the metrics at each scrape.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoreFigures {
+    /// Size of the database.
+    pub bytes: u64,
+    /// Changes received from devices and stored.
+    pub device_changes: u64,
+}
+
+/// Counts one device connection while it lasts: connected now, then how it ended.
+pub struct SessionMeter<'a> {
+    metrics: &'a RelayMetrics,
+    started: Instant,
+}
+
+impl RelayMetrics {
+    /// A device's session starts.
+    pub fn session_started(&self) -> SessionMeter<'_> {
+        self.connected.inc();
+        SessionMeter { metrics: self, started: Instant::now() }
+    }
+
+    /// A connection was refused for `reason`.
+    pub fn refused(&self, reason: &str) {
+        self.refused.get_or_create(&kind(reason)).inc();
+    }
+
+    /// The metrics in Prometheus text format, with the store's figures as of now.
+    pub fn render(&self, store: StoreFigures) -> String {
+        self.store_bytes.set(store.bytes);
+        self.device_changes.set(store.device_changes);
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl SessionMeter<'_> {
+    /// The session ended: its result, and the connection's UDP byte counts.
+    pub fn ended(self, result: Result<(), &Error>, udp_in: u64, udp_out: u64) {
+        let m = self.metrics;
+        match result {
+            Ok(()) => {
+                m.sessions.get_or_create(&kind("ok")).inc();
+            }
+            Err(e) => {
+                m.sessions.get_or_create(&kind("error")).inc();
+                m.errors.get_or_create(&kind(error_kind(e))).inc();
+            }
+        }
+        m.bytes.get_or_create(&kind("in")).inc_by(udp_in);
+        m.bytes.get_or_create(&kind("out")).inc_by(udp_out);
+    }
+}
+
+impl Drop for SessionMeter<'_> {
+    fn drop(&mut self) {
+        self.metrics.connected.dec();
+        self.metrics.duration.observe(self.started.elapsed().as_secs_f64());
+    }
+}
