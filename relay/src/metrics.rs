@@ -119,9 +119,11 @@ impl RelayMetrics {
 }
 
 impl SessionMeter<'_> {
-    /// The session ended: its result, and the connection's UDP byte counts.
-    pub fn ended(self, result: Result<(), &Error>, udp_in: u64, udp_out: u64) {
+    /// The session on `conn` ended with `result`; the connection's UDP bytes are counted too.
+    pub fn ended(self, result: Result<(), &Error>, conn: &quinn::Connection) {
         let m = self.metrics;
+        let stats = conn.stats();
+        let (udp_in, udp_out) = (stats.udp_rx.bytes, stats.udp_tx.bytes);
         match result {
             Ok(()) => {
                 m.sessions.get_or_create(&kind("ok")).inc();

@@ -211,8 +211,7 @@ async fn serve_connection(
                 if let Ok(DeviceAccess::Revoked(device)) = storage.device_access(&key) {
                     tracing::warn!("closing the connection of a device revoked while connected");
                     let reason = revoked_reason(&device);
-                    let stats = conn.stats();
-                    meter.ended(Err(&Error::Forbidden { reason: reason.clone() }), stats.udp_rx.bytes, stats.udp_tx.bytes);
+                    meter.ended(Err(&Error::Forbidden { reason: reason.clone() }), &conn);
                     refuse(&conn, &reason);
                     return;
                 }
@@ -229,8 +228,7 @@ async fn serve_connection(
         Err(Error::Network { .. }) if closed_by_device => Ok(()),
         other => other.as_ref().map(|_| ()),
     };
-    let stats = conn.stats();
-    meter.ended(counted, stats.udp_rx.bytes, stats.udp_tx.bytes);
+    meter.ended(counted, &conn);
     match outcome {
         Ok(outcome) => tracing::info!(
             pushed = outcome.received,
