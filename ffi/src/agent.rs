@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use yilian_core::agent::{AgentConfig, AgentState, SyncAgent};
-use yilian_core::net::{Fingerprint, client_config};
+use yilian_core::net::{Fingerprint, client_config, resolve};
+use yilian_core::store::check_device_id;
 
 /// How the phone reaches its relay.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
@@ -114,35 +115,18 @@ fn fingerprint(config: &SyncConfig) -> Result<Fingerprint, SyncError> {
     })
 }
 
-fn device_id(config: &SyncConfig) -> Result<(), SyncError> {
-    let id = &config.device_id;
-    let ok = !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(SyncError::Configuration {
-            field: "device_id".into(),
-            reason: format!("{id:?} must be 1 to 64 letters, digits, '-', '_' or '.'"),
-        })
-    }
-}
-
 /// Enrolls this phone with the relay: presents the one-time `code` the consortium's administrator
 /// issued for the doctor, and asks to be known as `config.device_id`. A wrong, used or expired
 /// code is `SyncError.Unauthorized` with the relay's reason.
 #[uniffi::export]
 pub async fn enroll(store: Arc<YilianStore>, config: SyncConfig, code: String) -> Result<Enrollment, SyncError> {
     let pinned = fingerprint(&config)?;
-    device_id(&config)?;
+    check_device_id(&config.device_id)?;
     spawned(async move {
         let client = client_config(pinned, &store.store.device_key())?;
         let endpoint = quinn::Endpoint::client(SocketAddr::from(([0, 0, 0, 0], 0)))
             .map_err(|e| SyncError::Network { reason: format!("cannot open a UDP socket: {e}") })?;
-        let addr = tokio::net::lookup_host(&config.relay)
-            .await
-            .map_err(|e| SyncError::Network { reason: format!("cannot resolve {}: {e}", config.relay) })?
-            .next()
-            .ok_or_else(|| SyncError::Network { reason: format!("{} has no address", config.relay) })?;
+        let addr = resolve(&config.relay).await?;
         let enrolled = tokio::time::timeout(
             Duration::from_secs(30),
             yilian_core::net::enroll(&endpoint, &client, addr, &code, &config.device_id),
@@ -168,9 +152,12 @@ pub struct YilianSyncAgent {
 }
 
 impl YilianSyncAgent {
+    fn slot(&self) -> Result<std::sync::MutexGuard<'_, Option<Arc<SyncAgent>>>, SyncError> {
+        self.agent.lock().map_err(|_| SyncError::Internal { reason: "agent lock poisoned".into() })
+    }
+
     fn running(&self) -> Result<Arc<SyncAgent>, SyncError> {
-        let agent = self.agent.lock().map_err(|_| SyncError::Internal { reason: "agent lock poisoned".into() })?;
-        agent.clone().ok_or_else(|| SyncError::Configuration { field: "agent".into(), reason: "stopped".into() })
+        self.slot()?.clone().ok_or_else(|| SyncError::Configuration { field: "agent".into(), reason: "stopped".into() })
     }
 }
 
@@ -180,7 +167,7 @@ impl YilianSyncAgent {
     #[uniffi::constructor]
     pub fn start(store: Arc<YilianStore>, config: SyncConfig) -> Result<Arc<YilianSyncAgent>, SyncError> {
         let pinned = fingerprint(&config)?;
-        device_id(&config)?;
+        check_device_id(&config.device_id)?;
         let _runtime = runtime().enter();
         let agent = SyncAgent::start(store.store.clone(), AgentConfig::new(config.relay, pinned, config.device_id))?;
         Ok(Arc::new(YilianSyncAgent { agent: Mutex::new(Some(Arc::new(agent))) }))
@@ -224,7 +211,7 @@ impl YilianSyncAgent {
     /// Stops the agent, ending the session with the relay cleanly. Edits keep being stored and
     /// sync when an agent runs again.
     pub async fn stop(&self) -> Result<(), SyncError> {
-        let agent = self.agent.lock().map_err(|_| SyncError::Internal { reason: "agent lock poisoned".into() })?.take();
+        let agent = self.slot()?.take();
         if let Some(agent) = agent {
             spawned(async move {
                 // A `sync_now` still running holds a reference: dropping ours cancels the agent,

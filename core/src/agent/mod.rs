@@ -11,7 +11,7 @@ pub use backoff::Backoff;
 pub use status::{AgentState, SyncStatus};
 
 use crate::net::{
-    ANSWER_TIMEOUT, Fingerprint, SessionOptions, SessionProgress, client_config, connect_within, sync_over,
+    ANSWER_TIMEOUT, Fingerprint, SessionOptions, SessionProgress, client_config, connect_within, resolve, sync_over,
 };
 use crate::time::now_ms;
 use crate::{Error, Result, Store};
@@ -326,11 +326,4 @@ fn refresh_unacknowledged(store: &Store, relay_name: &str, shared: &Shared) {
             changed
         });
     }
-}
-
-async fn resolve(relay: &str) -> Result<SocketAddr> {
-    let mut addrs = tokio::net::lookup_host(relay)
-        .await
-        .map_err(|e| Error::Network { reason: format!("cannot resolve {relay}: {e}") })?;
-    addrs.next().ok_or_else(|| Error::Network { reason: format!("{relay} has no address") })
 }

@@ -104,3 +104,12 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
         _ => f(),
     }
 }
+
+/// The first address of a relay given as `host:port` (looked up at every call, so DNS changes
+/// are followed).
+pub async fn resolve(relay: &str) -> Result<std::net::SocketAddr> {
+    let mut addrs = tokio::net::lookup_host(relay)
+        .await
+        .map_err(|e| Error::Network { reason: format!("cannot resolve {relay}: {e}") })?;
+    addrs.next().ok_or_else(|| Error::Network { reason: format!("{relay} has no address") })
+}

@@ -226,6 +226,12 @@ fn random_code() -> String {
 }
 
 /// An id an operator chose: short, printable, no spaces (it appears in logs, URLs and records).
+/// Checks a device id as enrollment will (1..=64 of `a-z A-Z 0-9 - _ . :`), so a phone can say
+/// what is wrong before it asks the relay.
+pub fn check_device_id(id: &str) -> Result<()> {
+    check_id("device.id", id)
+}
+
 fn check_id(field: &str, id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 64
@@ -525,7 +531,7 @@ impl Store {
     /// already used, or expired, or when the id or the key is enrolled already. The device's
     /// scope is derived at once.
     pub fn enroll_device(&self, code: &str, device_id: &str, public_key: [u8; 32], now: Millis) -> Result<Device> {
-        check_id("device.id", device_id)?;
+        check_device_id(device_id)?;
         let inner = self.lock();
         let tx = inner.conn.unchecked_transaction()?;
         let found: Option<IssuedCode> = tx

@@ -21,7 +21,7 @@ mod scope;
 pub use audit::{AuditEntry, AuditTrail, FieldChange, SignatureCheck};
 pub use directory::{
     DEFAULT_CODE_VALIDITY, Device, DeviceAccess, DeviceKind, EnrollmentCode, Organization, OrganizationKind,
-    Practitioner, PractitionerRole, Team,
+    Practitioner, PractitionerRole, Team, check_device_id,
 };
 pub use index::{PatientSummary, ReferralSummary};
 pub use scope::{DEFAULT_REFERRAL_GRACE, DocumentSnapshot, ScopeGrant};
