@@ -4,10 +4,11 @@
 mod common;
 
 use common::*;
-use yilian_core::Error;
 use yilian_core::care::{DueReason, SuggestionKind};
 use yilian_core::model::*;
+use yilian_core::store::{WorklistFilter, WorklistSide};
 use yilian_core::time::{now_ms, today};
+use yilian_core::{Error, ReferralId};
 
 #[test]
 fn a_visit_is_read_back_with_everything_recorded() {
@@ -330,4 +331,102 @@ fn json_export_carries_the_whole_record() {
     assert_eq!(json["visits"][0]["vitals"]["systolic_mmhg"], 130);
     assert_eq!(json["referrals"][0]["id"], r.to_string());
     assert_eq!(json["referrals"][0]["status"]["status"], "requested");
+}
+
+#[test]
+fn the_worklist_filters_by_side_status_urgency_direction_and_day() {
+    let store = memory_store();
+    let a = registered(&store, "甲");
+    let b = registered(&store, "乙");
+    let urgent = store.create_referral(a, upward("chest pain")).unwrap();
+    let routine =
+        store.create_referral(b, NewReferral { urgency: Urgency::Routine, ..upward("stroke rehab") }).unwrap();
+    let emergency =
+        store.create_referral(b, NewReferral { urgency: Urgency::Emergency, ..upward("BP 200/120") }).unwrap();
+    store.add_referral_event(urgent, event(TaskStatus::Accepted, COUNTY)).unwrap();
+
+    let ids = |filter: WorklistFilter, org: &str| -> Vec<ReferralId> {
+        store.referral_worklist(org, &filter).unwrap().iter().map(|i| i.referral.referral_id).collect()
+    };
+    // Most urgent first.
+    assert_eq!(ids(WorklistFilter::default(), COUNTY), vec![emergency, urgent, routine]);
+    let all = store.referral_worklist(COUNTY, &WorklistFilter::default()).unwrap();
+    assert!(all.iter().all(|i| i.side == WorklistSide::Incoming));
+    assert!(all[1].status_changed_at.is_some() && all[0].status_changed_at.is_none());
+    assert_eq!(all[0].referral.patient_name, "乙");
+    let outgoing = WorklistFilter { side: Some(WorklistSide::Outgoing), ..Default::default() };
+    assert_eq!(ids(outgoing.clone(), VILLAGE).len(), 3);
+    assert!(ids(outgoing, COUNTY).is_empty());
+    let accepted = WorklistFilter { statuses: vec![TaskStatus::Accepted], ..Default::default() };
+    assert_eq!(ids(accepted, COUNTY), vec![urgent]);
+    let waiting = WorklistFilter { statuses: vec![TaskStatus::Requested, TaskStatus::Received], ..Default::default() };
+    assert_eq!(ids(waiting, COUNTY), vec![emergency, routine]);
+    let only_routine = WorklistFilter { urgency: Some(Urgency::Routine), ..Default::default() };
+    assert_eq!(ids(only_routine, COUNTY), vec![routine]);
+    let downward = WorklistFilter { direction: Some(Direction::Downward), ..Default::default() };
+    assert!(ids(downward, COUNTY).is_empty());
+    let today = yilian_core::time::today();
+    let today_only = WorklistFilter { from: Some(today), to: Some(today), ..Default::default() };
+    assert_eq!(ids(today_only, COUNTY).len(), 3);
+    let tomorrow = today.succ_opt().unwrap();
+    assert!(ids(WorklistFilter { from: Some(tomorrow), ..Default::default() }, COUNTY).is_empty());
+    assert_eq!(ids(WorklistFilter { limit: 1, ..Default::default() }, COUNTY), vec![emergency]);
+    let err = store.referral_worklist(COUNTY, &WorklistFilter { limit: 5000, ..Default::default() }).unwrap_err();
+    assert_eq!(err.to_string(), "worklist.limit: 5000 is more than 1000");
+    let backwards = WorklistFilter { from: Some(tomorrow), to: Some(today), ..Default::default() };
+    assert!(store.referral_worklist(COUNTY, &backwards).unwrap_err().to_string().starts_with("worklist.from:"));
+}
+
+#[test]
+fn changed_records_come_in_pages_that_skip_nothing() {
+    let store = memory_store();
+    let a = registered(&store, "甲");
+    let b = registered(&store, "乙");
+    let c = registered(&store, "丙");
+    store.record_visit(a, visit(130, 80)).unwrap();
+    let first = store.changed_records_page(0, 2).unwrap();
+    // a changed last: its newest change is after b's and c's.
+    assert_eq!(first.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![b, c]);
+    let second = store.changed_records_page(first[1].1, 2).unwrap();
+    assert_eq!(second.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![a]);
+    assert!(store.changed_records_page(second[0].1, 2).unwrap().is_empty());
+    store.record_visit(b, visit(128, 78)).unwrap();
+    assert_eq!(
+        store.changed_records_page(second[0].1, 2).unwrap().iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        vec![b]
+    );
+}
+
+#[test]
+fn statistics_count_the_closed_loop_of_real_referrals() {
+    let store = memory_store();
+    let p = registered(&store, "孙七");
+    let today = yilian_core::time::today();
+    let period = yilian_core::care::Period::new(today.pred_opt().unwrap(), today).unwrap();
+    let up = store.create_referral(p, upward("uncontrolled hypertension")).unwrap();
+    for status in [TaskStatus::Accepted, TaskStatus::InProgress, TaskStatus::Completed] {
+        store.add_referral_event(up, event(status, COUNTY)).unwrap();
+    }
+    let stats = store.referral_statistics(COUNTY, period, today).unwrap();
+    assert_eq!(stats.referrals[&Direction::Upward][&TaskStatus::Completed], 1);
+    assert_eq!(stats.acceptance.accepted, 1);
+    assert_eq!((stats.closed_loop.completed_upward, stats.closed_loop.awaiting, stats.closed_loop.closed), (1, 1, 0));
+    let down = NewReferral {
+        direction: Direction::Downward,
+        from_organization_id: COUNTY.into(),
+        from_practitioner_id: DR_LI.into(),
+        to_organization_id: VILLAGE.into(),
+        reason: "rehabilitation at home".into(),
+        urgency: Urgency::Routine,
+        clinical_summary: String::new(),
+        in_response_to: Some(up),
+    };
+    store.create_referral(p, down).unwrap();
+    store.record_visit(p, visit_at(yilian_core::time::now_ms(), 132, 84)).unwrap();
+    let stats = store.referral_statistics(COUNTY, period, today).unwrap();
+    assert_eq!((stats.closed_loop.closed, stats.closed_loop.rate), (1, Some(1.0)));
+    assert_eq!(
+        stats.months.len(),
+        if period.from.format("%m").to_string() == today.format("%m").to_string() { 1 } else { 2 }
+    );
 }

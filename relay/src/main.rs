@@ -103,10 +103,13 @@ enum Command {
         /// The operator's name.
         #[arg(long)]
         name: String,
-        /// What the token may do: admin, referral_desk (worklists, records, referral actions) or
-        /// analyst (read-only: worklists, statistics).
+        /// What the token may do: admin, referral_desk (its organization's worklist, records and
+        /// referral actions) or analyst (read-only: worklists, statistics, the changes feed).
         #[arg(long, default_value = "admin")]
         role: String,
+        /// The organization the token acts for (required for a referral desk).
+        #[arg(long)]
+        organization: Option<String>,
     },
     /// Prints a record's audit trail: who changed which field, from which device, when, signed.
     Audit {
@@ -354,9 +357,9 @@ fn admin(command: Command) -> Result<()> {
             open_sqlite(&data_dir)?.revoke_device(&device, &who, &reason)?;
             println!("{device} revoked; a running relay closes its connection within a second");
         }
-        Command::Token { data_dir, name, role } => {
+        Command::Token { data_dir, name, role, organization } => {
             let role = OperatorRole::parse(&role)?;
-            println!("{}", open_sqlite(&data_dir)?.create_admin_token(&name, role)?);
+            println!("{}", open_sqlite(&data_dir)?.create_admin_token(&name, role, organization.as_deref())?);
             eprintln!("{role} token for {name}: shown once, kept hashed; send it as `Authorization: Bearer <token>`");
         }
         Command::Audit { data_dir, patient } => {

@@ -3,16 +3,18 @@
 //! embedded SQLite (WAL) in the data directory; a PostgreSQL backend implements the same traits.
 
 use crate::metrics::StoreFigures;
+use chrono::NaiveDate;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use yilian_core::model::PatientRecord;
-use yilian_core::store::{ApiOperator, AuditTrail, OperatorRole, RecordRead};
+use yilian_core::care::{Period, ReferralStatistics};
+use yilian_core::model::{NewReferral, NewReferralEvent, PatientRecord};
+use yilian_core::store::{ApiOperator, AuditTrail, OperatorRole, RecordRead, WorklistFilter, WorklistItem};
 use yilian_core::sync::ParentStorage;
 use yilian_core::time::{Millis, now_ms};
 use yilian_core::{
-    Device, DeviceAccess, DeviceKind, Durability, EnrollmentCode, Organization, PatientId, Practitioner, Result,
-    ScopeGrant, Store, StoreOptions, Team,
+    Device, DeviceAccess, DeviceKind, Durability, EnrollmentCode, EventId, Organization, PatientId, Practitioner,
+    ReferralId, Result, ScopeGrant, Store, StoreOptions, Team,
 };
 
 /// File name of the embedded database in the data directory.
@@ -63,7 +65,7 @@ pub trait RelayStorage: ParentStorage {
     fn devices(&self) -> Result<Vec<Device>>;
 
     /// Creates an operator API token (returned once; kept hashed).
-    fn create_admin_token(&self, name: &str, role: OperatorRole) -> Result<String>;
+    fn create_admin_token(&self, name: &str, role: OperatorRole, organization: Option<&str>) -> Result<String>;
     /// The operator a token belongs to, with its role.
     fn admin_token_owner(&self, token: &str) -> Result<Option<ApiOperator>>;
     /// Logs an operator's read of a record.
@@ -79,6 +81,20 @@ pub trait RelayStorage: ParentStorage {
     fn scope(&self, device: &str) -> Result<Vec<String>>;
     /// A resident's record as the relay holds it.
     fn record(&self, patient: PatientId) -> Result<PatientRecord>;
+
+    /// An organization's referral worklist.
+    fn referral_worklist(&self, organization: &str, filter: &WorklistFilter) -> Result<Vec<WorklistItem>>;
+    /// The record holding a referral.
+    fn record_of_referral(&self, referral: ReferralId) -> Result<PatientRecord>;
+    /// Moves a referral on, as a change signed by the relay's own key (it syncs to the devices
+    /// that see the record).
+    fn add_referral_event(&self, referral: ReferralId, event: NewReferralEvent) -> Result<EventId>;
+    /// Creates a referral in a resident's record, signed by the relay's key.
+    fn create_referral(&self, patient: PatientId, referral: NewReferral) -> Result<ReferralId>;
+    /// A page of the records changed after `after_seq`, each with its newest sequence number.
+    fn changed_records_page(&self, after_seq: i64, limit: usize) -> Result<Vec<(PatientId, i64)>>;
+    /// Two-way referral statistics of an organization.
+    fn referral_statistics(&self, organization: &str, period: Period, today: NaiveDate) -> Result<ReferralStatistics>;
 }
 
 impl RelayStorage for Store {
@@ -153,8 +169,8 @@ impl RelayStorage for Store {
         Store::devices(self)
     }
 
-    fn create_admin_token(&self, name: &str, role: OperatorRole) -> Result<String> {
-        Store::create_admin_token(self, name, role)
+    fn create_admin_token(&self, name: &str, role: OperatorRole, organization: Option<&str>) -> Result<String> {
+        Store::create_admin_token(self, name, role, organization)
     }
 
     fn admin_token_owner(&self, token: &str) -> Result<Option<ApiOperator>> {
@@ -183,6 +199,30 @@ impl RelayStorage for Store {
 
     fn record(&self, patient: PatientId) -> Result<PatientRecord> {
         self.patient(patient)
+    }
+
+    fn referral_worklist(&self, organization: &str, filter: &WorklistFilter) -> Result<Vec<WorklistItem>> {
+        Store::referral_worklist(self, organization, filter)
+    }
+
+    fn record_of_referral(&self, referral: ReferralId) -> Result<PatientRecord> {
+        Store::record_of_referral(self, referral)
+    }
+
+    fn add_referral_event(&self, referral: ReferralId, event: NewReferralEvent) -> Result<EventId> {
+        Store::add_referral_event(self, referral, event)
+    }
+
+    fn create_referral(&self, patient: PatientId, referral: NewReferral) -> Result<ReferralId> {
+        Store::create_referral(self, patient, referral)
+    }
+
+    fn changed_records_page(&self, after_seq: i64, limit: usize) -> Result<Vec<(PatientId, i64)>> {
+        Store::changed_records_page(self, after_seq, limit)
+    }
+
+    fn referral_statistics(&self, organization: &str, period: Period, today: NaiveDate) -> Result<ReferralStatistics> {
+        Store::referral_statistics(self, organization, period, today)
     }
 }
 

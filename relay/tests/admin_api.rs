@@ -24,7 +24,7 @@ struct Api {
 impl Api {
     fn new() -> Api {
         let store = Arc::new(Store::open_in_memory(StoreOptions::default()).unwrap());
-        let token = store.create_admin_token("ops-li", OperatorRole::Admin).unwrap();
+        let token = store.create_admin_token("ops-li", OperatorRole::Admin, None).unwrap();
         let state = AppState {
             storage: store.clone(),
             revocations: Arc::new(watch::Sender::new(0)),
@@ -68,7 +68,7 @@ async fn admin_endpoints_need_a_live_token() {
     assert_eq!(api.admin("GET", "/admin/devices", None).await.0, StatusCode::OK);
     // A read-only analyst and a referral desk may not touch the directory or devices.
     for (name, role) in [("analyst-sun", OperatorRole::Analyst), ("desk-zhao", OperatorRole::ReferralDesk)] {
-        let token = api.store.create_admin_token(name, role).unwrap();
+        let token = api.store.create_admin_token(name, role, Some("county")).unwrap();
         let (status, body) = api.call("GET", "/admin/devices", Some(&token), None).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         let expected = format!("token {name} has the role {role}; this needs admin");

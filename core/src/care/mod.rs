@@ -16,10 +16,15 @@
 //! COPD, stroke and coronary heart disease have no quarterly rule in the standard; they are due
 //! only through bookings and the closed loop.
 
+mod closed_loop;
 mod follow_up;
 mod readings;
 mod suggestions;
 
+pub use closed_loop::{
+    AcceptanceTimes, ClosedLoop, MAX_PERIOD_DAYS, MonthlyClosedLoop, Period, ReferralStatistics, TeamOverdue,
+    period_end_ms, referral_statistics,
+};
 pub use follow_up::{DueFollowUp, DueReason, FollowUpDue, next_follow_up};
 pub use readings::{Control, blood_pressure_control, danger_values, glucose_control};
 pub use suggestions::{ReferralSuggestion, SuggestionKind, referral_suggestions};

@@ -254,7 +254,7 @@ fn row_exists(conn: &Connection, table: &str, id: &str) -> Result<bool> {
         .is_some())
 }
 
-fn require(conn: &Connection, table: &str, what: &'static str, id: &str) -> Result<()> {
+pub(crate) fn require(conn: &Connection, table: &str, what: &'static str, id: &str) -> Result<()> {
     if row_exists(conn, table, id)? { Ok(()) } else { Err(Error::NotFound { what, id: id.to_string() }) }
 }
 

@@ -209,6 +209,14 @@ pub(crate) fn store_changes(
     let mut stored = 0;
     for c in changes {
         let author = c.change.author().map(|a| a.as_bytes().to_vec());
+        if c.local
+            && let Some(author) = &author
+        {
+            // Our own actor's first change names our key; later ones only the actor. Binding it
+            // here lets the audit trail name this replica as the author of all of them.
+            tx.prepare_cached("INSERT OR IGNORE INTO actors (actor, author) VALUES (?1, ?2)")?
+                .execute(params![c.change.actor_id().to_bytes(), author])?;
+        }
         stored += stmt.execute(params![
             id.to_string(),
             c.change.hash().0.to_vec(),

@@ -3,7 +3,7 @@
 
 use crate::care::next_follow_up;
 use crate::model::{Direction, PatientRecord, TaskStatus, Urgency};
-use crate::{PatientId, ReferralId, Result};
+use crate::{Error, PatientId, ReferralId, Result};
 use chrono::NaiveDate;
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
@@ -46,7 +46,35 @@ pub struct ReferralSummary {
     pub created_at: i64,
 }
 
-fn as_code<T: Serialize>(v: &T) -> String {
+/// What [`referral_summary`] reads, with the `FROM`: callers add `WHERE ...`.
+pub(crate) const REFERRAL_SUMMARY_COLUMNS: &str = "r.referral_id, r.patient_id, coalesce(p.name, ''), r.direction, \
+     r.from_org, r.to_org, r.status, r.urgency, r.created_at, r.changed_at \
+     FROM referral_index r LEFT JOIN patient_index p ON p.patient_id = r.patient_id";
+
+/// A worklist line from a row of [`REFERRAL_SUMMARY_COLUMNS`], with when its status last moved.
+pub(crate) fn referral_summary(row: &rusqlite::Row<'_>) -> Result<(ReferralSummary, Option<i64>)> {
+    let code = |i: usize| row.get::<_, String>(i);
+    let summary = ReferralSummary {
+        referral_id: code(0)?.parse()?,
+        patient_id: code(1)?.parse()?,
+        patient_name: code(2)?,
+        direction: parse_index_code("direction", &code(3)?)?,
+        from_organization_id: code(4)?,
+        to_organization_id: code(5)?,
+        status: TaskStatus::parse(&code(6)?)?,
+        urgency: parse_index_code("urgency", &code(7)?)?,
+        created_at: row.get(8)?,
+    };
+    Ok((summary, row.get(9)?))
+}
+
+/// Reads back a code written by [`as_code`].
+pub(crate) fn parse_index_code<T: serde::de::DeserializeOwned>(field: &str, code: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(code.to_string()))
+        .map_err(|_| Error::CorruptDocument { doc_id: "(index)".into(), reason: format!("{field} {code:?} unknown") })
+}
+
+pub(crate) fn as_code<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 

@@ -199,19 +199,30 @@ impl Store {
     /// The records with changes after `after_seq`, and the newest sequence number: what a screen
     /// showing records needs to know to refresh after a sync or an edit.
     pub fn changed_records_since(&self, after_seq: i64) -> Result<(Vec<PatientId>, i64)> {
+        let page = self.changed_records_page(after_seq, usize::MAX)?;
+        let newest = page.last().map_or(after_seq, |(_, seq)| *seq);
+        Ok((page.into_iter().map(|(id, _)| id).collect(), newest))
+    }
+
+    /// A page of the records changed after `after_seq`: at most `limit` records, each with the
+    /// sequence number of its newest change, in that order. The next page starts after the last
+    /// number of this one; a record changed again later shows up again there, and no record is
+    /// skipped (every record left out of a full page has its newest change after the page's last).
+    pub fn changed_records_page(&self, after_seq: i64, limit: usize) -> Result<Vec<(PatientId, i64)>> {
         let inner = self.lock();
         let mut stmt = inner.conn.prepare_cached(
-            "SELECT doc_id, max(local_seq) FROM changes WHERE local_seq > ?1 GROUP BY doc_id ORDER BY 2",
+            "SELECT doc_id, max(local_seq) AS newest FROM changes WHERE local_seq > ?1
+             GROUP BY doc_id ORDER BY newest LIMIT ?2",
         )?;
-        let rows = stmt.query_map([after_seq], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-        let mut ids = Vec::new();
-        let mut newest = after_seq;
+        let rows = stmt.query_map(params![after_seq, limit.min(i64::MAX as usize) as i64], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        let mut out = Vec::new();
         for row in rows {
             let (doc, seq) = row?;
-            ids.push(doc.parse()?);
-            newest = newest.max(seq);
+            out.push((doc.parse()?, seq));
         }
-        Ok((ids, newest))
+        Ok(out)
     }
 
     fn read_log(&self, filter: &str, after_seq: i64, limit: usize) -> Result<Vec<StoredChange>> {

@@ -17,6 +17,8 @@ mod operators;
 mod queries;
 pub(crate) mod schema;
 mod scope;
+mod statistics;
+mod worklist;
 
 pub use audit::{AuditEntry, AuditTrail, FieldChange, SignatureCheck};
 pub use directory::{
@@ -28,6 +30,7 @@ pub use scope::{DEFAULT_REFERRAL_GRACE, DocumentSnapshot, ScopeGrant};
 
 pub use log::{ApplyReport, IncomingChange, MAX_CHANGE_BYTES, PeerCursor, RejectedChange, StoredChange};
 pub use operators::{ApiOperator, OperatorRole, RecordRead};
+pub use worklist::{MAX_WORKLIST_LINES, WorklistFilter, WorklistItem, WorklistSide};
 
 use crate::identity::DeviceKey;
 use crate::{Error, PatientId, Result};

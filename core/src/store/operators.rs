@@ -2,7 +2,7 @@
 //! and the log of every record an operator read through the API (who read what, when).
 
 use super::Store;
-use super::directory::{code_enum, secret_hash};
+use super::directory::{code_enum, require, secret_hash};
 use crate::identity::hex;
 use crate::time::{Millis, now_ms};
 use crate::{Error, Result};
@@ -18,9 +18,10 @@ code_enum!(
     OperatorRole, "token.role" {
         /// Everything: the directory, enrollment, devices and revocation, records, worklists.
         Admin = "admin",
-        /// A hospital's referral desk: worklists, records, and acting on referrals.
+        /// A hospital's referral desk: its organization's worklist and statistics, the records of
+        /// its referrals, and acting on them.
         ReferralDesk = "referral_desk",
-        /// Read-only: worklists, statistics, metrics.
+        /// Read-only: worklists, statistics, records and the changes feed (each read logged).
         Analyst = "analyst",
     }
 );
@@ -32,6 +33,9 @@ pub struct ApiOperator {
     pub name: String,
     /// What it may do.
     pub role: OperatorRole,
+    /// The organization a referral desk acts for (none: consortium-wide).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_id: Option<String>,
 }
 
 /// One read of a record by an operator.
@@ -49,17 +53,24 @@ pub struct RecordRead {
 
 impl Store {
     /// Creates an API token for the operator `name` and returns it; only its hash is kept, so
-    /// this is the one time it can be read.
-    pub fn create_admin_token(&self, name: &str, role: OperatorRole) -> Result<String> {
+    /// this is the one time it can be read. A referral desk's token acts for one existing
+    /// `organization`; admin and analyst tokens may be limited to one too, or be consortium-wide.
+    pub fn create_admin_token(&self, name: &str, role: OperatorRole, organization: Option<&str>) -> Result<String> {
         if name.trim().is_empty() || name.len() > 64 {
             return Err(Error::invalid("token.name", "must be 1..=64 characters"));
+        }
+        if role == OperatorRole::ReferralDesk && organization.is_none() {
+            return Err(Error::invalid("token.organization", "a referral desk's token acts for one organization"));
         }
         let secret: [u8; 32] = rand::random();
         let token = format!("{TOKEN_PREFIX}{}", hex(&secret));
         let inner = self.lock();
+        if let Some(org) = organization {
+            require(&inner.conn, "organizations", "organization", org)?;
+        }
         match inner.conn.execute(
-            "INSERT INTO admin_tokens (token_hash, name, created_at, role) VALUES (?1, ?2, ?3, ?4)",
-            params![secret_hash(&token), name, now_ms(), role.as_str()],
+            "INSERT INTO admin_tokens (token_hash, name, created_at, role, organization_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![secret_hash(&token), name, now_ms(), role.as_str(), organization],
         ) {
             Ok(_) => Ok(token),
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
@@ -75,12 +86,18 @@ impl Store {
             return Ok(None);
         }
         let inner = self.lock();
-        let found: Option<(String, String)> = inner
+        let found: Option<(String, String, Option<String>)> = inner
             .conn
-            .prepare_cached("SELECT name, role FROM admin_tokens WHERE token_hash = ?1 AND revoked_at IS NULL")?
-            .query_row([secret_hash(token)], |r| Ok((r.get(0)?, r.get(1)?)))
+            .prepare_cached(
+                "SELECT name, role, organization_id FROM admin_tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
+            )?
+            .query_row([secret_hash(token)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
-        found.map(|(name, role)| Ok(ApiOperator { name, role: OperatorRole::parse(&role)? })).transpose()
+        found
+            .map(|(name, role, organization_id)| {
+                Ok(ApiOperator { name, role: OperatorRole::parse(&role)?, organization_id })
+            })
+            .transpose()
     }
 
     /// Revokes the operator's token.
@@ -129,14 +146,32 @@ mod tests {
     #[test]
     fn a_token_is_checked_by_its_hash_and_can_be_revoked() {
         let store = Store::open_in_memory(StoreOptions::default()).unwrap();
-        let token = store.create_admin_token("ops-li", OperatorRole::Admin).unwrap();
+        let token = store.create_admin_token("ops-li", OperatorRole::Admin, None).unwrap();
         assert!(token.starts_with("yat_") && token.len() == 68);
         let owner = store.admin_token_owner(&token).unwrap().unwrap();
-        assert_eq!((owner.name.as_str(), owner.role), ("ops-li", OperatorRole::Admin));
-        let desk = store.create_admin_token("desk-zhao", OperatorRole::ReferralDesk).unwrap();
-        assert_eq!(store.admin_token_owner(&desk).unwrap().unwrap().role, OperatorRole::ReferralDesk);
+        assert_eq!((owner.name.as_str(), owner.role, owner.organization_id), ("ops-li", OperatorRole::Admin, None));
+        let err = store.create_admin_token("desk-zhao", OperatorRole::ReferralDesk, None).unwrap_err();
+        assert_eq!(err.to_string(), "token.organization: a referral desk's token acts for one organization");
+        assert!(matches!(
+            store.create_admin_token("desk-zhao", OperatorRole::ReferralDesk, Some("county")),
+            Err(Error::NotFound { what: "organization", .. })
+        ));
+        store
+            .add_organization(&crate::Organization {
+                id: "county".into(),
+                name: "County Hospital".into(),
+                kind: crate::OrganizationKind::CountyHospital,
+                part_of: None,
+            })
+            .unwrap();
+        let desk = store.create_admin_token("desk-zhao", OperatorRole::ReferralDesk, Some("county")).unwrap();
+        let desk = store.admin_token_owner(&desk).unwrap().unwrap();
+        assert_eq!((desk.role, desk.organization_id.as_deref()), (OperatorRole::ReferralDesk, Some("county")));
         assert_eq!(store.admin_token_owner("yat_0000").unwrap(), None);
-        assert!(matches!(store.create_admin_token("ops-li", OperatorRole::Analyst), Err(Error::AlreadyExists { .. })));
+        assert!(matches!(
+            store.create_admin_token("ops-li", OperatorRole::Analyst, None),
+            Err(Error::AlreadyExists { .. })
+        ));
         assert!(OperatorRole::parse("root").unwrap_err().to_string().starts_with("token.role"));
         store.revoke_admin_token("ops-li").unwrap();
         assert_eq!(store.admin_token_owner(&token).unwrap(), None);

@@ -1,17 +1,12 @@
 //! Reads: whole records from their documents, lists from the index tables.
 
-use super::index::{PatientSummary, ReferralSummary};
+use super::index::{PatientSummary, REFERRAL_SUMMARY_COLUMNS, ReferralSummary, referral_summary};
 use super::{Inner, Store};
 use crate::care::{self, DueFollowUp, DueReason, ReferralSuggestion};
-use crate::model::{Direction, PatientRecord, ReferralStatus, TaskStatus, Urgency, Visit};
+use crate::model::{PatientRecord, ReferralStatus, Visit};
 use crate::{Error, PatientId, ReferralId, Result};
 use chrono::NaiveDate;
 use rusqlite::{OptionalExtension, params};
-
-fn parse_code<T: serde::de::DeserializeOwned>(field: &str, code: &str) -> Result<T> {
-    serde_json::from_value(serde_json::Value::String(code.to_string()))
-        .map_err(|_| Error::CorruptDocument { doc_id: "(index)".into(), reason: format!("{field} {code:?} unknown") })
-}
 
 fn parse_date(field: &str, s: &str) -> Result<NaiveDate> {
     s.parse().map_err(|_| Error::CorruptDocument {
@@ -45,6 +40,13 @@ impl Store {
     /// The resident's visits, oldest first.
     pub fn visits(&self, id: PatientId) -> Result<Vec<Visit>> {
         Ok(self.patient(id)?.visits)
+    }
+
+    /// The record holding a referral (the referral itself is `record.referral(id)`).
+    pub fn record_of_referral(&self, referral: ReferralId) -> Result<PatientRecord> {
+        let mut inner = self.lock();
+        let patient = inner.patient_of_referral(referral)?;
+        inner.record(patient)
     }
 
     /// A referral's current status and history.
@@ -97,40 +99,16 @@ impl Store {
     /// Referrals from or to `organization` that are not finished, oldest first.
     pub fn open_referrals(&self, organization: &str) -> Result<Vec<ReferralSummary>> {
         let inner = self.lock();
-        let mut stmt = inner.conn.prepare_cached(
-            "SELECT r.referral_id, r.patient_id, coalesce(p.name, ''), r.direction, r.from_org, r.to_org, r.status, r.urgency, r.created_at
-             FROM referral_index r LEFT JOIN patient_index p ON p.patient_id = r.patient_id
+        let mut stmt = inner.conn.prepare_cached(&format!(
+            "SELECT {REFERRAL_SUMMARY_COLUMNS}
              WHERE (r.to_org = ?1 OR r.from_org = ?1)
                AND r.status NOT IN ('completed', 'rejected', 'cancelled', 'failed')
-             ORDER BY r.created_at, r.referral_id",
-        )?;
-        let rows = stmt.query_map([organization], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, String>(7)?,
-                r.get::<_, i64>(8)?,
-            ))
-        })?;
+             ORDER BY r.created_at, r.referral_id"
+        ))?;
+        let mut rows = stmt.query([organization])?;
         let mut out = Vec::new();
-        for row in rows {
-            let (rid, pid, name, direction, from, to, status, urgency, created_at) = row?;
-            out.push(ReferralSummary {
-                referral_id: rid.parse()?,
-                patient_id: pid.parse()?,
-                patient_name: name,
-                direction: parse_code::<Direction>("direction", &direction)?,
-                from_organization_id: from,
-                to_organization_id: to,
-                status: TaskStatus::parse(&status)?,
-                urgency: parse_code::<Urgency>("urgency", &urgency)?,
-                created_at,
-            });
+        while let Some(row) = rows.next()? {
+            out.push(referral_summary(row)?.0);
         }
         Ok(out)
     }

@@ -192,6 +192,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE admin_tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'
         CHECK (role IN ('admin', 'referral_desk', 'analyst'));
     "#,
+    // 8: a referral desk's token acts for one organization (its worklist, its decisions);
+    // consortium-wide tokens (admin, analyst) have none.
+    r#"
+    ALTER TABLE admin_tokens ADD COLUMN organization_id TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

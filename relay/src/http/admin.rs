@@ -2,8 +2,8 @@
 //! devices and their revocation, scopes, record views and audit trails (every read of a record is
 //! logged with the operator's name), and the read log.
 
-use super::{Admin, AppError, AppState, blocking};
-use axum::extract::{Path, Query, State};
+use super::{Admin, AppError, AppState, Body, Params, blocking};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -52,7 +52,7 @@ async fn organizations(_: Admin, State(s): State<AppState>) -> Reply<Vec<Organiz
 async fn add_organization(
     Admin(who): Admin,
     State(s): State<AppState>,
-    Json(org): Json<Organization>,
+    Body(org): Body<Organization>,
 ) -> Created<Organization> {
     created(&who, "organization", &org.id.clone(), org, move |org| s.storage.add_organization(org)).await
 }
@@ -64,7 +64,7 @@ async fn practitioners(_: Admin, State(s): State<AppState>) -> Reply<Vec<Practit
 async fn add_practitioner(
     Admin(who): Admin,
     State(s): State<AppState>,
-    Json(practitioner): Json<Practitioner>,
+    Body(practitioner): Body<Practitioner>,
 ) -> Created<Practitioner> {
     let id = practitioner.id.clone();
     created(&who, "practitioner", &id, practitioner, move |p| s.storage.add_practitioner(p)).await
@@ -74,7 +74,7 @@ async fn teams(_: Admin, State(s): State<AppState>) -> Reply<Vec<Team>> {
     Ok(Json(blocking(move || s.storage.teams()).await?))
 }
 
-async fn add_team(Admin(who): Admin, State(s): State<AppState>, Json(team): Json<Team>) -> Created<Team> {
+async fn add_team(Admin(who): Admin, State(s): State<AppState>, Body(team): Body<Team>) -> Created<Team> {
     created(&who, "team", &team.id.clone(), team, move |team| s.storage.add_team(team)).await
 }
 
@@ -112,7 +112,7 @@ struct CodeRequest {
 async fn issue_code(
     Admin(who): Admin,
     State(s): State<AppState>,
-    Json(req): Json<CodeRequest>,
+    Body(req): Body<CodeRequest>,
 ) -> Result<(StatusCode, Json<EnrollmentCode>), AppError> {
     let valid_for =
         req.valid_hours.map(|h| Duration::from_secs(h.saturating_mul(3600))).unwrap_or(DEFAULT_CODE_VALIDITY);
@@ -138,7 +138,7 @@ async fn revoke(
     Admin(who): Admin,
     State(s): State<AppState>,
     Path(device): Path<String>,
-    Json(req): Json<RevokeRequest>,
+    Body(req): Body<RevokeRequest>,
 ) -> Reply<Device> {
     let storage = s.storage.clone();
     let revoked = blocking(move || storage.revoke(&device, &who, &req.reason)).await?;
@@ -187,7 +187,7 @@ struct ReadsQuery {
     limit: Option<usize>,
 }
 
-async fn reads(_: Admin, State(s): State<AppState>, Query(q): Query<ReadsQuery>) -> Reply<Vec<RecordRead>> {
+async fn reads(_: Admin, State(s): State<AppState>, Params(q): Params<ReadsQuery>) -> Reply<Vec<RecordRead>> {
     let limit = q.limit.unwrap_or(100).min(10_000);
     Ok(Json(blocking(move || s.storage.record_reads(q.patient.as_deref(), limit)).await?))
 }

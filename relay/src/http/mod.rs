@@ -3,24 +3,30 @@
 //!
 //! - `GET /healthz` (the process answers), `GET /readyz` (the store answers too), `GET /metrics`
 //!   (Prometheus text format), no token;
-//! - `/admin/...` (token): the directory, enrollment codes, devices and revocation, record views
-//!   and audit trails (each read logged), the read log — see [`admin`].
+//! - `/admin/...` (admin token): the directory, enrollment codes, devices and revocation, record
+//!   views and audit trails (each read logged), the read log — see [`admin`];
+//! - `/v1/...` (token): referral worklists and decisions, records ([`referrals`]), closed-loop
+//!   statistics ([`statistics`]), the changes feed ([`changes`]).
 
 pub mod admin;
+pub mod changes;
+mod extract;
+pub mod referrals;
+pub mod statistics;
+
+pub use extract::{Admin, Body, Operator, Params};
 
 use crate::metrics::RelayMetrics;
 use crate::storage::RelayStorage;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
 use yilian_core::Error;
-use yilian_core::store::OperatorRole;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -41,8 +47,24 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .nest("/admin", admin::routes())
+        .nest("/v1", v1())
+        .fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+            AppError::NotFound(format!("no endpoint {method} {}", uri.path()))
+        })
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The operators' API: worklists, referral decisions, records, statistics, the changes feed.
+fn v1() -> Router<AppState> {
+    Router::new()
+        .route("/organizations/{organization}/worklist", get(referrals::worklist))
+        .route("/organizations/{organization}/statistics", get(statistics::statistics))
+        .route("/referrals/{referral}", get(referrals::referral))
+        .route("/referrals/{referral}/downward", post(referrals::downward))
+        .route("/referrals/{referral}/{action}", post(referrals::act))
+        .route("/patients/{patient}", get(referrals::patient))
+        .route("/changes", get(changes::changes))
 }
 
 /// Ready when the store answers: 200, or 503 naming what failed.
@@ -75,64 +97,6 @@ pub async fn serve(
     axum::serve(listener, app(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await
 }
 
-/// The operator making a request: the live API token presented as `Authorization: Bearer <token>`
-/// (its name and role).
-pub struct Operator {
-    /// The token's name.
-    pub name: String,
-    /// What it may do.
-    pub role: OperatorRole,
-}
-
-impl Operator {
-    /// 403 unless the operator has one of `roles`.
-    pub fn allow(&self, roles: &[OperatorRole]) -> Result<(), AppError> {
-        if roles.contains(&self.role) {
-            return Ok(());
-        }
-        let needed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-        Err(AppError::Forbidden(format!(
-            "token {} has the role {}; this needs {}",
-            self.name,
-            self.role,
-            needed.join(" or ")
-        )))
-    }
-}
-
-/// An operator with the `admin` role (the directory, enrollment, devices, audit): the token's name.
-pub struct Admin(pub String);
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let operator = Operator::from_request_parts(parts, state).await?;
-        operator.allow(&[OperatorRole::Admin])?;
-        Ok(Admin(operator.name))
-    }
-}
-
-impl FromRequestParts<AppState> for Operator {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(AppError::Unauthorized)?
-            .trim()
-            .to_string();
-        let storage = state.storage.clone();
-        match blocking(move || storage.admin_token_owner(&token)).await? {
-            Some(operator) => Ok(Operator { name: operator.name, role: operator.role }),
-            None => Err(AppError::Unauthorized),
-        }
-    }
-}
-
 /// Runs a storage call off the async workers (SQLite blocks).
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> yilian_core::Result<T> + Send + 'static,
@@ -152,7 +116,7 @@ pub enum AppError {
     Forbidden(String),
     /// 404.
     NotFound(String),
-    /// 409: already exists.
+    /// 409: already exists, or the referral's status does not allow the transition.
     Conflict(String),
     /// 500: logged, not shown.
     Internal(String),
@@ -161,7 +125,9 @@ pub enum AppError {
 impl From<Error> for AppError {
     fn from(e: Error) -> Self {
         match e {
-            Error::Validation { .. } | Error::Transition { .. } => AppError::BadRequest(e.to_string()),
+            Error::Validation { .. } => AppError::BadRequest(e.to_string()),
+            // The referral is not in a state that allows it: a conflict with its current status.
+            Error::Transition { .. } => AppError::Conflict(e.to_string()),
             Error::NotFound { .. } => AppError::NotFound(e.to_string()),
             Error::AlreadyExists { .. } => AppError::Conflict(e.to_string()),
             Error::Forbidden { reason } => AppError::Forbidden(reason),

@@ -1,0 +1,42 @@
+//! Two-way referral statistics of an organization over a period:
+//! `GET /v1/organizations/{organization}/statistics?from=YYYY-MM-DD&to=YYYY-MM-DD` (default: the
+//! last six calendar months up to today). See [`yilian_core::care::referral_statistics`].
+
+use super::referrals::{READERS, known_organization};
+use super::{AppError, AppState, Operator, Params, blocking};
+use axum::Json;
+use axum::extract::{Path, State};
+use chrono::{Datelike, Months, NaiveDate};
+use serde::Deserialize;
+use yilian_core::care::{Period, ReferralStatistics};
+use yilian_core::time::today;
+
+/// The period (consortium calendar days, both included).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatisticsQuery {
+    /// First day (default: the first of the month five months ago).
+    pub from: Option<NaiveDate>,
+    /// Last day (default: today).
+    pub to: Option<NaiveDate>,
+}
+
+/// `GET /v1/organizations/{organization}/statistics`.
+pub async fn statistics(
+    operator: Operator,
+    State(s): State<AppState>,
+    Path(organization): Path<String>,
+    Params(q): Params<StatisticsQuery>,
+) -> Result<Json<ReferralStatistics>, AppError> {
+    operator.allow(READERS)?;
+    operator.allow_organization(&[&organization])?;
+    known_organization(&s, &organization).await?;
+    let today = today();
+    let to = q.to.unwrap_or(today);
+    let from = q.from.unwrap_or_else(|| {
+        let first = to.with_day(1).unwrap_or(to);
+        first.checked_sub_months(Months::new(5)).unwrap_or(first)
+    });
+    let period = Period::new(from, to)?;
+    Ok(Json(blocking(move || s.storage.referral_statistics(&organization, period, today)).await?))
+}
