@@ -2,59 +2,15 @@
 //! directory, enrollment codes, revocation, and record reads that are logged.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use serde_json::{Value, json};
-use std::sync::Arc;
-use tokio::sync::watch;
-use tower::ServiceExt;
+mod common;
+
+use axum::http::StatusCode;
+use common::Api;
+use serde_json::json;
 use yilian_core::model::{Demographics, NewPatient, Sex};
 use yilian_core::store::OperatorRole;
 use yilian_core::time::now_ms;
 use yilian_core::{Store, StoreOptions};
-use yilian_relay::http::{AppState, app};
-use yilian_relay::metrics::RelayMetrics;
-
-struct Api {
-    state: AppState,
-    token: String,
-    store: Arc<Store>,
-}
-
-impl Api {
-    fn new() -> Api {
-        let store = Arc::new(Store::open_in_memory(StoreOptions::default()).unwrap());
-        let token = store.create_admin_token("ops-li", OperatorRole::Admin, None).unwrap();
-        let state = AppState {
-            storage: store.clone(),
-            revocations: Arc::new(watch::Sender::new(0)),
-            metrics: Arc::new(RelayMetrics::default()),
-        };
-        Api { state, token, store }
-    }
-
-    async fn call(&self, method: &str, uri: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = Request::builder().method(method).uri(uri);
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        let request = match body {
-            Some(body) => request.header("content-type", "application/json").body(Body::from(body.to_string())),
-            None => request.body(Body::empty()),
-        }
-        .unwrap();
-        let response = app(self.state.clone()).oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-        let value =
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-        (status, value)
-    }
-
-    async fn admin(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.call(method, uri, Some(&self.token), body).await
-    }
-}
 
 #[tokio::test]
 async fn admin_endpoints_need_a_live_token() {
@@ -67,6 +23,13 @@ async fn admin_endpoints_need_a_live_token() {
     assert_eq!(api.call("GET", "/admin/devices", Some("yat_guessed"), None).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(api.admin("GET", "/admin/devices", None).await.0, StatusCode::OK);
     // A read-only analyst and a referral desk may not touch the directory or devices.
+    let county = yilian_core::Organization {
+        id: "county".into(),
+        name: "县人民医院".into(),
+        kind: yilian_core::OrganizationKind::CountyHospital,
+        part_of: None,
+    };
+    api.store.add_organization(&county).unwrap();
     for (name, role) in [("analyst-sun", OperatorRole::Analyst), ("desk-zhao", OperatorRole::ReferralDesk)] {
         let token = api.store.create_admin_token(name, role, Some("county")).unwrap();
         let (status, body) = api.call("GET", "/admin/devices", Some(&token), None).await;

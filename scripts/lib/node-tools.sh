@@ -2,7 +2,8 @@
 # The Node test tools in tests/js: FHIR R4 validation of generated JSON (npm's fhir, FHIR.js) and a
 # headless-Chromium check of a web page (npm's playwright-core driving Debian's /usr/bin/chromium;
 # Playwright's own browser download is never used). Sourced; defines
-#   ensure_node_tools                 installs what is missing: nodejs/npm and chromium with apt,
+#   ensure_node_tools                 installs what is missing: nodejs/npm, chromium and a CJK font
+#                                     (fonts-wqy-microhei) with apt,
 #                                     then `npm ci` in tests/js when node_modules is missing or
 #                                     older than package-lock.json (a no-op, ~0.1 s, when all there)
 #   validate_fhir PATH...             validates every *.json under PATH (one resource or Bundle per
@@ -26,6 +27,10 @@ ensure_node_tools() {
   command -v node >/dev/null 2>&1 || need+=(nodejs)
   command -v npm >/dev/null 2>&1 || need+=(npm)
   [ -x "$CHROMIUM" ] || need+=(chromium)
+  # a CJK font (5 MB), or Chinese text in screenshots shows as empty boxes
+  if ! { command -v fc-list >/dev/null 2>&1 && [ -n "$(fc-list :lang=zh family)" ]; }; then
+    need+=(fonts-wqy-microhei)
+  fi
   if [ ${#need[@]} -gt 0 ]; then
     echo "node-tools: installing ${need[*]} with apt" >&2
     node_tools_apt_install "${need[@]}" >&2

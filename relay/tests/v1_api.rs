@@ -1,0 +1,417 @@
+//! The operators' `/v1` API without a socket: worklists, referral decisions, the downward
+//! referral, records, statistics and the changes feed — each with its success, its bad input,
+//! and the tokens and roles it refuses, always with a JSON error that names the problem.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod common;
+
+use axum::http::{Request, StatusCode};
+use chrono::{Days, NaiveDate};
+use common::{Api, error};
+use serde_json::{Value, json};
+use yilian_core::model::*;
+use yilian_core::store::OperatorRole;
+use yilian_core::time::{now_ms, today};
+use yilian_core::{Organization, OrganizationKind, PatientId, Practitioner, PractitionerRole, ReferralId, Team};
+
+const COUNTY: &str = "county";
+const VILLAGE: &str = "shiqiao";
+const OTHER: &str = "dongcun";
+
+struct Desk {
+    api: Api,
+    county_desk: String,
+    village_desk: String,
+    other_desk: String,
+    analyst: String,
+    patient: PatientId,
+    referral: ReferralId,
+}
+
+fn org(id: &str, kind: OrganizationKind, part_of: Option<&str>) -> Organization {
+    Organization { id: id.into(), name: format!("{id} 机构"), kind, part_of: part_of.map(str::to_string) }
+}
+
+fn doctor(id: &str, organization: &str, role: PractitionerRole) -> Practitioner {
+    Practitioner { id: id.into(), name: format!("{id} 医生"), role, organization_id: organization.into() }
+}
+
+/// A consortium (county hospital, two village clinics), a hypertensive resident of Shiqiao last
+/// seen 200 days ago (overdue), referred upward to the county hospital, and a token per role.
+fn consortium() -> Desk {
+    let api = Api::new();
+    let s = &api.store;
+    s.add_organization(&org(COUNTY, OrganizationKind::CountyHospital, None)).unwrap();
+    s.add_organization(&org(VILLAGE, OrganizationKind::VillageClinic, Some(COUNTY))).unwrap();
+    s.add_organization(&org(OTHER, OrganizationKind::VillageClinic, Some(COUNTY))).unwrap();
+    s.add_practitioner(&doctor("dr-wang", VILLAGE, PractitionerRole::FamilyDoctor)).unwrap();
+    s.add_practitioner(&doctor("dr-sun", COUNTY, PractitionerRole::Specialist)).unwrap();
+    s.add_practitioner(&doctor("dr-zhou", OTHER, PractitionerRole::FamilyDoctor)).unwrap();
+    let team =
+        Team {
+            id: "team-shiqiao".into(), name: "石桥一队".into(), organization_id: VILLAGE.into(), members: vec![]
+        };
+    s.add_team(&team).unwrap();
+    let patient = s
+        .create_patient(NewPatient {
+            id: None,
+            demographics: Demographics {
+                name: "刘桂兰".into(),
+                sex: Sex::Female,
+                birth_date: NaiveDate::from_ymd_opt(1951, 2, 3).unwrap(),
+                national_id: None,
+                phone: None,
+                address: None,
+                village: Some("石桥村".into()),
+            },
+            practitioner_id: "dr-wang".into(),
+            organization_id: VILLAGE.into(),
+        })
+        .unwrap();
+    let start = today().checked_sub_days(Days::new(300)).unwrap();
+    let contract = NewContract {
+        team_id: "team-shiqiao".into(),
+        practitioner_id: "dr-wang".into(),
+        organization_id: VILLAGE.into(),
+        start,
+        end: start.checked_add_days(Days::new(365)).unwrap(),
+    };
+    s.sign_contract(patient, contract).unwrap();
+    s.add_condition(
+        patient,
+        NewCondition {
+            icd10: "I10".into(),
+            diagnosed_on: start,
+            practitioner_id: "dr-wang".into(),
+            note: String::new(),
+        },
+    )
+    .unwrap();
+    let visit = NewVisit {
+        at: now_ms() - 200 * 86_400_000,
+        organization_id: VILLAGE.into(),
+        practitioner_id: "dr-wang".into(),
+        kind: VisitKind::FollowUp,
+        vitals: Vitals { systolic_mmhg: Some(150), diastolic_mmhg: Some(95), ..Vitals::default() },
+        symptoms: vec![],
+        diagnoses: vec!["I10".into()],
+        medicines: vec![],
+        lifestyle: Lifestyle::default(),
+        notes: String::new(),
+    };
+    s.record_visit(patient, visit).unwrap();
+    let referral = s
+        .create_referral(
+            patient,
+            NewReferral {
+                direction: Direction::Upward,
+                from_organization_id: VILLAGE.into(),
+                from_practitioner_id: "dr-wang".into(),
+                to_organization_id: COUNTY.into(),
+                reason: "uncontrolled hypertension".into(),
+                urgency: Urgency::Urgent,
+                clinical_summary: "150/95 on two drugs".into(),
+                in_response_to: None,
+            },
+        )
+        .unwrap();
+    let county_desk = s.create_admin_token("desk-county", OperatorRole::ReferralDesk, Some(COUNTY)).unwrap();
+    let village_desk = s.create_admin_token("desk-shiqiao", OperatorRole::ReferralDesk, Some(VILLAGE)).unwrap();
+    let other_desk = s.create_admin_token("desk-dongcun", OperatorRole::ReferralDesk, Some(OTHER)).unwrap();
+    let analyst = s.create_admin_token("analyst-sun", OperatorRole::Analyst, None).unwrap();
+    Desk { api, county_desk, village_desk, other_desk, analyst, patient, referral }
+}
+
+impl Desk {
+    async fn get(&self, uri: &str, token: &str) -> (StatusCode, Value) {
+        self.api.call("GET", uri, Some(token), None).await
+    }
+
+    async fn post(&self, uri: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.api.call("POST", uri, Some(token), Some(body)).await
+    }
+}
+
+#[tokio::test]
+async fn unknown_endpoints_and_missing_tokens_answer_json() {
+    let d = consortium();
+    let (status, body) = d.get("/v1/nothing-here", &d.analyst).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error(&body), "no endpoint GET /v1/nothing-here");
+    let uri = format!("/v1/organizations/{COUNTY}/worklist");
+    let (status, body) = d.api.call("GET", &uri, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(error(&body).contains("Bearer"));
+    assert_eq!(d.get(&uri, "yat_not-a-token").await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_worklist_filters_and_refuses_what_it_cannot_read() {
+    let d = consortium();
+    let uri = |q: &str| format!("/v1/organizations/{COUNTY}/worklist{q}");
+    let (status, list) = d.get(&uri(""), &d.county_desk).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["referral_id"], d.referral.to_string());
+    assert_eq!((list[0]["side"].as_str(), list[0]["status"].as_str()), (Some("incoming"), Some("requested")));
+    assert_eq!(list[0]["patient_name"], "刘桂兰");
+    // Filters.
+    let today = today();
+    for (query, expected) in [
+        ("?side=incoming&status=requested,received&urgency=urgent&direction=upward".to_string(), 1),
+        ("?side=outgoing".to_string(), 0),
+        ("?status=accepted".to_string(), 0),
+        ("?urgency=emergency".to_string(), 0),
+        ("?direction=downward".to_string(), 0),
+        (format!("?from={today}&to={today}"), 1),
+        (format!("?from={}", today.succ_opt().unwrap()), 0),
+    ] {
+        let (status, list) = d.get(&uri(&query), &d.analyst).await;
+        assert_eq!((status, list.as_array().map(Vec::len)), (StatusCode::OK, Some(expected)), "{query}: {list}");
+    }
+    let (_, village) = d.get(&format!("/v1/organizations/{VILLAGE}/worklist"), &d.village_desk).await;
+    assert_eq!(village[0]["side"], "outgoing");
+    // Bad input names the parameter.
+    let (status, body) = d.get(&uri("?status=done"), &d.county_desk).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error(&body).starts_with("status: \"done\" is not one of requested,"), "{body}");
+    let (status, body) = d.get(&uri("?from=2026-13-01"), &d.county_desk).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error(&body).starts_with("query:") && error(&body).contains("from"), "{body}");
+    let (status, body) = d.get(&uri("?colour=red"), &d.county_desk).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error(&body).contains("colour"), "{body}");
+    let (status, body) = d.get(&uri("?limit=5000"), &d.county_desk).await;
+    assert_eq!((status, error(&body)), (StatusCode::BAD_REQUEST, "worklist.limit: 5000 is more than 1000"));
+    let (status, body) = d.get("/v1/organizations/atlantis/worklist", &d.analyst).await;
+    assert_eq!((status, error(&body)), (StatusCode::NOT_FOUND, "organization atlantis not found"));
+    // A desk reads its own organization's worklist only.
+    let (status, body) = d.get(&uri(""), &d.other_desk).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(error(&body), "token desk-dongcun acts for dongcun; this concerns county");
+}
+
+#[tokio::test]
+async fn the_desk_decides_and_the_workflow_refuses_what_it_does_not_allow() {
+    let d = consortium();
+    let base = format!("/v1/referrals/{}", d.referral);
+    let sun = json!({"practitioner_id": "dr-sun"});
+    // Roles and organizations.
+    let (status, body) = d.post(&format!("{base}/accept"), &d.analyst, sun.clone()).await;
+    assert_eq!(
+        (status, error(&body)),
+        (StatusCode::FORBIDDEN, "token analyst-sun has the role analyst; this needs admin or referral_desk")
+    );
+    let (status, body) = d.post(&format!("{base}/accept"), &d.other_desk, sun.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = d.post(&format!("{base}/accept"), &d.village_desk, sun.clone()).await;
+    assert_eq!(
+        (status, error(&body)),
+        (StatusCode::FORBIDDEN, "token desk-shiqiao acts for shiqiao; this concerns county")
+    );
+    // Bad input.
+    let request = Request::builder().method("POST").uri(format!("{base}/accept"));
+    let (status, body) = d.api.raw(request, Some(&d.county_desk), Some("{\"practitioner_id\": ".into())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error(&body).starts_with("request body:"), "{body}");
+    let (status, body) = d.post(&format!("{base}/accept"), &d.county_desk, json!({"note": "x"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error(&body).contains("practitioner_id"), "{body}");
+    let (status, body) = d.post(&format!("{base}/accept"), &d.county_desk, json!({"practitioner_id": "dr-wang"})).await;
+    assert_eq!(
+        (status, error(&body)),
+        (StatusCode::BAD_REQUEST, "practitioner_id: dr-wang works at shiqiao, not at county")
+    );
+    let (status, body) =
+        d.post(&format!("{base}/accept"), &d.county_desk, json!({"practitioner_id": "dr-nobody"})).await;
+    assert_eq!((status, error(&body)), (StatusCode::BAD_REQUEST, "practitioner_id: dr-nobody is not in the directory"));
+    let (status, body) = d.post(&format!("{base}/teleport"), &d.county_desk, sun.clone()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        error(&body).starts_with("no referral action \"teleport\"; the actions are receive, accept, reject"),
+        "{body}"
+    );
+    let (status, body) = d.post("/v1/referrals/not-an-id/accept", &d.county_desk, sun.clone()).await;
+    assert_eq!((status, error(&body)), (StatusCode::BAD_REQUEST, "referral: \"not-an-id\" is not a referral id"));
+    let unknown = ReferralId::new();
+    let (status, _) = d.post(&format!("/v1/referrals/{unknown}/accept"), &d.county_desk, sun.clone()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // A rejection needs its reason; a withdrawal is the sender's.
+    let (status, body) = d.post(&format!("{base}/reject"), &d.county_desk, sun.clone()).await;
+    assert_eq!((status, error(&body)), (StatusCode::BAD_REQUEST, "referral_event.note: a rejection needs a reason"));
+    let (status, _) = d.post(&format!("{base}/cancel"), &d.county_desk, sun.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // The decisions, in order; a jump the workflow has not is a conflict with the current status.
+    let (status, body) = d.post(&format!("{base}/receive"), &d.county_desk, sun.clone()).await;
+    assert_eq!((status, &body["referral"]["status"]["status"]), (StatusCode::OK, &json!("received")), "{body}");
+    let (status, body) = d.post(&format!("{base}/start"), &d.county_desk, sun.clone()).await;
+    assert_eq!(
+        (status, error(&body)),
+        (StatusCode::CONFLICT, format!("referral {}: cannot go from received to in-progress", d.referral).as_str())
+    );
+    d.post(&format!("{base}/accept"), &d.county_desk, sun.clone()).await;
+    d.post(&format!("{base}/start"), &d.api.token.clone(), sun.clone()).await;
+    let (status, body) = d.post(&format!("{base}/complete"), &d.county_desk, sun.clone()).await;
+    assert_eq!(
+        (status, error(&body)),
+        (
+            StatusCode::BAD_REQUEST,
+            "referral_event.discharge_summary: completing an upward referral needs a discharge summary"
+        )
+    );
+    let discharge = json!({"practitioner_id": "dr-sun", "discharge_summary": "stable on three drugs"});
+    let (status, body) = d.post(&format!("{base}/complete"), &d.county_desk, discharge).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let history: Vec<&str> = body["referral"]["status"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, ["received", "accepted", "in-progress", "completed"]);
+    assert!(body["event_id"].is_string());
+    let (status, _) = d.post(&format!("{base}/accept"), &d.county_desk, sun.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "completed is terminal");
+
+    // Reading the referral: both sides' desks and the analyst; not a third clinic.
+    for token in [&d.county_desk, &d.village_desk, &d.analyst] {
+        let (status, body) = d.get(&base, token).await;
+        assert_eq!((status, &body["status"]["status"]), (StatusCode::OK, &json!("completed")), "{body}");
+        assert_eq!(body["patient_id"], d.patient.to_string());
+    }
+    assert_eq!(d.get(&base, &d.other_desk).await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_hospital_sends_the_resident_back_down() {
+    let d = consortium();
+    let base = format!("/v1/referrals/{}", d.referral);
+    let back = json!({"practitioner_id": "dr-sun", "reason": "rehabilitation at home", "clinical_summary": "walks with a stick"});
+    let (status, body) = d.post(&format!("{base}/downward"), &d.village_desk, back.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "only the hospital that received it: {body}");
+    let (status, down) = d.post(&format!("{base}/downward"), &d.county_desk, back.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{down}");
+    assert_eq!((down["direction"].as_str(), down["urgency"].as_str()), (Some("downward"), Some("routine")));
+    assert_eq!(
+        (down["from_organization_id"].as_str(), down["to_organization_id"].as_str()),
+        (Some(COUNTY), Some(VILLAGE))
+    );
+    assert_eq!(down["in_response_to"], d.referral.to_string());
+    let record = d.api.store.patient(d.patient).unwrap();
+    assert_eq!(record.referrals.len(), 2);
+    // It appears in the village clinic's incoming worklist.
+    let (_, list) = d.get(&format!("/v1/organizations/{VILLAGE}/worklist?side=incoming"), &d.village_desk).await;
+    assert_eq!(list[0]["id"].as_str().or(list[0]["referral_id"].as_str()), down["id"].as_str());
+    // A downward referral is not answered by another; an unknown destination is refused.
+    let (status, body) =
+        d.post(&format!("/v1/referrals/{}/downward", down["id"].as_str().unwrap()), &d.analyst, back.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = d
+        .post(&format!("/v1/referrals/{}/downward", down["id"].as_str().unwrap()), &d.api.token.clone(), back.clone())
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error(&body).ends_with("is a downward referral"), "{body}");
+    let elsewhere = json!({"practitioner_id": "dr-sun", "reason": "x", "to_organization_id": "atlantis"});
+    let (status, body) = d.post(&format!("{base}/downward"), &d.county_desk, elsewhere).await;
+    assert_eq!((status, error(&body)), (StatusCode::NOT_FOUND, "organization atlantis not found"));
+    let (status, body) =
+        d.post(&format!("{base}/downward"), &d.county_desk, json!({"practitioner_id": "dr-sun", "reason": ""})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error(&body).starts_with("referral.reason"), "{body}");
+}
+
+#[tokio::test]
+async fn records_are_read_by_those_concerned_and_every_read_is_logged() {
+    let d = consortium();
+    let uri = format!("/v1/patients/{}", d.patient);
+    let (status, record) = d.get(&uri, &d.county_desk).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(record["patient"]["name"], "刘桂兰");
+    let (status, body) = d.get(&uri, &d.other_desk).await;
+    assert_eq!(
+        (status, error(&body)),
+        (StatusCode::FORBIDDEN, "token desk-dongcun acts for dongcun; no referral of this resident concerns it")
+    );
+    assert_eq!(d.get(&uri, &d.analyst).await.0, StatusCode::OK);
+    let (status, body) = d.get("/v1/patients/nobody", &d.analyst).await;
+    assert_eq!((status, error(&body)), (StatusCode::BAD_REQUEST, "patient: \"nobody\" is not a patient id"));
+    assert_eq!(d.get(&format!("/v1/patients/{}", PatientId::new()), &d.analyst).await.0, StatusCode::NOT_FOUND);
+    let reads = d.api.store.record_reads(Some(&d.patient.to_string()), 10).unwrap();
+    let readers: Vec<&str> = reads.iter().map(|r| r.reader.as_str()).collect();
+    assert_eq!(readers, ["analyst-sun", "desk-county"], "the refused read is not logged");
+}
+
+#[tokio::test]
+async fn statistics_count_referrals_and_overdue_follow_ups_per_team() {
+    let d = consortium();
+    let uri = format!("/v1/organizations/{COUNTY}/statistics");
+    let (status, stats) = d.get(&uri, &d.analyst).await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(stats["referrals"]["upward"]["requested"], 1);
+    assert_eq!(stats["closed_loop"]["completed_upward"], 0);
+    assert!(stats["months"].as_array().unwrap().len() >= 6);
+    // The county's consortium includes Shiqiao's team; its resident was last seen 200 days ago.
+    let teams = stats["overdue_follow_ups"].as_array().unwrap();
+    assert_eq!(teams.len(), 1, "{stats}");
+    assert_eq!((teams[0]["team_id"].as_str(), teams[0]["overdue"].as_u64()), (Some("team-shiqiao"), Some(1)));
+    assert_eq!(teams[0]["overdue_over_30_days"], 1);
+    let (_, other) = d.get(&format!("/v1/organizations/{OTHER}/statistics"), &d.other_desk).await;
+    assert!(other["overdue_follow_ups"].as_array().unwrap().is_empty());
+    assert_eq!(other["closed_loop"]["rate"], Value::Null);
+    let (status, body) = d.get(&format!("{uri}?from=2026-03-01&to=2026-02-01"), &d.analyst).await;
+    assert_eq!(
+        (status, error(&body)),
+        (StatusCode::BAD_REQUEST, "period.from: 2026-03-01 is after period.to 2026-02-01")
+    );
+    let (status, body) = d.get(&format!("{uri}?from=yesterday"), &d.analyst).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error(&body).contains("from"), "{body}");
+    assert_eq!(d.get(&uri, &d.other_desk).await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_changes_feed_pages_through_every_record() {
+    let d = consortium();
+    let second = d.api.store.create_patient(NewPatient {
+        id: None,
+        demographics: Demographics {
+            name: "赵建国".into(),
+            sex: Sex::Male,
+            birth_date: NaiveDate::from_ymd_opt(1948, 7, 1).unwrap(),
+            national_id: None,
+            phone: None,
+            address: None,
+            village: None,
+        },
+        practitioner_id: "dr-zhou".into(),
+        organization_id: OTHER.into(),
+    });
+    let second = second.unwrap();
+    let (status, page) = d.get("/v1/changes?since=0&limit=1", &d.analyst).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!((page["changes"].as_array().unwrap().len(), &page["more"]), (1, &json!(true)));
+    assert_eq!(page["changes"][0]["patient_id"], d.patient.to_string());
+    let next = page["next"].as_i64().unwrap();
+    let (_, page) = d.get(&format!("/v1/changes?since={next}&limit=1"), &d.analyst).await;
+    assert_eq!(page["changes"][0]["patient_id"], second.to_string());
+    assert_eq!(page["changes"][0]["record"]["patient"]["name"], "赵建国");
+    assert_eq!(page["more"], false);
+    let end = page["next"].as_i64().unwrap();
+    // Nothing new and no wait: an empty page at once, pointing at the same place.
+    let (_, page) = d.get(&format!("/v1/changes?since={end}"), &d.analyst).await;
+    assert_eq!((page["changes"].as_array().unwrap().len(), page["next"].as_i64()), (0, Some(end)));
+    for (query, message) in [
+        ("limit=0", "limit: 0 is outside 1..=500"),
+        ("since=-4", "since: -4 is negative"),
+        ("wait=600", "wait: 600 is more than 60 seconds"),
+    ] {
+        let (status, body) = d.get(&format!("/v1/changes?{query}"), &d.analyst).await;
+        assert_eq!((status, error(&body)), (StatusCode::BAD_REQUEST, message));
+    }
+    let (status, body) = d.get("/v1/changes", &d.county_desk).await;
+    assert_eq!(
+        (status, error(&body)),
+        (StatusCode::FORBIDDEN, "token desk-county acts for county; the changes feed is consortium-wide")
+    );
+}
