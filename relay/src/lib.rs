@@ -5,11 +5,14 @@
 //! its log with its own sequence, and streams to each device, live, the changes in its scope.
 //!
 //! - [`server`]: the QUIC endpoint (quinn), a task per connection, graceful shutdown;
-//! - [`http`]: the HTTP API (axum): health and the token-protected admin endpoints;
+//! - [`http`]: the HTTP API (axum): health, metrics, the admin endpoints, referral worklists and
+//!   decisions, closed-loop statistics, the changes feed;
+//! - [`fhir`]: FHIR R4 export of the records (Patient, `$everything`, searches);
 //! - [`storage`]: the storage trait and its embedded SQLite backend;
 //! - [`demo`]: the README's main job, a relay and three field devices over real QUIC.
 
 pub mod demo;
+pub mod fhir;
 pub mod http;
 pub mod metrics;
 pub mod server;

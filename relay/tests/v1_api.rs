@@ -6,131 +6,13 @@
 mod common;
 
 use axum::http::{Request, StatusCode};
-use chrono::{Days, NaiveDate};
-use common::{Api, error};
+use chrono::NaiveDate;
+use common::consortium::{COUNTY, OTHER, VILLAGE, consortium};
+use common::error;
 use serde_json::{Value, json};
 use yilian_core::model::*;
-use yilian_core::store::OperatorRole;
-use yilian_core::time::{now_ms, today};
-use yilian_core::{Organization, OrganizationKind, PatientId, Practitioner, PractitionerRole, ReferralId, Team};
-
-const COUNTY: &str = "county";
-const VILLAGE: &str = "shiqiao";
-const OTHER: &str = "dongcun";
-
-struct Desk {
-    api: Api,
-    county_desk: String,
-    village_desk: String,
-    other_desk: String,
-    analyst: String,
-    patient: PatientId,
-    referral: ReferralId,
-}
-
-fn org(id: &str, kind: OrganizationKind, part_of: Option<&str>) -> Organization {
-    Organization { id: id.into(), name: format!("{id} 机构"), kind, part_of: part_of.map(str::to_string) }
-}
-
-fn doctor(id: &str, organization: &str, role: PractitionerRole) -> Practitioner {
-    Practitioner { id: id.into(), name: format!("{id} 医生"), role, organization_id: organization.into() }
-}
-
-/// A consortium (county hospital, two village clinics), a hypertensive resident of Shiqiao last
-/// seen 200 days ago (overdue), referred upward to the county hospital, and a token per role.
-fn consortium() -> Desk {
-    let api = Api::new();
-    let s = &api.store;
-    s.add_organization(&org(COUNTY, OrganizationKind::CountyHospital, None)).unwrap();
-    s.add_organization(&org(VILLAGE, OrganizationKind::VillageClinic, Some(COUNTY))).unwrap();
-    s.add_organization(&org(OTHER, OrganizationKind::VillageClinic, Some(COUNTY))).unwrap();
-    s.add_practitioner(&doctor("dr-wang", VILLAGE, PractitionerRole::FamilyDoctor)).unwrap();
-    s.add_practitioner(&doctor("dr-sun", COUNTY, PractitionerRole::Specialist)).unwrap();
-    s.add_practitioner(&doctor("dr-zhou", OTHER, PractitionerRole::FamilyDoctor)).unwrap();
-    let team =
-        Team {
-            id: "team-shiqiao".into(), name: "石桥一队".into(), organization_id: VILLAGE.into(), members: vec![]
-        };
-    s.add_team(&team).unwrap();
-    let patient = s
-        .create_patient(NewPatient {
-            id: None,
-            demographics: Demographics {
-                name: "刘桂兰".into(),
-                sex: Sex::Female,
-                birth_date: NaiveDate::from_ymd_opt(1951, 2, 3).unwrap(),
-                national_id: None,
-                phone: None,
-                address: None,
-                village: Some("石桥村".into()),
-            },
-            practitioner_id: "dr-wang".into(),
-            organization_id: VILLAGE.into(),
-        })
-        .unwrap();
-    let start = today().checked_sub_days(Days::new(300)).unwrap();
-    let contract = NewContract {
-        team_id: "team-shiqiao".into(),
-        practitioner_id: "dr-wang".into(),
-        organization_id: VILLAGE.into(),
-        start,
-        end: start.checked_add_days(Days::new(365)).unwrap(),
-    };
-    s.sign_contract(patient, contract).unwrap();
-    s.add_condition(
-        patient,
-        NewCondition {
-            icd10: "I10".into(),
-            diagnosed_on: start,
-            practitioner_id: "dr-wang".into(),
-            note: String::new(),
-        },
-    )
-    .unwrap();
-    let visit = NewVisit {
-        at: now_ms() - 200 * 86_400_000,
-        organization_id: VILLAGE.into(),
-        practitioner_id: "dr-wang".into(),
-        kind: VisitKind::FollowUp,
-        vitals: Vitals { systolic_mmhg: Some(150), diastolic_mmhg: Some(95), ..Vitals::default() },
-        symptoms: vec![],
-        diagnoses: vec!["I10".into()],
-        medicines: vec![],
-        lifestyle: Lifestyle::default(),
-        notes: String::new(),
-    };
-    s.record_visit(patient, visit).unwrap();
-    let referral = s
-        .create_referral(
-            patient,
-            NewReferral {
-                direction: Direction::Upward,
-                from_organization_id: VILLAGE.into(),
-                from_practitioner_id: "dr-wang".into(),
-                to_organization_id: COUNTY.into(),
-                reason: "uncontrolled hypertension".into(),
-                urgency: Urgency::Urgent,
-                clinical_summary: "150/95 on two drugs".into(),
-                in_response_to: None,
-            },
-        )
-        .unwrap();
-    let county_desk = s.create_admin_token("desk-county", OperatorRole::ReferralDesk, Some(COUNTY)).unwrap();
-    let village_desk = s.create_admin_token("desk-shiqiao", OperatorRole::ReferralDesk, Some(VILLAGE)).unwrap();
-    let other_desk = s.create_admin_token("desk-dongcun", OperatorRole::ReferralDesk, Some(OTHER)).unwrap();
-    let analyst = s.create_admin_token("analyst-sun", OperatorRole::Analyst, None).unwrap();
-    Desk { api, county_desk, village_desk, other_desk, analyst, patient, referral }
-}
-
-impl Desk {
-    async fn get(&self, uri: &str, token: &str) -> (StatusCode, Value) {
-        self.api.call("GET", uri, Some(token), None).await
-    }
-
-    async fn post(&self, uri: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.api.call("POST", uri, Some(token), Some(body)).await
-    }
-}
+use yilian_core::time::today;
+use yilian_core::{PatientId, ReferralId};
 
 #[tokio::test]
 async fn unknown_endpoints_and_missing_tokens_answer_json() {

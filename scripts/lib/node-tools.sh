@@ -35,6 +35,11 @@ ensure_node_tools() {
     echo "node-tools: installing ${need[*]} with apt" >&2
     node_tools_apt_install "${need[@]}" >&2
   fi
+  local major; major="$(node -p 'process.versions.node.split(".")[0]')"
+  if [ "$major" -lt 18 ]; then
+    echo "node-tools: Node.js $major is too old: tests/js needs >= 18 (Debian 12's nodejs is 18)" >&2
+    return 1
+  fi
   local modules="$NODE_TOOLS_DIR/node_modules"
   # npm ci writes node_modules/.package-lock.json last: it is the stamp of a finished install.
   if [ ! -f "$modules/.package-lock.json" ] || [ "$NODE_TOOLS_DIR/package-lock.json" -nt "$modules/.package-lock.json" ]; then

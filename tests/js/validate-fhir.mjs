@@ -68,17 +68,22 @@ function calendarOk(s) {
   return d <= new Date(Date.UTC(y, mo, 0)).getUTCDate();
 }
 
+// \s and \S in the spec's regexes are Java's, ASCII only: U+3000 (the full-width space of
+// Chinese text) and U+00A0 are ordinary characters there, so they are here too.
+const WS = '[ \\t\\n\\x0B\\f\\r]';
+const NWS = '[^ \\t\\n\\x0B\\f\\r]';
+const TEXT = '[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F]+'; // non-empty, no control characters but \t \r \n
 const STRINGY = {
-  string: [re('[ \\r\\n\\t\\S]+'), 'a non-empty string'],
-  markdown: [re('[ \\r\\n\\t\\S]+'), 'non-empty markdown'],
-  code: [re('[^\\s]+( [^\\s]+)*'), 'a code (no leading/trailing/double whitespace)'],
+  string: [re(TEXT), 'a non-empty string without control characters'],
+  markdown: [re(TEXT), 'non-empty markdown without control characters'],
+  code: [re(`${NWS}+(${WS}${NWS}+)*`), 'a code (no leading, trailing or repeated whitespace)'],
   id: [re('[A-Za-z0-9\\-\\.]{1,64}'), 'an id (1-64 of A-Z a-z 0-9 - .)'],
-  uri: [re('\\S+'), 'a uri (no whitespace)'],
-  url: [re('\\S+'), 'a url (no whitespace)'],
-  canonical: [re('\\S+'), 'a canonical (no whitespace)'],
+  uri: [re(`${NWS}+`), 'a uri (no whitespace)'],
+  url: [re(`${NWS}+`), 'a url (no whitespace)'],
+  canonical: [re(`${NWS}+`), 'a canonical (no whitespace)'],
   oid: [re('urn:oid:[0-2](\\.(0|[1-9][0-9]*))+'), 'an oid (urn:oid:1.2.3)'],
   uuid: [re('urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'), 'a uuid (urn:uuid:, lower case)'],
-  base64Binary: [re('(\\s*([0-9a-zA-Z\\+/=]){4}\\s*)+'), 'base64'],
+  base64Binary: [re(`(${WS}*([0-9a-zA-Z\\+/=]){4}${WS}*)+`), 'base64'],
   date: [DATE_RE, 'a date YYYY, YYYY-MM or YYYY-MM-DD'],
   dateTime: [DATETIME_RE, 'a dateTime YYYY[-MM[-DD[Thh:mm:ss[.fff](Z|+hh:mm)]]] (a time needs a zone)'],
   instant: [INSTANT_RE, 'an instant YYYY-MM-DDThh:mm:ss[.fff](Z|+hh:mm)'],
@@ -173,7 +178,7 @@ class Strict {
   value(v, p, loc) {
     const t = p._type;
     if (t in STRINGY) {
-      if (typeof v !== 'string') return this.err(loc, `expected ${STRINGY[t][1]} as a JSON string, got ${jsonType(v)} ${JSON.stringify(v)}`, true);
+      if (typeof v !== 'string') return this.err(loc, `expected a JSON string (${t}), got ${jsonType(v)} ${JSON.stringify(v)}`, true);
       if (!STRINGY[t][0].test(v)) return this.err(loc, `"${v}" is not ${STRINGY[t][1]}`, true);
       if ((t === 'date' || t === 'dateTime' || t === 'instant') && !calendarOk(v)) return this.err(loc, `"${v}" is not a calendar day`, true);
       if (t === 'xhtml' && !(/^\s*<div[\s>]/.test(v) && v.includes('xmlns="http://www.w3.org/1999/xhtml"'))) {

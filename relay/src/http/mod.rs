@@ -48,6 +48,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .nest("/admin", admin::routes())
         .nest("/v1", v1())
+        .nest("/fhir", crate::fhir::routes())
         .fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
             AppError::NotFound(format!("no endpoint {method} {}", uri.path()))
         })
@@ -136,9 +137,11 @@ impl From<Error> for AppError {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let (status, message) = match self {
+impl AppError {
+    /// The HTTP status and the message to show (internal failures are logged here and shown as a
+    /// generic message).
+    pub fn status_and_message(self) -> (StatusCode, String) {
+        match self {
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             AppError::Unauthorized => {
                 (StatusCode::UNAUTHORIZED, "an operator token is required: Authorization: Bearer <token>".into())
@@ -150,7 +153,13 @@ impl IntoResponse for AppError {
                 tracing::error!(error = %m, "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the relay's log".into())
             }
-        };
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, message) = self.status_and_message();
         (status, Json(serde_json::json!({ "error": message }))).into_response()
     }
 }

@@ -283,13 +283,23 @@ pub(crate) async fn patient(
     State(s): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Json<PatientRecord>, AppError> {
+    Ok(Json(readable_record(&s, &operator, &raw, "record").await?))
+}
+
+/// A resident's record for `operator`, its read logged as `what`: readers only, and a desk only
+/// when a referral of the resident concerns its organization.
+pub(crate) async fn readable_record(
+    s: &AppState,
+    operator: &Operator,
+    raw: &str,
+    what: &'static str,
+) -> Result<PatientRecord, AppError> {
     operator.allow(READERS)?;
     let id: PatientId =
         raw.parse().map_err(|_| AppError::BadRequest(format!("patient: {raw:?} is not a patient id")))?;
     let storage = s.storage.clone();
     let record = blocking(move || storage.record(id)).await?;
     if let Some(own) = &operator.organization_id {
-        // A desk sees the records of residents referred from or to its organization.
         let involved = record
             .referrals
             .iter()
@@ -301,7 +311,7 @@ pub(crate) async fn patient(
             )));
         }
     }
-    let who = operator.name.clone();
-    blocking(move || s.storage.log_record_read(&who, &raw, "record")).await?;
-    Ok(Json(record))
+    let (storage, who) = (s.storage.clone(), operator.name.clone());
+    blocking(move || storage.log_record_read(&who, &id.to_string(), what)).await?;
+    Ok(record)
 }

@@ -2,6 +2,8 @@
 //! that returns the status and the JSON body.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod consortium;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::Value;
