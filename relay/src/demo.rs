@@ -4,9 +4,11 @@
 //! referral (upward, accepted, completed, downward back to the village); the last step runs the
 //! devices' sync agents live, so an edit at one end reaches the other within a second.
 
+use crate::http::AppState;
 use crate::{Relay, RelayConfig, RelayStorage, open_sqlite};
 use anyhow::{Context, Result, bail};
 use chrono::Days;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use yilian_core::agent::{AgentConfig, SyncAgent};
 use yilian_core::model::*;
 use yilian_core::net::{SessionOptions, WireStats, client_config, connect, enroll, sync_over};
-use yilian_core::store::DEFAULT_CODE_VALIDITY;
+use yilian_core::store::{DEFAULT_CODE_VALIDITY, OperatorRole};
 use yilian_core::time::{now_ms, today};
 use yilian_core::{
     DeviceKind, Organization, OrganizationKind, PatientId, Practitioner, PractitionerRole, Store, StoreOptions, Team,
@@ -200,7 +202,8 @@ fn consortium(admin: &Store) -> Result<()> {
 
 /// Runs the scenario and checks that every device ends with the relay's copy of each record in
 /// its scope.
-pub async fn run(data_dir: Option<PathBuf>) -> Result<()> {
+/// The dashboard stays up after the scenario when `serve` is set, until Ctrl-C.
+pub async fn run(data_dir: Option<PathBuf>, http: SocketAddr, serve: bool) -> Result<()> {
     let temp = tempfile::tempdir()?;
     let dir = data_dir.unwrap_or_else(|| temp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
@@ -211,7 +214,14 @@ pub async fn run(data_dir: Option<PathBuf>) -> Result<()> {
     )
     .await?;
     println!("Yilian demo — stores in {}", dir.display());
-    println!("relay listening on {} (QUIC, mutual TLS), certificate {}\n", relay.addr, relay.fingerprint);
+    println!("relay listening on {} (QUIC, mutual TLS), certificate {}", relay.addr, relay.fingerprint);
+    let listener = tokio::net::TcpListener::bind(http).await.with_context(|| format!("binding {http}"))?;
+    let http = listener.local_addr()?;
+    let stop_http = CancellationToken::new();
+    let state = AppState { storage: storage.clone(), revocations: relay.revocations(), metrics: relay.metrics() };
+    let api = tokio::spawn(crate::http::serve(listener, state, stop_http.clone()));
+    let token = storage.create_admin_token("demo-dashboard", OperatorRole::Analyst, None)?;
+    println!("dashboard: http://{http}/dashboard#token={token}\n");
     println!("0. The consortium admin sets up the directory and enrolls three phones");
     consortium(&storage)?;
     let wang = Device::enroll(&dir, "dr-wang", "dr-wang", &relay, &storage).await?;
@@ -395,5 +405,11 @@ pub async fn run(data_dir: Option<PathBuf>) -> Result<()> {
     }
     relay.shutdown().await;
     println!("\nconverged");
+    if serve {
+        println!("dashboard: http://{http}/dashboard#token={token} — Ctrl-C to stop");
+        tokio::signal::ctrl_c().await?;
+    }
+    stop_http.cancel();
+    api.await??;
     Ok(())
 }

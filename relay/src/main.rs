@@ -124,6 +124,12 @@ enum Command {
         /// Keep the demo's stores in this folder instead of a temporary one.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Where the demo relay serves its HTTP API and dashboard (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        http: SocketAddr,
+        /// After converging, keep serving the dashboard until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
     },
 }
 
@@ -292,7 +298,7 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Command::Demo { data_dir } => runtime.block_on(demo::run(data_dir)),
+        Command::Demo { data_dir, http, serve } => runtime.block_on(demo::run(data_dir, http, serve)),
         other => admin(other),
     }
 }
@@ -402,6 +408,7 @@ async fn serve(config: RelayConfig, storage: Arc<Store>, http: SocketAddr) -> Re
     let api = tokio::spawn(yilian_relay::http::serve(listener, state, stop.clone()));
     println!("yilian-relay listening on {} (QUIC, ALPN yilian/1, mutual TLS)", relay.addr);
     println!("HTTP API on http://{http} (admin endpoints need `yilian-relay token`)");
+    println!("dashboard on http://{http}/dashboard (paste an operator token)");
     println!("devices pin this certificate: {}", relay.fingerprint);
     tokio::signal::ctrl_c().await?;
     tracing::info!("shutting down");

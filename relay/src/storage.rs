@@ -63,6 +63,8 @@ pub trait RelayStorage: ParentStorage {
     ) -> Result<EnrollmentCode>;
     /// Every enrolled device.
     fn devices(&self) -> Result<Vec<Device>>;
+    /// When a device last synced (its sync bookkeeping last moved), if ever.
+    fn last_sync_at(&self, device: &str) -> Result<Option<Millis>>;
 
     /// Creates an operator API token (returned once; kept hashed).
     fn create_admin_token(&self, name: &str, role: OperatorRole, organization: Option<&str>) -> Result<String>;
@@ -167,6 +169,10 @@ impl RelayStorage for Store {
 
     fn devices(&self) -> Result<Vec<Device>> {
         Store::devices(self)
+    }
+
+    fn last_sync_at(&self, device: &str) -> Result<Option<Millis>> {
+        self.peer_last_sync(device)
     }
 
     fn create_admin_token(&self, name: &str, role: OperatorRole, organization: Option<&str>) -> Result<String> {

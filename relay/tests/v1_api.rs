@@ -297,3 +297,31 @@ async fn the_changes_feed_pages_through_every_record() {
         (StatusCode::FORBIDDEN, "token desk-county acts for county; the changes feed is consortium-wide")
     );
 }
+
+#[tokio::test]
+async fn organizations_devices_and_the_dashboard() {
+    let d = consortium();
+    let (status, orgs) = d.get("/v1/organizations", &d.analyst).await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> = orgs.as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [COUNTY, OTHER, VILLAGE]);
+    let (status, devices) = d.get("/v1/devices", &d.county_desk).await;
+    assert_eq!((status, devices), (StatusCode::OK, json!([])));
+    assert_eq!(d.api.call("GET", "/v1/devices", None, None).await.0, StatusCode::UNAUTHORIZED);
+    // The dashboard's page and assets are served without a token (the data is not), with a
+    // content security policy that keeps other origins' scripts out.
+    for (path, kind) in
+        [("/dashboard", "text/html"), ("/dashboard/app.js", "text/javascript"), ("/dashboard/style.css", "text/css")]
+    {
+        let response = tower::ServiceExt::oneshot(
+            yilian_relay::http::app(d.api.state.clone()),
+            Request::get(path).body(axum::body::Body::empty()).unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers();
+        assert!(headers["content-type"].to_str().unwrap().starts_with(kind), "{path}");
+        assert!(headers["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    }
+}

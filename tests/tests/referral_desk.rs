@@ -148,8 +148,16 @@ async fn the_desk_closes_the_loop_over_http_and_the_phone_sees_every_step() -> R
     ensure!(by_relay.len() == 3, "three decisions signed by the relay, got {}", by_relay.len());
     ensure!(by_relay.iter().all(|e| e.signature == SignatureCheck::Valid));
 
+    // The dashboard's sync-lag view: the phone has the three decisions still to pull.
+    let lag =
+        |devices: &Value| devices.as_array().and_then(|d| d.iter().find(|d| d["device_id"] == "wang-phone").cloned());
+    let devices = http.expect(StatusCode::OK, "GET", "/v1/devices", &analyst, None).await;
+    ensure!(lag(&devices).is_some_and(|d| d["pending_changes"] == 3 && d["last_sync_at"].is_i64()), "{devices}");
+
     // The phone receives every event on its next sync.
     phone.sync(relay.addr).await?;
+    let devices = http.expect(StatusCode::OK, "GET", "/v1/devices", &analyst, None).await;
+    ensure!(lag(&devices).is_some_and(|d| d["pending_changes"] == 0), "{devices}");
     let status = phone.store.referral_status(referral)?;
     ensure!(status.status == TaskStatus::Completed, "phone sees {:?}", status.status);
     let seen: Vec<TaskStatus> = status.history.iter().map(|e| e.event.status).collect();

@@ -196,6 +196,40 @@ impl Store {
         Ok(n.max(0) as u64)
     }
 
+    /// Records how far `peer` (a child) has read this log: what it said at its hello, then the end
+    /// of each batch sent to it.
+    pub fn set_peer_delivered(&self, peer: &str, seq: i64) -> Result<()> {
+        self.lock().conn.execute(
+            "INSERT INTO peers (peer_id, delivered_seq, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (peer_id) DO UPDATE SET delivered_seq = excluded.delivered_seq, updated_at = excluded.updated_at",
+            params![peer, seq, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// How far `peer` (a child) has read this log, as far as this store knows.
+    pub fn peer_delivered(&self, peer: &str) -> Result<i64> {
+        let inner = self.lock();
+        let seq: Option<i64> = inner
+            .conn
+            .prepare_cached("SELECT delivered_seq FROM peers WHERE peer_id = ?1")?
+            .query_row([peer], |r| r.get(0))
+            .optional()?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    /// When the sync bookkeeping with `peer` last moved (a session pushed, pulled or
+    /// acknowledged something), if it ever synced.
+    pub fn peer_last_sync(&self, peer: &str) -> Result<Option<crate::time::Millis>> {
+        let inner = self.lock();
+        let at: Option<i64> = inner
+            .conn
+            .prepare_cached("SELECT updated_at FROM peers WHERE peer_id = ?1")?
+            .query_row([peer], |r| r.get(0))
+            .optional()?;
+        Ok(at.filter(|at| *at > 0))
+    }
+
     /// The records with changes after `after_seq`, and the newest sequence number: what a screen
     /// showing records needs to know to refresh after a sync or an edit.
     pub fn changed_records_since(&self, after_seq: i64) -> Result<(Vec<PatientId>, i64)> {

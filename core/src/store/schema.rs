@@ -197,6 +197,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE admin_tokens ADD COLUMN organization_id TEXT;
     "#,
+    // 9: on a parent, how far each child has read this log, as far as the parent knows (what the
+    // child said at its last hello, moved on by every batch sent since): its sync lag.
+    r#"
+    ALTER TABLE peers ADD COLUMN delivered_seq INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.

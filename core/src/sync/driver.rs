@@ -232,6 +232,7 @@ impl<'a> ParentDriver<'a> {
                     let log_id = self.store.log_id()?;
                     let head = self.store.head()?;
                     let pending = self.store.pending_for(&peer, read_seq)?;
+                    self.store.note_child_read(&peer, read_seq)?;
                     let grant_head = self.store.grant_head(&peer)?;
                     self.session.welcome(acked, &log_id, head, grant_head, pending)
                 }
@@ -239,6 +240,9 @@ impl<'a> ParentDriver<'a> {
                     let (changes, up_to) = self.store.changes_for(self.session.peer(), after_seq, BATCH_CHANGES)?;
                     self.outcome.sent += changes.len();
                     self.outcome.change_bytes += changes.iter().map(|c| c.bytes.len() as u64).sum::<u64>();
+                    if up_to > after_seq {
+                        self.store.note_child_read(self.session.peer(), up_to)?;
+                    }
                     self.session.pull(changes.into_iter().map(wire).collect(), up_to)
                 }
                 ParentAction::ForgetChildLog { peer } => {

@@ -35,6 +35,11 @@ pub trait ParentStorage: Send + Sync {
     /// Wakes when the log grows or scope changes, so live sessions stream new changes (SQLite: in
     /// process; PostgreSQL: LISTEN/NOTIFY across relay nodes).
     fn watch(&self) -> tokio::sync::watch::Receiver<StoreEvents>;
+    /// Notes how far `child` has read this log (at its hello, and after each batch sent): what
+    /// an operator's view of its sync lag counts from.
+    fn note_child_read(&self, child: &str, read_seq: i64) -> Result<()>;
+    /// How far `child` has read this log, as last noted.
+    fn child_read(&self, child: &str) -> Result<i64>;
 }
 
 impl ParentStorage for Store {
@@ -96,5 +101,13 @@ impl ParentStorage for Store {
 
     fn watch(&self) -> tokio::sync::watch::Receiver<StoreEvents> {
         Store::watch(self)
+    }
+
+    fn note_child_read(&self, child: &str, read_seq: i64) -> Result<()> {
+        self.set_peer_delivered(child, read_seq)
+    }
+
+    fn child_read(&self, child: &str) -> Result<i64> {
+        self.peer_delivered(child)
     }
 }

@@ -10,6 +10,8 @@
 
 pub mod admin;
 pub mod changes;
+pub mod consortium;
+pub mod dashboard;
 mod extract;
 pub mod referrals;
 pub mod statistics;
@@ -49,6 +51,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/admin", admin::routes())
         .nest("/v1", v1())
         .nest("/fhir", crate::fhir::routes())
+        .merge(dashboard::routes())
         .fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
             AppError::NotFound(format!("no endpoint {method} {}", uri.path()))
         })
@@ -59,6 +62,8 @@ pub fn app(state: AppState) -> Router {
 /// The operators' API: worklists, referral decisions, records, statistics, the changes feed.
 fn v1() -> Router<AppState> {
     Router::new()
+        .route("/organizations", get(consortium::organizations))
+        .route("/devices", get(consortium::devices))
         .route("/organizations/{organization}/worklist", get(referrals::worklist))
         .route("/organizations/{organization}/statistics", get(statistics::statistics))
         .route("/referrals/{referral}", get(referrals::referral))
