@@ -46,6 +46,7 @@ pub fn start_of(date: NaiveDate) -> Millis {
 /// stamps it later than all of them, even if its wall clock is behind, so causality survives
 /// clock skew between a village phone and a hospital server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct Hlc(pub i64);
 

@@ -54,6 +54,11 @@ validate_fhir() {
   node "$NODE_TOOLS_DIR/validate-fhir.mjs" "$@"
 }
 
+validate_openapi() {
+  [ $# -eq 1 ] || { echo "usage: validate_openapi FILE" >&2; return 2; }
+  node "$NODE_TOOLS_DIR/validate-openapi.mjs" "$1"
+}
+
 check_dashboard() {
   [ $# -ge 3 ] || { echo "usage: check_dashboard URL SCREENSHOT TEXT..." >&2; return 2; }
   node "$NODE_TOOLS_DIR/dashboard-check.mjs" "$@"

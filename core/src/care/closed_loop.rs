@@ -19,6 +19,7 @@ const DAY_MS: i64 = 86_400_000;
 
 /// Consortium calendar days (UTC+8), both ends included.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Period {
     /// First day.
     pub from: NaiveDate,
@@ -67,6 +68,7 @@ impl Period {
 
 /// How long the receiving side took to accept referrals requested in the period.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AcceptanceTimes {
     /// Referrals to the organization that were accepted.
     pub accepted: u64,
@@ -80,6 +82,7 @@ pub struct AcceptanceTimes {
 
 /// The closed-loop indicator over upward referrals completed in a period.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClosedLoop {
     /// Upward referrals completed (discharged) in the period.
     pub completed_upward: u64,
@@ -95,6 +98,7 @@ pub struct ClosedLoop {
 
 /// The closed-loop indicator of one month.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MonthlyClosedLoop {
     /// `YYYY-MM`.
     pub month: String,
@@ -105,6 +109,7 @@ pub struct MonthlyClosedLoop {
 
 /// Residents of a team whose follow-up is overdue.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TeamOverdue {
     /// The family-doctor team.
     pub team_id: String,
@@ -118,6 +123,7 @@ pub struct TeamOverdue {
 
 /// The two-way referral statistics of an organization over a period.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReferralStatistics {
     /// The organization (as sender or receiver).
     pub organization_id: String,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// The chronic-disease management programs of the basic public health service that the engine
 /// knows, each with the ICD-10 categories that enrol a patient in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Program {
     /// Hypertension (I10-I15).
@@ -96,6 +97,7 @@ impl NewCondition {
 
 /// A condition as stored in the record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Condition {
     /// Condition id.
     pub id: ConditionId,

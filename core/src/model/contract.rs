@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// Status of a contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ContractStatus {
     /// In force for its period.
@@ -33,6 +34,7 @@ pub struct NewContract {
 
 /// A contract as stored in the record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Contract {
     /// Contract id.
     pub id: ContractId,

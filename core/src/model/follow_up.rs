@@ -34,6 +34,7 @@ impl NewFollowUpPlan {
 /// A booked follow-up as stored. It counts as done once a face-to-face visit is recorded after
 /// it was booked.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FollowUpPlan {
     /// Plan id.
     pub id: FollowUpPlanId,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// Administrative sex (FHIR `AdministrativeGender`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Sex {
     /// Male.
@@ -22,6 +23,7 @@ pub enum Sex {
 
 /// Who the resident is, as entered by the doctor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Demographics {
     /// Full name.
     pub name: String,
@@ -110,6 +112,7 @@ pub struct DemographicsUpdate {
 
 /// The resident part of a record as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Patient {
     /// Record id.
     pub id: PatientId,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// A referral with its folded status.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReferralView {
     /// The referral as stored.
     #[serde(flatten)]
@@ -28,6 +29,7 @@ impl From<Referral> for ReferralView {
 /// follow-ups. Collections are sorted (visits by time, the rest by creation) so two replicas with
 /// the same changes produce identical records.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PatientRecord {
     /// The resident.
     pub patient: Patient,

@@ -10,6 +10,7 @@ use std::fmt;
 
 /// Upward (to a higher-level hospital) or downward (back to primary care for rehabilitation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// 上转: village/township to county/tertiary.
@@ -20,6 +21,7 @@ pub enum Direction {
 
 /// How soon the receiving side must act (FHIR request priority).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Urgency {
     /// FHIR `routine`.
@@ -32,6 +34,7 @@ pub enum Urgency {
 
 /// Status of a referral: FHIR R4 `TaskStatus` names (the subset the referral workflow uses).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum TaskStatus {
     /// Sent, not yet seen.
@@ -212,6 +215,7 @@ impl NewReferralEvent {
 
 /// One event of a referral's append-only history.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReferralEvent {
     /// The status it asks for.
     pub status: TaskStatus,
@@ -231,6 +235,7 @@ pub struct ReferralEvent {
 
 /// A referral as stored in the record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Referral {
     /// Referral id.
     pub id: ReferralId,

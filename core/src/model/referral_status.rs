@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 /// An event of the history with the outcome of the fold.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FoldedEvent {
     /// Event id.
     pub id: EventId,
@@ -26,6 +27,7 @@ pub struct FoldedEvent {
 
 /// A referral's current status with its history in fold order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReferralStatus {
     /// Current status.
     pub status: TaskStatus,

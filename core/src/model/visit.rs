@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 /// What kind of encounter a visit was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum VisitKind {
     /// At the clinic.
@@ -30,6 +31,7 @@ impl VisitKind {
 
 /// Measurements taken at a visit. Every field is optional; those present are range-checked.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Vitals {
     /// Systolic blood pressure, mmHg (40..=300).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -96,6 +98,7 @@ impl Vitals {
 
 /// How the resident takes a medicine (the standard's 规律 / 间断 / 不服药).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Adherence {
     /// Takes it as prescribed.
@@ -108,6 +111,7 @@ pub enum Adherence {
 
 /// A medicine line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Medicine {
     /// Medicine name (generic name preferred).
     pub name: String,
@@ -132,6 +136,7 @@ impl Medicine {
 
 /// Dietary salt intake as the doctor judges it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SaltIntake {
     /// Light.
@@ -144,6 +149,7 @@ pub enum SaltIntake {
 
 /// Lifestyle at the visit.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Lifestyle {
     /// Cigarettes a day (0..=100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -257,6 +263,7 @@ impl NewVisit {
 
 /// One field-level amendment kept in the visit's history.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Amendment {
     /// Dotted path of the amended field (`vitals.systolic_mmhg`, `notes`, ...).
     pub field: String,
@@ -273,6 +280,7 @@ pub struct Amendment {
 
 /// A visit as stored in the record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Visit {
     /// Visit id.
     pub id: VisitId,

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 /// What the stored signature of a change says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SignatureCheck {
     /// Signed by the key of the device that owns the change's actor.
@@ -31,6 +32,7 @@ pub enum SignatureCheck {
 
 /// One field a change wrote.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldChange {
     /// Path in the record (`visits/<id>/vitals/systolic_mmhg`).
     pub path: String,
@@ -42,6 +44,7 @@ pub struct FieldChange {
 
 /// One change in a record's history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     /// Its position in this replica's log.
     pub seq: i64,
@@ -63,6 +66,7 @@ pub struct AuditEntry {
 
 /// The history of one record, oldest change first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditTrail {
     /// The record.
     pub patient: PatientId,

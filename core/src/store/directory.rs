@@ -19,6 +19,7 @@ macro_rules! code_enum {
     ($(#[$meta:meta])* $name:ident, $field:literal { $($(#[$vmeta:meta])* $variant:ident = $code:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(rename_all = "snake_case")]
         pub enum $name {
             $($(#[$vmeta])* $variant),+
@@ -100,6 +101,7 @@ code_enum!(
 
 /// An organization of the consortium.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Organization {
     /// Id (`shiqiao-clinic`).
     pub id: String,
@@ -113,6 +115,7 @@ pub struct Organization {
 
 /// A practitioner.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Practitioner {
     /// Id (`dr-wang`).
     pub id: String,
@@ -126,6 +129,7 @@ pub struct Practitioner {
 
 /// A family-doctor team (家庭医生团队): residents sign contracts with a team.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Team {
     /// Id (`shiqiao-team-1`).
     pub id: String,
@@ -139,6 +143,7 @@ pub struct Team {
 
 /// An enrolled device.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Device {
     /// Its peer id in the sync protocol.
     pub device_id: String,
@@ -160,6 +165,7 @@ pub struct Device {
 
 /// A one-time enrollment code, as issued (the plain code is shown once; only its hash is kept).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollmentCode {
     /// The code to type or scan (`7KQ2-M9XD-...`).
     pub code: String,

@@ -25,6 +25,7 @@ pub struct PatientSummary {
 
 /// One line of a referral worklist.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReferralSummary {
     /// The referral.
     pub referral_id: ReferralId,

@@ -40,6 +40,7 @@ pub struct ApiOperator {
 
 /// One read of a record by an operator.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecordRead {
     /// The operator (token name).
     pub reader: String,

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which side of a referral the organization is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WorklistSide {
     /// Sent to the organization: its desk acts on them.
@@ -54,6 +55,7 @@ pub const MAX_WORKLIST_LINES: usize = 1000;
 
 /// One line of a worklist.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorklistItem {
     /// The referral.
     #[serde(flatten)]

@@ -13,6 +13,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
 use yilian_core::PatientId;
 use yilian_core::model::PatientRecord;
 
@@ -22,7 +23,8 @@ pub const MAX_PAGE: usize = 500;
 pub const MAX_WAIT_SECONDS: u64 = 60;
 
 /// Where to read from.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ChangesQuery {
     /// The `next` of the previous page (0 from the start).
@@ -36,7 +38,7 @@ pub struct ChangesQuery {
 }
 
 /// One changed record.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ChangedRecord {
     /// The sequence number of the record's newest change.
     pub seq: i64,
@@ -47,7 +49,7 @@ pub struct ChangedRecord {
 }
 
 /// A page of the feed.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ChangesPage {
     /// Changed records, oldest change first.
     pub changes: Vec<ChangedRecord>,
@@ -58,6 +60,14 @@ pub struct ChangesPage {
 }
 
 /// `GET /v1/changes`.
+#[utoipa::path(
+    get,
+    path = "/changes",
+    tag = "changes feed",
+    params(ChangesQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "records changed after `since`, each once, oldest change first", body = ChangesPage), (status = "4XX", description = "refused: the message names the field, parameter, token or role", body = crate::http::ErrorBody))
+)]
 pub async fn changes(
     operator: Operator,
     State(s): State<AppState>,

@@ -7,17 +7,25 @@ use super::{AppError, AppState, Operator, blocking};
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use yilian_core::Organization;
 use yilian_core::time::Millis;
 
 /// `GET /v1/organizations`: every organization, parents first.
+#[utoipa::path(
+    get,
+    path = "/organizations",
+    tag = "consortium",
+    security(("bearer" = [])),
+    responses((status = 200, description = "every organization, parents first", body = Vec<Organization>), (status = "4XX", description = "refused: the message names the field, parameter, token or role", body = crate::http::ErrorBody))
+)]
 pub async fn organizations(operator: Operator, State(s): State<AppState>) -> Result<Json<Vec<Organization>>, AppError> {
     operator.allow(READERS)?;
     Ok(Json(blocking(move || s.storage.organizations()).await?))
 }
 
 /// A device and how far behind it is.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DeviceSync {
     /// Device id.
     pub device_id: String,
@@ -40,6 +48,13 @@ pub struct DeviceSync {
 }
 
 /// `GET /v1/devices`: every device with its sync lag (a desk sees its organization's devices).
+#[utoipa::path(
+    get,
+    path = "/devices",
+    tag = "consortium",
+    security(("bearer" = [])),
+    responses((status = 200, description = "devices with their last sync and what they have still to pull", body = Vec<DeviceSync>), (status = "4XX", description = "refused: the message names the field, parameter, token or role", body = crate::http::ErrorBody))
+)]
 pub async fn devices(operator: Operator, State(s): State<AppState>) -> Result<Json<Vec<DeviceSync>>, AppError> {
     operator.allow(READERS)?;
     let own = operator.organization_id.clone();

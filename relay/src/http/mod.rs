@@ -6,7 +6,9 @@
 //! - `/admin/...` (admin token): the directory, enrollment codes, devices and revocation, record
 //!   views and audit trails (each read logged), the read log — see [`admin`];
 //! - `/v1/...` (token): referral worklists and decisions, records ([`referrals`]), closed-loop
-//!   statistics ([`statistics`]), the changes feed ([`changes`]).
+//!   statistics ([`statistics`]), the changes feed ([`changes`]), devices ([`consortium`]);
+//! - `GET /openapi.json`: the OpenAPI description of all the above, generated from the handlers;
+//! - `/fhir/...` ([`crate::fhir`]) and `/dashboard` ([`dashboard`]).
 
 pub mod admin;
 pub mod changes;
@@ -23,11 +25,15 @@ use crate::storage::RelayStorage;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use yilian_core::Error;
 
 /// What the handlers share.
@@ -44,12 +50,10 @@ pub struct AppState {
 
 /// The whole HTTP API. Tests call it with `app(state).oneshot(request)`, no socket needed.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .nest("/admin", admin::routes())
-        .nest("/v1", v1())
+    let (documented, description) = documented().split_for_parts();
+    let description = Arc::new(description);
+    documented
+        .route("/openapi.json", get(move || async move { Json(description.as_ref().clone()) }))
         .nest("/fhir", crate::fhir::routes())
         .merge(dashboard::routes())
         .fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
@@ -59,21 +63,86 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The API described at `/openapi.json` (everything but FHIR, which has its own
+/// `CapabilityStatement`, and the dashboard's assets): each route is registered together with its
+/// handler's `#[utoipa::path]`, so the description cannot drift from the routes.
+pub fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .nest("/admin", admin::routes())
+        .nest("/v1", v1())
+}
+
 /// The operators' API: worklists, referral decisions, records, statistics, the changes feed.
-fn v1() -> Router<AppState> {
-    Router::new()
-        .route("/organizations", get(consortium::organizations))
-        .route("/devices", get(consortium::devices))
-        .route("/organizations/{organization}/worklist", get(referrals::worklist))
-        .route("/organizations/{organization}/statistics", get(statistics::statistics))
-        .route("/referrals/{referral}", get(referrals::referral))
-        .route("/referrals/{referral}/downward", post(referrals::downward))
-        .route("/referrals/{referral}/{action}", post(referrals::act))
-        .route("/patients/{patient}", get(referrals::patient))
-        .route("/changes", get(changes::changes))
+fn v1() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(consortium::organizations))
+        .routes(routes!(consortium::devices))
+        .routes(routes!(referrals::worklist))
+        .routes(routes!(statistics::statistics))
+        .routes(routes!(referrals::referral))
+        .routes(routes!(referrals::downward))
+        .routes(routes!(referrals::act))
+        .routes(routes!(referrals::patient))
+        .routes(routes!(changes::changes))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Yilian relay API",
+        description = "The consortium relay's HTTP API: the directory and devices (admin), referral worklists \
+                       and decisions, records, closed-loop statistics and the changes feed (/v1). Errors are \
+                       {\"error\": \"...\"} naming the problem. FHIR R4 is under /fhir (see /fhir/metadata)."
+    ),
+    modifiers(&BearerToken),
+    tags(
+        (name = "health", description = "liveness, readiness, metrics (no token)"),
+        (name = "admin", description = "the directory, enrollment, devices, audit (admin token)"),
+        (name = "referrals", description = "worklists and the referral desk's decisions"),
+        (name = "records", description = "residents' records; every read is logged"),
+        (name = "statistics", description = "two-way referral statistics and the closed loop"),
+        (name = "changes feed", description = "what a hospital system follows to ingest every synced record"),
+        (name = "consortium", description = "organizations and devices with their sync lag"),
+    )
+)]
+struct ApiDoc;
+
+/// Adds the operator token scheme (`Authorization: Bearer yat_…`).
+struct BearerToken;
+
+impl Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("yat_…").build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// An error answer.
+#[derive(serde::Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What was wrong: the field, parameter, token, role or status that refused the request.
+    pub error: String,
+}
+
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "alive")))]
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
 }
 
 /// Ready when the store answers: 200, or 503 naming what failed.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses((status = 200, description = "the store answers"), (status = 503, description = "it does not", body = ErrorBody))
+)]
 async fn readyz(State(state): State<AppState>) -> Response {
     let storage = state.storage.clone();
     match blocking(move || storage.figures()).await {
@@ -86,6 +155,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// The counters in the Prometheus (OpenMetrics) text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text"))
+)]
 async fn metrics(State(state): State<AppState>) -> Result<Response, AppError> {
     let storage = state.storage.clone();
     let figures = blocking(move || storage.figures()).await?;

@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use yilian_core::model::{Direction, NewReferral, NewReferralEvent, PatientRecord, ReferralView, TaskStatus, Urgency};
 use yilian_core::store::{OperatorRole, WorklistFilter, WorklistItem, WorklistSide};
 use yilian_core::{EventId, PatientId, ReferralId};
@@ -24,15 +25,23 @@ const ACTORS: &[OperatorRole] = &[OperatorRole::Admin, OperatorRole::ReferralDes
 /// Worklist filters as query parameters: `side=incoming|outgoing`, `status=requested,received`,
 /// `urgency=routine|urgent|emergency`, `direction=upward|downward`, `from`/`to` (`YYYY-MM-DD`,
 /// request day, both included), `limit` (default 200, at most 1000).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WorklistQuery {
+    /// `incoming` (received) or `outgoing` (sent).
     side: Option<WorklistSide>,
+    /// Statuses, comma-separated (`requested,received`).
     status: Option<String>,
+    /// `routine`, `urgent` or `emergency`.
     urgency: Option<Urgency>,
+    /// `upward` or `downward`.
     direction: Option<Direction>,
+    /// Requested on or after this day (`YYYY-MM-DD`, UTC+8).
     from: Option<NaiveDate>,
+    /// Requested on or before this day.
     to: Option<NaiveDate>,
+    /// At most this many lines (default 200, at most 1000).
     limit: Option<usize>,
 }
 
@@ -73,6 +82,14 @@ pub(crate) async fn known_organization(state: &AppState, organization: &str) -> 
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/organizations/{organization}/worklist",
+    tag = "referrals",
+    params(("organization" = String, Path, description = "organization id"), WorklistQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "most urgent, then oldest first", body = Vec<WorklistItem>), (status = "4XX", description = "refused: the message names the field, parameter, token or role", body = crate::http::ErrorBody))
+)]
 pub(crate) async fn worklist(
     operator: Operator,
     State(s): State<AppState>,
@@ -87,7 +104,7 @@ pub(crate) async fn worklist(
 }
 
 /// A referral with its status, history, and the resident it concerns.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReferralDetail {
     /// The resident.
     pub patient_id: PatientId,
@@ -123,6 +140,14 @@ async fn visible_referral(s: &AppState, operator: &Operator, raw: &str) -> Resul
     Ok(detail)
 }
 
+#[utoipa::path(
+    get,
+    path = "/referrals/{referral}",
+    tag = "referrals",
+    params(("referral" = String, Path, description = "referral id (UUID)")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "the referral, its folded status and history", body = ReferralDetail), (status = "4XX", description = "refused: the message names the field, parameter, token or role", body = crate::http::ErrorBody))
+)]
 pub(crate) async fn referral(
     operator: Operator,
     State(s): State<AppState>,
@@ -136,7 +161,7 @@ pub(crate) async fn referral(
 }
 
 /// What the desk says with a decision.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     /// The practitioner deciding; must belong to the acting organization.
@@ -161,7 +186,7 @@ const ACTIONS: [(&str, TaskStatus); 7] = [
 ];
 
 /// The answer to an action: the event recorded and the referral after it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ActionOutcome {
     /// The event added to the referral's history.
     pub event_id: EventId,
@@ -183,6 +208,15 @@ async fn practitioner_at(s: &AppState, practitioner: &str, organization: &str) -
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/referrals/{referral}/{action}",
+    tag = "referrals",
+    params(("referral" = String, Path, description = "referral id (UUID)"), ("action" = String, Path, description = "receive, accept, reject, start, hold, complete or cancel")),
+    request_body = Decision,
+    security(("bearer" = [])),
+    responses((status = 200, description = "the event recorded (a change signed by the relay) and the referral after it", body = ActionOutcome), (status = "4XX", description = "refused: the message names the field, parameter, token or role", body = crate::http::ErrorBody))
+)]
 pub(crate) async fn act(
     operator: Operator,
     State(s): State<AppState>,
@@ -222,7 +256,7 @@ pub(crate) async fn act(
 }
 
 /// The downward referral a hospital sends when it discharges a resident back to primary care.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DownwardRequest {
     /// The hospital's practitioner sending the resident back.
@@ -240,6 +274,15 @@ pub struct DownwardRequest {
     pub to_organization_id: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/referrals/{referral}/downward",
+    tag = "referrals",
+    params(("referral" = String, Path, description = "the upward referral id (UUID)")),
+    request_body = DownwardRequest,
+    security(("bearer" = [])),
+    responses((status = 201, description = "the downward referral answering the upward one", body = ReferralDetail), (status = "4XX", description = "refused: the message names the field, parameter, token or role", body = crate::http::ErrorBody))
+)]
 pub(crate) async fn downward(
     operator: Operator,
     State(s): State<AppState>,
@@ -278,6 +321,14 @@ pub(crate) async fn downward(
     Ok((StatusCode::CREATED, Json(detail(&record, id)?)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/patients/{patient}",
+    tag = "records",
+    params(("patient" = String, Path, description = "patient id (UUID)")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "the whole record (read logged)", body = PatientRecord), (status = "4XX", description = "refused: the message names the field, parameter, token or role", body = crate::http::ErrorBody))
+)]
 pub(crate) async fn patient(
     operator: Operator,
     State(s): State<AppState>,

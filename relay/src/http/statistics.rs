@@ -8,11 +8,13 @@ use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{Datelike, Months, NaiveDate};
 use serde::Deserialize;
+use utoipa::IntoParams;
 use yilian_core::care::{Period, ReferralStatistics};
 use yilian_core::time::today;
 
 /// The period (consortium calendar days, both included).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatisticsQuery {
     /// First day (default: the first of the month five months ago).
@@ -22,6 +24,14 @@ pub struct StatisticsQuery {
 }
 
 /// `GET /v1/organizations/{organization}/statistics`.
+#[utoipa::path(
+    get,
+    path = "/organizations/{organization}/statistics",
+    tag = "statistics",
+    params(("organization" = String, Path, description = "organization id"), StatisticsQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "referrals, acceptance times, the closed loop by month, overdue follow-ups per team", body = ReferralStatistics), (status = "4XX", description = "refused: the message names the field, parameter, token or role", body = crate::http::ErrorBody))
+)]
 pub async fn statistics(
     operator: Operator,
     State(s): State<AppState>,
