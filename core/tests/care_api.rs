@@ -177,21 +177,7 @@ fn referral_workflow_allows_and_refuses_transitions() {
     let err = store.add_referral_event(r, event(TaskStatus::Cancelled, VILLAGE)).unwrap_err();
     assert!(matches!(err, Error::Transition { from: TaskStatus::Completed, .. }));
     // A downward referral answers it and closes the loop.
-    let down = store
-        .create_referral(
-            p,
-            NewReferral {
-                direction: Direction::Downward,
-                from_organization_id: COUNTY.into(),
-                from_practitioner_id: DR_LI.into(),
-                to_organization_id: VILLAGE.into(),
-                reason: "rehabilitation at home".into(),
-                urgency: Urgency::Routine,
-                clinical_summary: String::new(),
-                in_response_to: Some(r),
-            },
-        )
-        .unwrap();
+    let down = store.create_referral(p, downward(r)).unwrap();
     assert!(store.referral_suggestions(p).unwrap().iter().all(|s| s.kind != SuggestionKind::DownwardReferralExpected));
     assert_eq!(store.open_referrals(VILLAGE).unwrap().iter().map(|s| s.referral_id).collect::<Vec<_>>(), vec![down]);
     assert!(matches!(
@@ -411,17 +397,7 @@ fn statistics_count_the_closed_loop_of_real_referrals() {
     assert_eq!(stats.referrals[&Direction::Upward][&TaskStatus::Completed], 1);
     assert_eq!(stats.acceptance.accepted, 1);
     assert_eq!((stats.closed_loop.completed_upward, stats.closed_loop.awaiting, stats.closed_loop.closed), (1, 1, 0));
-    let down = NewReferral {
-        direction: Direction::Downward,
-        from_organization_id: COUNTY.into(),
-        from_practitioner_id: DR_LI.into(),
-        to_organization_id: VILLAGE.into(),
-        reason: "rehabilitation at home".into(),
-        urgency: Urgency::Routine,
-        clinical_summary: String::new(),
-        in_response_to: Some(up),
-    };
-    store.create_referral(p, down).unwrap();
+    store.create_referral(p, downward(up)).unwrap();
     store.record_visit(p, visit_at(yilian_core::time::now_ms(), 132, 84)).unwrap();
     let stats = store.referral_statistics(COUNTY, period, today).unwrap();
     assert_eq!((stats.closed_loop.closed, stats.closed_loop.rate), (1, Some(1.0)));

@@ -71,7 +71,11 @@ pub trait RelayStorage: ParentStorage {
     /// The operator a token belongs to, with its role.
     fn admin_token_owner(&self, token: &str) -> Result<Option<ApiOperator>>;
     /// Logs an operator's read of a record.
-    fn log_record_read(&self, reader: &str, patient: &str, what: &str) -> Result<()>;
+    fn log_record_read(&self, reader: &str, patient: &str, what: &str) -> Result<()> {
+        self.log_record_reads(reader, &[patient], what)
+    }
+    /// Logs an operator's reads of several records at once (one commit).
+    fn log_record_reads(&self, reader: &str, patients: &[&str], what: &str) -> Result<()>;
     /// Operators' reads, newest first.
     fn record_reads(&self, patient: Option<&str>, limit: usize) -> Result<Vec<RecordRead>>;
     /// Who changed which field of a record, from which device, when, with a valid signature.
@@ -183,8 +187,8 @@ impl RelayStorage for Store {
         Store::admin_token_owner(self, token)
     }
 
-    fn log_record_read(&self, reader: &str, patient: &str, what: &str) -> Result<()> {
-        Store::log_record_read(self, reader, patient, what)
+    fn log_record_reads(&self, reader: &str, patients: &[&str], what: &str) -> Result<()> {
+        Store::log_record_reads(self, reader, patients, what)
     }
 
     fn record_reads(&self, patient: Option<&str>, limit: usize) -> Result<Vec<RecordRead>> {

@@ -42,6 +42,11 @@ impl Period {
         Ok(Period { from, to })
     }
 
+    /// The first instant after its last day (ms): an exclusive upper bound for queries.
+    pub fn end_ms(&self) -> i64 {
+        start_of(self.to) + DAY_MS
+    }
+
     /// Whether the instant `ms` falls on one of its days.
     pub fn contains_ms(&self, ms: i64) -> bool {
         (self.from..=self.to).contains(&date_of(ms))
@@ -261,11 +266,6 @@ pub fn referral_statistics<'a>(
         months,
         overdue_follow_ups: Vec::new(),
     }
-}
-
-/// The first instant of the day after `period` (ms): an exclusive upper bound for queries.
-pub fn period_end_ms(period: &Period) -> i64 {
-    start_of(period.to) + DAY_MS
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ mod suggestions;
 
 pub use closed_loop::{
     AcceptanceTimes, ClosedLoop, MAX_PERIOD_DAYS, MonthlyClosedLoop, Period, ReferralStatistics, TeamOverdue,
-    period_end_ms, referral_statistics,
+    referral_statistics,
 };
 pub use follow_up::{DueFollowUp, DueReason, FollowUpDue, next_follow_up};
 pub use readings::{Control, blood_pressure_control, danger_values, glucose_control};

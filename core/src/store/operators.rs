@@ -116,11 +116,23 @@ impl Store {
 
     /// Records that `reader` read `what` of `patient`'s record.
     pub fn log_record_read(&self, reader: &str, patient: &str, what: &str) -> Result<()> {
+        self.log_record_reads(reader, &[patient], what)
+    }
+
+    /// Records that `reader` read `what` of each of `patients`' records, in one transaction (a
+    /// page of the changes feed is one commit, not one per record).
+    pub fn log_record_reads(&self, reader: &str, patients: &[&str], what: &str) -> Result<()> {
         let inner = self.lock();
-        inner.conn.execute(
-            "INSERT INTO record_reads (reader, doc_id, what, at) VALUES (?1, ?2, ?3, ?4)",
-            params![reader, patient, what, now_ms()],
-        )?;
+        let tx = inner.conn.unchecked_transaction()?;
+        let at = now_ms();
+        {
+            let mut insert =
+                tx.prepare_cached("INSERT INTO record_reads (reader, doc_id, what, at) VALUES (?1, ?2, ?3, ?4)")?;
+            for patient in patients {
+                insert.execute(params![reader, patient, what, at])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 

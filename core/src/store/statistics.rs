@@ -2,7 +2,7 @@
 //! the rules): the records come from the referral index, overdue follow-ups from the due index.
 
 use super::Store;
-use crate::care::{Period, ReferralStatistics, TeamOverdue, period_end_ms, referral_statistics};
+use crate::care::{Period, ReferralStatistics, TeamOverdue, referral_statistics};
 use crate::{PatientId, Result};
 use chrono::{Days, NaiveDate};
 use rusqlite::params;
@@ -22,7 +22,7 @@ impl Store {
                 "SELECT DISTINCT patient_id FROM referral_index
                  WHERE (from_org = ?1 OR to_org = ?1) AND created_at < ?2 ORDER BY patient_id",
             )?;
-            let rows = stmt.query_map(params![organization, period_end_ms(&period)], |r| r.get::<_, String>(0))?;
+            let rows = stmt.query_map(params![organization, period.end_ms()], |r| r.get::<_, String>(0))?;
             rows.map(|id| id?.parse()).collect::<Result<_>>()?
         };
         let records = ids.into_iter().map(|id| self.patient(id)).collect::<Result<Vec<_>>>()?;

@@ -102,6 +102,20 @@ pub fn upward(reason: &str) -> NewReferral {
     }
 }
 
+/// The county hospital sending the resident back to the village, answering `upward`.
+pub fn downward(upward: yilian_core::ReferralId) -> NewReferral {
+    NewReferral {
+        direction: Direction::Downward,
+        from_organization_id: COUNTY.into(),
+        from_practitioner_id: DR_LI.into(),
+        to_organization_id: VILLAGE.into(),
+        reason: "rehabilitation at home".into(),
+        urgency: Urgency::Routine,
+        clinical_summary: String::new(),
+        in_response_to: Some(upward),
+    }
+}
+
 pub fn event(status: TaskStatus, org: &str) -> NewReferralEvent {
     NewReferralEvent {
         status,

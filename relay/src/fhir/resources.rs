@@ -33,7 +33,7 @@ pub fn instant(ms: i64) -> String {
 }
 
 /// A directory id as a FHIR id (`[A-Za-z0-9-.]{1,64}`): `.`, `_` and `:` are escaped as `.2E`,
-/// `.5F` and `.3A`, so the mapping is reversible ([`directory_id`]) and UUIDs pass unchanged.
+/// `.5F` and `.3A`, so distinct directory ids stay distinct and UUIDs pass unchanged.
 pub fn fhir_id(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
     for c in id.chars() {
@@ -42,26 +42,6 @@ pub fn fhir_id(id: &str) -> String {
             '_' => out.push_str(".5F"),
             ':' => out.push_str(".3A"),
             c => out.push(c),
-        }
-    }
-    out
-}
-
-/// The directory id a [`fhir_id`] came from.
-pub fn directory_id(fhir: &str) -> String {
-    let mut out = String::with_capacity(fhir.len());
-    let mut rest = fhir;
-    while let Some(c) = rest.chars().next() {
-        let escaped = [(".2E", '.'), (".5F", '_'), (".3A", ':')].into_iter().find(|(e, _)| rest.starts_with(e));
-        match escaped {
-            Some((e, raw)) => {
-                out.push(raw);
-                rest = &rest[e.len()..];
-            }
-            None => {
-                out.push(c);
-                rest = &rest[c.len_utf8()..];
-            }
         }
     }
     out
@@ -440,12 +420,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn directory_ids_map_to_fhir_ids_and_back() {
-        for id in ["county-hospital", "team_1", "org:42", "a.b_c:d", "a.5Fb", ".2E", "._"] {
-            let f = fhir_id(id);
-            assert!(f.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'), "{f}");
-            assert_eq!(directory_id(&f), id);
-        }
+    fn directory_ids_map_to_distinct_fhir_ids() {
+        let ids = ["county-hospital", "team_1", "org:42", "a.b_c:d", "a.5Fb", "a_b", ".2E", "._"];
+        let mapped: std::collections::BTreeSet<String> = ids.iter().map(|id| fhir_id(id)).collect();
+        assert_eq!(mapped.len(), ids.len());
+        assert!(mapped.iter().all(|f| f.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')));
         assert_eq!(fhir_id("dr-wang"), "dr-wang");
         assert_eq!(instant(1_763_861_400_000), "2025-11-23T09:30:00+08:00");
     }

@@ -101,10 +101,14 @@ pub async fn changes(
             let more = ids.len() > limit;
             let mut changes = Vec::new();
             for (patient_id, seq) in ids.into_iter().take(limit) {
-                let record = storage.record(patient_id)?;
-                storage.log_record_read(&reader, &patient_id.to_string(), "changes-feed")?;
-                changes.push(ChangedRecord { seq, patient_id, record });
+                changes.push(ChangedRecord { seq, patient_id, record: storage.record(patient_id)? });
             }
+            let served: Vec<String> = changes.iter().map(|c| c.patient_id.to_string()).collect();
+            storage.log_record_reads(
+                &reader,
+                &served.iter().map(String::as_str).collect::<Vec<_>>(),
+                "changes-feed",
+            )?;
             let next = changes.last().map_or(since, |c| c.seq);
             Ok(ChangesPage { changes, next, more })
         })
