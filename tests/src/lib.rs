@@ -2,6 +2,7 @@
 //! kills at random moments) and the fixtures they share with the tests in `tests/tests/`.
 
 pub mod lab;
+pub mod link;
 
 use chrono::NaiveDate;
 use yilian_core::model::{
