@@ -3,6 +3,7 @@
 
 pub mod lab;
 pub mod link;
+pub mod workload;
 
 use chrono::NaiveDate;
 use yilian_core::model::{
