@@ -3,6 +3,7 @@
 
 pub mod lab;
 pub mod link;
+pub mod proof;
 pub mod workload;
 
 use chrono::NaiveDate;

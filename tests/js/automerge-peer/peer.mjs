@@ -8,7 +8,8 @@
 //       Offline. Imports every document of documents.bin into a Repo backed by
 //       NodeFSStorageAdapter(DIR) (the server's storage), flushes it to disk and
 //       writes state.json = {"ids": [documentId per index], "heads": [[hex heads]...]}.
-//       Prints `SEEDED {"documents":N,...}`.
+//       Prints `SEEDED {"documents":N,...}`. With --ids-from OTHER_STATE.json the documents
+//       keep the ids OTHER_STATE gave them (a client seeded with what the server holds).
 //
 //   node peer.mjs apply  --storage DIR --day day.bin --state state.json
 //       Offline (the server must not be running on DIR). Loads each record's
@@ -148,11 +149,17 @@ async function cmdSeed(argv) {
     sharePolicy: async () => false,
   })
   await repo.storageId() // creates storage-adapter-id, as the server would
+  // --ids-from STATE: give the documents the ids another storage already uses for them (a
+  // client that holds the same documents as the server without having synced them).
+  const reuse = o["ids-from"] ? readState(o["ids-from"]).ids : null
+  if (reuse && reuse.length !== docs.length) {
+    throw new Error(`${o["ids-from"]} has ${reuse.length} ids for ${docs.length} documents`)
+  }
   const ids = []
   const heads = []
   let bytes = 0
-  for (const data of docs) {
-    const { documentId } = parseAutomergeUrl(generateAutomergeUrl())
+  for (const [i, data] of docs.entries()) {
+    const documentId = reuse ? reuse[i] : parseAutomergeUrl(generateAutomergeUrl()).documentId
     const handle = repo.import(data, { docId: documentId })
     if (!handle.isReady()) handle.doneLoading() // a document with no changes
     ids.push(documentId)

@@ -39,7 +39,7 @@ pub enum Way {
 }
 
 /// Counters of one direction.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WayStats {
     /// Packets that entered the link.
     pub packets: u64,
@@ -71,7 +71,7 @@ impl std::ops::Sub for WayStats {
 }
 
 /// Counters of a link, both directions; subtract two snapshots for what happened between them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LinkStats {
     /// Client → server.
     pub up: WayStats,
@@ -115,6 +115,10 @@ struct Shared {
     profile: LinkProfile,
     started: Instant,
     cut_until: Mutex<Option<Instant>>,
+    /// Downward byte count at which an armed cut starts ([`u64::MAX`]: none armed).
+    cut_at_down_bytes: AtomicU64,
+    /// How long the armed cut lasts.
+    armed_outage: Mutex<Duration>,
     up: WayCounters,
     down: WayCounters,
 }
@@ -165,6 +169,8 @@ impl Link {
             profile: profile.clone(),
             started: Instant::now(),
             cut_until: Mutex::new(None),
+            cut_at_down_bytes: AtomicU64::new(u64::MAX),
+            armed_outage: Mutex::new(Duration::ZERO),
             up: WayCounters::default(),
             down: WayCounters::default(),
         });
@@ -200,6 +206,21 @@ impl Link {
         if let Ok(mut until) = self.shared.cut_until.lock() {
             *until = Some(Instant::now() + outage);
         }
+    }
+
+    /// Arms a cut: once `bytes` more bytes have entered the link downwards (server to client),
+    /// the link goes down for `outage`, from that very packet on (which is dropped).
+    pub fn cut_after_down_bytes(&self, bytes: u64, outage: Duration) {
+        if let Ok(mut armed) = self.shared.armed_outage.lock() {
+            *armed = outage;
+        }
+        let at = self.shared.down.bytes.load(Ordering::Relaxed).saturating_add(bytes);
+        self.shared.cut_at_down_bytes.store(at, Ordering::Relaxed);
+    }
+
+    /// Whether an armed cut has fired (or none was armed).
+    pub fn armed_cut_fired(&self) -> bool {
+        self.shared.cut_at_down_bytes.load(Ordering::Relaxed) == u64::MAX
     }
 
     /// Whether the link is down right now.
@@ -282,8 +303,15 @@ async fn forward(device: Arc<AsyncDevice>, shared: Arc<Shared>, far: Ipv4Addr, s
         let way = flows.way(&addressing);
         let counters = shared.counters(way);
         counters.packets.fetch_add(1, Ordering::Relaxed);
-        counters.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        let carried = counters.bytes.fetch_add(len as u64, Ordering::Relaxed) + len as u64;
         let now = Instant::now();
+        if way == Way::Down && carried >= shared.cut_at_down_bytes.load(Ordering::Relaxed) {
+            shared.cut_at_down_bytes.store(u64::MAX, Ordering::Relaxed);
+            let outage = shared.armed_outage.lock().map(|d| *d).unwrap_or_default();
+            if let Ok(mut until) = shared.cut_until.lock() {
+                *until = Some(now + outage);
+            }
+        }
         if shared.is_down(now) {
             counters.outage_drops.fetch_add(1, Ordering::Relaxed);
             continue;

@@ -1,0 +1,139 @@
+//! The emulator checked against its own profiles: UDP probes across each link measure its RTT
+//! and loss, which must be within 10% of what the profile says.
+
+use crate::link::probe::{self, PROBE_IP_BYTES};
+use crate::link::profile::Outages;
+use crate::link::{Link, LinkProfile};
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::time::Duration;
+
+/// Relative tolerance of the check.
+pub const TOLERANCE: f64 = 0.10;
+/// Floor of the RTT tolerance: the emulator's own forwarding costs about 0.15 ms each way (a TUN
+/// read, a channel hop and a TUN write), which is 30% of the 1 ms `lan` profile.
+pub const RTT_FLOOR: Duration = Duration::from_micros(500);
+/// Longest a profile is probed.
+const LONGEST: Duration = Duration::from_secs(40);
+
+/// One profile's measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct Accuracy {
+    /// Profile.
+    pub profile: String,
+    /// Probes sent.
+    pub probes: u64,
+    /// Median RTT measured, ms.
+    pub rtt_ms: f64,
+    /// RTT the profile implies for a probe (its RTT plus the probe's serialization both ways), ms.
+    pub expected_rtt_ms: f64,
+    /// Round-trip loss measured.
+    pub loss: f64,
+    /// Round-trip loss the profile implies (both directions, and its outages).
+    pub expected_loss: f64,
+    /// RTT within tolerance.
+    pub rtt_ok: bool,
+    /// Loss within tolerance.
+    pub loss_ok: bool,
+}
+
+impl Accuracy {
+    /// Both within tolerance.
+    pub fn ok(&self) -> bool {
+        self.rtt_ok && self.loss_ok
+    }
+}
+
+/// How many probes at which rate measure `profile` well: paced at 80% of its bandwidth (at most
+/// 5,000 a second), enough for a 4% standard error on its loss (at most [`LONGEST`]), and whole
+/// outage cycles on a flapping link.
+fn sampling(profile: &LinkProfile) -> (u64, u64) {
+    let rate = if profile.bandwidth_bps == 0 {
+        5_000
+    } else {
+        (profile.bandwidth_bps * 8 / 10 / 8 / PROBE_IP_BYTES).clamp(1, 5_000)
+    };
+    let expected = expected_loss(profile);
+    let wanted = if expected > 0.0 { ((1.0 - expected) / (expected * 0.04 * 0.04)) as u64 } else { 2_000 };
+    let seconds = match profile.outages {
+        Outages::Every { every, .. } => (every * 2).as_secs_f64(),
+        Outages::Never => (wanted as f64 / rate as f64).min(LONGEST.as_secs_f64()),
+    };
+    (((rate as f64) * seconds) as u64, rate)
+}
+
+fn expected_loss(profile: &LinkProfile) -> f64 {
+    1.0 - profile.round_trip_delivery() * profile.availability()
+}
+
+/// Probes one link per profile (link numbers from `first_index`), all at once.
+pub async fn check(profiles: &[LinkProfile], first_index: u8, seed: u64) -> Result<Vec<Accuracy>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, profile) in profiles.iter().enumerate() {
+        let profile = profile.clone();
+        let index = first_index + i as u8;
+        tasks.spawn(async move {
+            let link = Link::start(index, profile.clone(), seed).context("starting the link")?;
+            let (count, rate) = sampling(&profile);
+            let report = probe::measure(&link, count, rate).await?;
+            let expected_rtt = profile.rtt() + profile.serialization(PROBE_IP_BYTES) * 2;
+            let rtt_error = report.rtt_median.abs_diff(expected_rtt);
+            let loss = report.round_trip_loss;
+            let expected = expected_loss(&profile);
+            anyhow::Ok((
+                i,
+                Accuracy {
+                    profile: profile.name.clone(),
+                    probes: report.sent,
+                    rtt_ms: report.rtt_median.as_secs_f64() * 1e3,
+                    expected_rtt_ms: expected_rtt.as_secs_f64() * 1e3,
+                    loss,
+                    expected_loss: expected,
+                    rtt_ok: rtt_error <= expected_rtt.mul_f64(TOLERANCE).max(RTT_FLOOR),
+                    loss_ok: (loss - expected).abs() <= expected * TOLERANCE,
+                },
+            ))
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        out.push(done??);
+    }
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out.into_iter().map(|(_, a)| a).collect())
+}
+
+/// The measurements as a table.
+pub fn table(results: &[Accuracy]) -> String {
+    let mut out = String::from("emulator accuracy (UDP probes; tolerance 10%, RTT at least 0.5 ms):\n");
+    for a in results {
+        out.push_str(&format!(
+            "  {:<14} {:>6} probes  RTT {:>7.1} ms (profile {:>6.1})  loss {:>6.2}% (profile {:>6.2}%)  {}\n",
+            a.profile,
+            a.probes,
+            a.rtt_ms,
+            a.expected_rtt_ms,
+            a.loss * 100.0,
+            a.expected_loss * 100.0,
+            if a.ok() { "ok" } else { "OUT OF TOLERANCE" }
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_links_are_probed_below_their_bandwidth_and_flapping_ones_over_whole_cycles() {
+        let (count, rate) = sampling(&LinkProfile::two_g());
+        assert!(rate * PROBE_IP_BYTES * 8 < 64_000, "{rate}/s");
+        assert_eq!(count, rate * 40);
+        let (count, rate) = sampling(&LinkProfile::flapping());
+        assert_eq!(count, rate * 40, "two 20 s cycles");
+        let (count, rate) = sampling(&LinkProfile::four_g());
+        assert_eq!(rate, 5_000);
+        assert!(count > 25_000, "{count} probes for a 2% loss");
+    }
+}

@@ -1,0 +1,193 @@
+//! automerge-repo's lane: its WebSocket sync server (node, `tests/js/automerge-peer/peer.mjs
+//! serve`, set up as automerge-repo-sync-server does) listening on the link's near end, and a
+//! node client holding the same documents that dials the far end. Both run with the library's
+//! defaults (5 s keep-alive on the server, 5 s retry on the client).
+
+use super::dataset::{Dataset, Step};
+use super::{EXIT_SLACK, Figures, Meter, Scenario};
+use crate::link::Link;
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// `tests/js/automerge-peer/peer.mjs`.
+pub fn peer_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("js/automerge-peer/peer.mjs")
+}
+
+/// Runs `peer.mjs` with `args` to completion; returns its stdout, failing with its stderr.
+async fn peer(args: &[&str]) -> Result<String> {
+    let out = Command::new("node").arg(peer_script()).args(args).output().await.context("running node")?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        bail!("node peer.mjs {} failed: {stdout}{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(stdout)
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap_or_default()
+}
+
+/// Seeds the server storage every lane copies: the dataset's documents, new ids in `state.json`.
+pub async fn seed_template(dataset: &Dataset) -> Result<PathBuf> {
+    let dir = dataset.dir.join("automerge-template");
+    let _ = std::fs::remove_dir_all(&dir);
+    let state = dataset.dir.join("automerge-state.json");
+    let documents = path(&dataset.peer_documents);
+    peer(&["seed", "--storage", path(&dir.join("server")), "--documents", documents, "--state", path(&state)]).await?;
+    Ok(dir)
+}
+
+/// An automerge-repo lane on a link.
+pub struct Lane {
+    dir: PathBuf,
+    documents: PathBuf,
+    server: Option<(Child, u16)>,
+}
+
+impl Lane {
+    /// Copies the seeded server storage for this lane and starts the server on the link's near end.
+    pub async fn start(dir: &Path, dataset: &Dataset, template: &Path, link: &Link) -> Result<Lane> {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir)?;
+        let status = Command::new("cp").arg("-r").arg(template.join("server")).arg(dir).status().await?;
+        if !status.success() {
+            bail!("copying the automerge-repo server storage failed");
+        }
+        std::fs::copy(dataset.dir.join("automerge-state.json"), dir.join("state.json"))?;
+        let mut lane = Lane { dir: dir.to_path_buf(), documents: dataset.peer_documents.clone(), server: None };
+        lane.serve(link).await?;
+        Ok(lane)
+    }
+
+    async fn serve(&mut self, link: &Link) -> Result<()> {
+        let mut child = Command::new("node")
+            .arg(peer_script())
+            .args(["serve", "--storage", path(&self.dir.join("server")), "--host", &link.near().to_string()])
+            .args(["--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(port) = line.strip_prefix("READY ") {
+                    return Ok(port.trim().parse::<u16>()?);
+                }
+            }
+            bail!("the automerge-repo server exited before it was ready")
+        })
+        .await
+        .context("the automerge-repo server did not start within 60 s")??;
+        self.server = Some((child, ready));
+        Ok(())
+    }
+
+    /// Stops the server (SIGTERM: it flushes its storage) and waits for it.
+    async fn stop_server(&mut self) -> Result<()> {
+        if let Some((mut child, _)) = self.server.take() {
+            if let Some(pid) = child.id() {
+                let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+            }
+            if tokio::time::timeout(Duration::from_secs(60), child.wait()).await.is_err() {
+                child.kill().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts `step` into the server's storage (made elsewhere in the consortium), restarting it.
+    pub async fn deliver(&mut self, step: &Step, link: &Link) -> Result<()> {
+        self.stop_server().await?;
+        let (storage, state) = (self.dir.join("server"), self.dir.join("state.json"));
+        peer(&["apply", "--storage", path(&storage), "--day", path(&step.peer_file), "--state", path(&state)]).await?;
+        self.serve(link).await
+    }
+
+    /// Runs `scenario` with the client and measures it.
+    pub async fn run(
+        &self,
+        link: &Link,
+        scenario: Scenario,
+        cut: Option<(u64, Duration)>,
+        cap: Duration,
+    ) -> Result<Figures> {
+        let port = self.server.as_ref().map(|(_, port)| *port).context("the server is not running")?;
+        let url = format!("ws://{}:{port}", link.far());
+        let cap_arg = format!("{}", cap.as_secs_f64());
+        let child = Command::new("node")
+            .arg(peer_script())
+            .args(["client", "--url", &url, "--storage", path(&self.dir.join("client"))])
+            .args(["--state", path(&self.dir.join("state.json")), "--cap", &cap_arg])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let meter = Meter::start(link, cut);
+        let Ok(out) = tokio::time::timeout(cap + EXIT_SLACK, child.wait_with_output()).await else {
+            bail!("the automerge-repo client of {scenario:?} did not exit after its cap");
+        };
+        let out = out?;
+        let carried = meter.carried();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let Some(line) = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")) else {
+            let log = String::from_utf8_lossy(&out.stderr);
+            bail!("the automerge-repo client of {scenario:?} failed ({}): {stdout}{log}", out.status);
+        };
+        let detail: Value = serde_json::from_str(line)?;
+        let complete = detail["complete"].as_bool() == Some(true);
+        Ok(Figures {
+            complete,
+            seconds: detail["seconds"].as_f64().unwrap_or(f64::NAN),
+            rounds: detail["turns"].as_u64().unwrap_or(0),
+            wire_up: carried.up.bytes,
+            wire_down: carried.down.bytes,
+            link: carried,
+            reconnects: detail["reconnects"].as_u64().unwrap_or(0),
+            documents_done: detail["documents_done"].as_u64(),
+            progress_per_second: detail["progress_per_second"].as_f64(),
+            cap_seconds: cap.as_secs_f64(),
+            detail,
+        })
+    }
+
+    /// Gives the client, without the link, the state a finished scenario would have left: the
+    /// server's documents (seeded with the same ids) and, after the first step, that step's
+    /// changes. Used when the client hit its cap, so the next scenario starts where it assumes.
+    pub async fn catch_up(&self, steps: &[&Step]) -> Result<()> {
+        let client = self.dir.join("client");
+        let _ = std::fs::remove_dir_all(&client);
+        let scratch = self.dir.join("client-state.json");
+        let state = path(&self.dir.join("state.json")).to_string();
+        let documents = path(&self.documents).to_string();
+        peer(&[
+            "seed",
+            "--storage",
+            path(&client),
+            "--documents",
+            &documents,
+            "--state",
+            path(&scratch),
+            "--ids-from",
+            &state,
+        ])
+        .await?;
+        for step in steps {
+            peer(&["apply", "--storage", path(&client), "--day", path(&step.peer_file), "--state", path(&scratch)])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Stops the server.
+    pub async fn stop(mut self) -> Result<()> {
+        self.stop_server().await
+    }
+}

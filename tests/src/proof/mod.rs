@@ -1,0 +1,135 @@
+//! The proof under bad links: Yilian and automerge-repo 2.5 run the same scenarios on the same
+//! data, each over its own emulated link of the same profile, in one run.
+//!
+//! A *lane* is one engine on one profile: its own [`Link`](crate::link::Link), its own server
+//! (a Yilian relay, or automerge-repo's WebSocket sync server in node) and its own device. Lanes
+//! run concurrently: slow links are bound by the link, not the CPU. In each lane the device
+//! syncs, in order: the first full sync of the doctor's records, an idle sync, an incremental
+//! sync after a day's work reached the server, and a sync of a week's work during which the
+//! link is cut (for [`CUT`] by default) once half of that week's compressed payload has crossed it.
+//!
+//! Time, round trips and the bytes on the wire (IP packets entering the link, both ways, lost
+//! ones included) are measured the same way for both engines.
+
+pub mod accuracy;
+pub mod automerge;
+pub mod dataset;
+pub mod report;
+pub mod run;
+pub mod yilian;
+
+use crate::link::{Link, LinkProfile};
+use serde::Serialize;
+use std::time::Duration;
+
+/// How long the cut scenario's link stays down (default run).
+pub const CUT: Duration = Duration::from_secs(20);
+
+/// A scenario of a lane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    /// An empty device receives the doctor's records.
+    First,
+    /// Nothing changed since the last sync.
+    Idle,
+    /// A day's work (visits and referral events) reached the server.
+    Incremental,
+    /// A week's work reached the server; the link goes down in the middle of the transfer.
+    Cut,
+}
+
+impl Scenario {
+    /// Every scenario, in the order a lane runs them.
+    pub const ALL: [Scenario; 4] = [Scenario::First, Scenario::Idle, Scenario::Incremental, Scenario::Cut];
+
+    /// The name in tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Scenario::First => "first sync",
+            Scenario::Idle => "idle sync",
+            Scenario::Incremental => "incremental (1 day)",
+            Scenario::Cut => "cut mid-sync (1 week)",
+        }
+    }
+}
+
+/// The two engines compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    /// This project: QUIC relay and device.
+    Yilian,
+    /// automerge-repo 2.5 over WebSocket (node).
+    AutomergeRepo,
+}
+
+/// What one scenario of one lane measured.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Figures {
+    /// Whether the device reached the server's state (false: the cap came first).
+    pub complete: bool,
+    /// Wall time from the device's first connection attempt to done (or to the cap).
+    pub seconds: f64,
+    /// Request/answer round trips as the device saw them.
+    pub rounds: u64,
+    /// IP bytes device → server entering the link (retransmissions and lost packets included).
+    pub wire_up: u64,
+    /// IP bytes server → device.
+    pub wire_down: u64,
+    /// Connections after the first one.
+    pub reconnects: u64,
+    /// Documents finished (automerge-repo) when not complete.
+    pub documents_done: Option<u64>,
+    /// Documents per second at the cap.
+    pub progress_per_second: Option<f64>,
+    /// What the link did with the packets (delivered, lost, dropped at the queue or in outages).
+    pub link: crate::link::LinkStats,
+    /// The cap the scenario ran under, in seconds.
+    pub cap_seconds: f64,
+    /// The device's own report, as it printed it.
+    pub detail: serde_json::Value,
+}
+
+impl Figures {
+    /// Bytes on the wire, both ways.
+    pub fn wire(&self) -> u64 {
+        self.wire_up + self.wire_down
+    }
+}
+
+/// Counts what a lane's link carries during a scenario, and arms the mid-transfer cut.
+pub struct Meter<'a> {
+    link: &'a Link,
+    start: crate::link::LinkStats,
+}
+
+impl<'a> Meter<'a> {
+    /// Starts counting; with `cut = Some((bytes, outage))`, the link goes down for `outage` once
+    /// `bytes` have crossed it downwards.
+    pub fn start(link: &'a Link, cut: Option<(u64, Duration)>) -> Meter<'a> {
+        if let Some((bytes, outage)) = cut {
+            link.cut_after_down_bytes(bytes, outage);
+        }
+        Meter { link, start: link.stats() }
+    }
+
+    /// Whether the armed cut happened.
+    pub fn did_cut(&self) -> bool {
+        self.link.armed_cut_fired()
+    }
+
+    /// What the link carried since the start.
+    pub fn carried(&self) -> crate::link::LinkStats {
+        self.link.stats() - self.start
+    }
+}
+
+/// The lower bound of a transfer of `bytes` over `profile`: serialization at its bandwidth plus
+/// `round_trips` round trips.
+pub fn link_bound(profile: &LinkProfile, bytes: u64, round_trips: u32) -> Duration {
+    profile.serialization(bytes) + profile.rtt() * round_trips
+}
+
+/// How long after its cap a device process may take to report and exit.
+pub const EXIT_SLACK: Duration = Duration::from_secs(60);

@@ -1,0 +1,227 @@
+//! The proof's results: one record per lane and scenario, the side-by-side table with the ratio
+//! Yilian / automerge-repo for each figure, and the targets checked against them.
+
+use super::dataset::Payload;
+use super::{Engine, Figures, Scenario};
+use serde::Serialize;
+use std::fmt::Write;
+
+/// One scenario of one lane, with what it is measured against.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioReport {
+    /// Which scenario.
+    pub scenario: Scenario,
+    /// What was measured.
+    pub figures: Figures,
+    /// The step's payload (none for the idle sync).
+    pub payload: Option<Payload>,
+    /// Wire bytes (both ways) over the compressed payload.
+    pub bytes_per_payload: Option<f64>,
+    /// The link's bound for the transfer (serialization of payload plus signatures at the
+    /// link's bandwidth, scaled by its availability, plus four round trips), for Yilian.
+    pub bound_seconds: Option<f64>,
+}
+
+/// One engine on one profile.
+#[derive(Clone, Debug, Serialize)]
+pub struct LaneReport {
+    /// Link profile.
+    pub profile: String,
+    /// Engine.
+    pub engine: Engine,
+    /// Scenarios run, in order.
+    pub scenarios: Vec<ScenarioReport>,
+    /// Whether the device ended with exactly the server's records (Yilian lanes).
+    pub converged: Option<bool>,
+    /// What stopped the lane early, if anything did.
+    pub error: Option<String>,
+}
+
+impl LaneReport {
+    /// The figures of `scenario`, if it ran.
+    pub fn get(&self, scenario: Scenario) -> Option<&ScenarioReport> {
+        self.scenarios.iter().find(|s| s.scenario == scenario)
+    }
+}
+
+/// A target the run is checked against.
+#[derive(Clone, Debug, Serialize)]
+pub struct Target {
+    /// What is asked.
+    pub what: String,
+    /// What was measured.
+    pub measured: String,
+    /// Whether it was met.
+    pub met: bool,
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 && a.is_finite() && b.is_finite() { format!("{:.3}", a / b) } else { "-".into() }
+}
+
+fn kib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / 1024.0)
+}
+
+/// The side-by-side table for every profile.
+pub fn table(lanes: &[LaneReport], profiles: &[String]) -> String {
+    let mut out = String::new();
+    for profile in profiles {
+        let find = |engine| lanes.iter().find(|l| &l.profile == profile && l.engine == engine);
+        let (Some(y), Some(a)) = (find(Engine::Yilian), find(Engine::AutomergeRepo)) else { continue };
+        let _ = writeln!(out, "\n== {profile} ==");
+        let _ = writeln!(
+            out,
+            "{:<22} | {:>9} {:>9} {:>7} | {:>6} {:>6} {:>7} | {:>9} {:>9} {:>7} | {:>7} {:>7} | {:>5} {:>5}",
+            "scenario",
+            "Y s",
+            "AM s",
+            "Y/AM",
+            "Y rt",
+            "AM rt",
+            "Y/AM",
+            "Y KiB",
+            "AM KiB",
+            "Y/AM",
+            "Y B/p",
+            "AM B/p",
+            "Y rc",
+            "AM rc"
+        );
+        for scenario in Scenario::ALL {
+            let (Some(ys), Some(am)) = (y.get(scenario), a.get(scenario)) else { continue };
+            let (yf, af) = (&ys.figures, &am.figures);
+            let mark = |f: &Figures| if f.complete { "" } else { "*" };
+            let per = |s: &ScenarioReport| s.bytes_per_payload.map_or("-".into(), |r| format!("{r:.2}"));
+            let _ = writeln!(
+                out,
+                "{:<22} | {:>8.2}{} {:>8.2}{} {:>7} | {:>6} {:>6} {:>7} | {:>9} {:>9} {:>7} | {:>7} {:>7} | {:>5} {:>5}",
+                scenario.label(),
+                yf.seconds,
+                mark(yf),
+                af.seconds,
+                mark(af),
+                ratio(yf.seconds, af.seconds),
+                yf.rounds,
+                af.rounds,
+                ratio(yf.rounds as f64, af.rounds as f64),
+                kib(yf.wire()),
+                kib(af.wire()),
+                ratio(yf.wire() as f64, af.wire() as f64),
+                per(ys),
+                per(am),
+                yf.reconnects,
+                af.reconnects,
+            );
+            for (name, s) in [("Yilian", ys), ("automerge-repo", am)] {
+                if !s.figures.complete {
+                    let _ = writeln!(
+                        out,
+                        "{:<22}   * {name} did not finish within its {:.0} s cap: {} documents done, {:.2} documents/s",
+                        "",
+                        s.figures.cap_seconds,
+                        s.figures.documents_done.map_or("?".into(), |d| d.to_string()),
+                        s.figures.progress_per_second.unwrap_or(0.0),
+                    );
+                }
+            }
+            if let Some(bound) = ys.bound_seconds {
+                let _ = writeln!(
+                    out,
+                    "{:<22}   Yilian {:.2} s = {:.2}x the link's bound of {bound:.2} s",
+                    "",
+                    yf.seconds,
+                    yf.seconds / bound
+                );
+            }
+        }
+        for lane in [y, a] {
+            if let Some(error) = &lane.error {
+                let _ = writeln!(out, "  {:?} lane stopped: {error}", lane.engine);
+            }
+        }
+    }
+    out.push_str("\nY = Yilian, AM = automerge-repo 2.5; s = wall seconds, rt = round trips, KiB = IP bytes on the link both ways,\nB/p = those bytes over the zstd-19 compressed payload, rc = reconnects; * = stopped at its cap (figures up to the cap).\n");
+    out
+}
+
+/// The targets, checked.
+pub fn targets(lanes: &[LaneReport], documents: usize) -> Vec<Target> {
+    let mut out = Vec::new();
+    let yilian: Vec<&LaneReport> = lanes.iter().filter(|l| l.engine == Engine::Yilian).collect();
+    let unfinished: Vec<String> = yilian
+        .iter()
+        .flat_map(|l| {
+            l.scenarios
+                .iter()
+                .filter(|s| !s.figures.complete)
+                .map(move |s| format!("{} {}", l.profile, s.scenario.label()))
+        })
+        .chain(yilian.iter().filter_map(|l| l.error.as_ref().map(|e| format!("{}: {e}", l.profile))))
+        .collect();
+    out.push(Target {
+        what: "Yilian finishes every scenario on every profile".into(),
+        measured: if unfinished.is_empty() {
+            "all finished".into()
+        } else {
+            format!("unfinished: {}", unfinished.join("; "))
+        },
+        met: unfinished.is_empty(),
+    });
+    let dropped: Vec<String> = yilian
+        .iter()
+        .filter(|l| l.profile != "flapping")
+        .flat_map(|l| {
+            l.scenarios
+                .iter()
+                .filter(|s| s.scenario != Scenario::Cut && s.figures.reconnects > 0)
+                .map(move |s| format!("{} {}: {} reconnects", l.profile, s.scenario.label(), s.figures.reconnects))
+        })
+        .collect();
+    out.push(Target {
+        what: "Yilian never drops a healthy but saturated link (no reconnects without an outage)".into(),
+        measured: if dropped.is_empty() { "no reconnects".into() } else { dropped.join("; ") },
+        met: dropped.is_empty(),
+    });
+    let pair = |profile: &str, scenario| {
+        let find =
+            |engine| lanes.iter().find(|l| l.profile == profile && l.engine == engine).and_then(|l| l.get(scenario));
+        Some((find(Engine::Yilian)?.figures.clone(), find(Engine::AutomergeRepo)?.figures.clone()))
+    };
+    let mut versus = |scenario, bytes_x: f64, time_x: f64| {
+        let Some((y, a)) = pair("2g", scenario) else { return };
+        let lower = if a.complete { "" } else { " (automerge-repo stopped at its cap: a lower bound)" };
+        let b = a.wire() as f64 / y.wire().max(1) as f64;
+        out.push(Target {
+            what: format!(
+                "2g {}, {documents} documents: >= {bytes_x}x fewer bytes than automerge-repo",
+                scenario.label()
+            ),
+            measured: format!("{b:.1}x ({} vs {} bytes){lower}", y.wire(), a.wire()),
+            met: b >= bytes_x && y.complete,
+        });
+        let t = a.seconds / y.seconds.max(1e-9);
+        out.push(Target {
+            what: format!(
+                "2g {}, {documents} documents: >= {time_x}x less wall time than automerge-repo",
+                scenario.label()
+            ),
+            measured: format!("{t:.1}x ({:.2} s vs {:.2} s){lower}", y.seconds, a.seconds),
+            met: t >= time_x && y.complete,
+        });
+    };
+    versus(Scenario::Idle, 100.0, 20.0);
+    versus(Scenario::Incremental, 20.0, 10.0);
+    if let Some(first) =
+        lanes.iter().find(|l| l.profile == "2g" && l.engine == Engine::Yilian).and_then(|l| l.get(Scenario::First))
+        && let Some(bound) = first.bound_seconds
+    {
+        let x = first.figures.seconds / bound;
+        out.push(Target {
+            what: "2g first sync within 1.3x of the link's bound".into(),
+            measured: format!("{:.1} s = {x:.2}x the bound of {bound:.1} s", first.figures.seconds),
+            met: x <= 1.3 && first.figures.complete,
+        });
+    }
+    out
+}
