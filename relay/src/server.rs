@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use yilian_core::net::{
-    Fingerprint, RelayIdentity, ServeOptions, device_key_of, refuse, serve_child, serve_enrollment, server_config,
+    Fingerprint, RelayIdentity, ServeOptions, device_key_of, refuse, relay_endpoint, serve_child, serve_enrollment,
 };
 use yilian_core::time::{format_ms, now_ms};
 use yilian_core::{Device, DeviceAccess, Error, Result};
@@ -61,7 +61,7 @@ impl Relay {
     /// directory (generated on first start).
     pub async fn start(config: RelayConfig, storage: Arc<dyn RelayStorage>) -> Result<Relay> {
         let identity = RelayIdentity::load_or_generate(&config.data_dir)?;
-        let endpoint = quinn::Endpoint::server(server_config(&identity)?, config.listen)?;
+        let endpoint = relay_endpoint(&identity, config.listen)?;
         let addr = endpoint.local_addr()?;
         let stop = CancellationToken::new();
         let revocations = Arc::new(watch::Sender::new(storage.revocation_count()?));

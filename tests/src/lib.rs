@@ -1,8 +1,10 @@
 //! Whole-system test support for Yilian: helper programs (a visit writer that the crash test
 //! kills at random moments) and the fixtures they share with the tests in `tests/tests/`.
 
+pub mod faults;
 pub mod lab;
 pub mod link;
+pub mod load;
 pub mod proof;
 pub mod workload;
 

@@ -51,6 +51,9 @@ struct Args {
     /// Also check the emulator's accuracy in a full run.
     #[arg(long)]
     accuracy: bool,
+    /// Yilian's lanes only (tuning runs; the table then has no ratios).
+    #[arg(long)]
+    yilian_only: bool,
 }
 
 #[derive(Subcommand)]
@@ -120,6 +123,7 @@ async fn proof(args: Args) -> Result<()> {
         cut: if args.quick { Duration::from_secs(8) } else { yilian_tests::proof::CUT },
         peer_first_cap: Duration::from_secs(if args.quick { 90 } else { args.peer_first_cap }),
         peer_cap: Duration::from_secs(if args.quick { 30 } else { args.peer_cap }),
+        with_peer: !args.yilian_only,
     };
     println!(
         "workload: {} residents x {} visits (seed {}); profiles {}",

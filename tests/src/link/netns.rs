@@ -11,6 +11,16 @@ pub const INSIDE: &str = "YILIAN_LAB_NETNS";
 /// `unshare --net`, as root; `--map-root-user` otherwise, where user namespaces are allowed) and
 /// exits with its status. Inside (the re-run), brings loopback up and returns.
 pub fn enter_private() -> Result<()> {
+    enter(false)
+}
+
+/// [`enter_private`], in a private mount namespace too: mounts made inside (a small tmpfs for a
+/// disk-full test) are the run's own and vanish with it.
+pub fn enter_private_with_mounts() -> Result<()> {
+    enter(true)
+}
+
+fn enter(mounts: bool) -> Result<()> {
     if std::env::var_os(INSIDE).is_some() {
         let up = Command::new("ip").args(["link", "set", "lo", "up"]).status().context("running ip (iproute2)")?;
         if !up.success() {
@@ -21,6 +31,9 @@ pub fn enter_private() -> Result<()> {
     let exe = std::env::current_exe()?;
     let mut unshare = Command::new("unshare");
     unshare.arg("--net");
+    if mounts {
+        unshare.arg("--mount");
+    }
     if !is_root() {
         unshare.arg("--map-root-user");
     }

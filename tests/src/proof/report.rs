@@ -68,7 +68,15 @@ pub fn table(lanes: &[LaneReport], profiles: &[String]) -> String {
     let mut out = String::new();
     for profile in profiles {
         let find = |engine| lanes.iter().find(|l| &l.profile == profile && l.engine == engine);
-        let (Some(y), Some(a)) = (find(Engine::Yilian), find(Engine::AutomergeRepo)) else { continue };
+        let Some(y) = find(Engine::Yilian) else { continue };
+        let absent = LaneReport {
+            profile: profile.clone(),
+            engine: Engine::AutomergeRepo,
+            scenarios: Vec::new(),
+            converged: None,
+            error: Some("not run".into()),
+        };
+        let a = find(Engine::AutomergeRepo).unwrap_or(&absent);
         let _ = writeln!(out, "\n== {profile} ==");
         let _ = writeln!(
             out,
@@ -89,7 +97,15 @@ pub fn table(lanes: &[LaneReport], profiles: &[String]) -> String {
             "AM rc"
         );
         for scenario in Scenario::ALL {
-            let (Some(ys), Some(am)) = (y.get(scenario), a.get(scenario)) else { continue };
+            let Some(ys) = y.get(scenario) else { continue };
+            let not_run = ScenarioReport {
+                scenario,
+                figures: Figures { complete: true, seconds: f64::NAN, ..Figures::default() },
+                payload: None,
+                bytes_per_payload: None,
+                bound_seconds: None,
+            };
+            let am = a.get(scenario).unwrap_or(&not_run);
             let (yf, af) = (&ys.figures, &am.figures);
             let mark = |f: &Figures| if f.complete { "" } else { "*" };
             let per = |s: &ScenarioReport| s.bytes_per_payload.map_or("-".into(), |r| format!("{r:.2}"));

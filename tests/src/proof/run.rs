@@ -29,22 +29,30 @@ pub struct Plan {
     pub peer_first_cap: Duration,
     /// Its cap for the other scenarios.
     pub peer_cap: Duration,
+    /// Run the automerge-repo lanes too (off: Yilian alone, for tuning runs).
+    pub with_peer: bool,
 }
 
 /// Makes the dataset and runs every lane; returns the dataset and one report per lane.
 pub async fn run(plan: &Plan) -> Result<(Arc<Dataset>, Vec<LaneReport>)> {
     let (dir, params) = (plan.dir.join("data"), plan.params.clone());
     let dataset = tokio::task::spawn_blocking(move || dataset::build(&dir, &params)).await??;
-    let template = automerge::seed_template(&dataset).await.context("seeding automerge-repo's server storage")?;
+    let template = if plan.with_peer {
+        automerge::seed_template(&dataset).await.context("seeding automerge-repo's server storage")?
+    } else {
+        PathBuf::new()
+    };
     let dataset = Arc::new(dataset);
     let mut lanes = tokio::task::JoinSet::new();
     for (i, profile) in plan.profiles.iter().enumerate() {
         let index = 2 * i as u8 + 1;
         let (profile, data, plan2) = (profile.clone(), dataset.clone(), plan.clone());
         lanes.spawn(async move { yilian_lane(index, profile, &data, &plan2).await });
-        let (profile, data, plan2, template) =
-            (plan.profiles[i].clone(), dataset.clone(), plan.clone(), template.clone());
-        lanes.spawn(async move { automerge_lane(index + 1, profile, &data, &template, &plan2).await });
+        if plan.with_peer {
+            let (profile, data, plan2, template) =
+                (plan.profiles[i].clone(), dataset.clone(), plan.clone(), template.clone());
+            lanes.spawn(async move { automerge_lane(index + 1, profile, &data, &template, &plan2).await });
+        }
     }
     let mut reports = Vec::new();
     while let Some(report) = lanes.join_next().await {

@@ -138,6 +138,8 @@ impl Lane {
         let code =
             storage.issue_enrollment_code(&doctor.id, None, DeviceKind::Phone, Duration::from_secs(600), "proof")?;
         storage.enroll_device(&code.code, DEVICE, key.public_key(), yilian_core::time::now_ms())?;
+        // Everything: the whole log (per-document grants were measured larger: snapshots plus
+        // signatures, 1.64 MB against 1.34 MB for 300 residents).
         storage.grant_scope(DEVICE, ScopeGrant::Everything)?;
         let config = RelayConfig {
             data_dir: dir.join("relay"),

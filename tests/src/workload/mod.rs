@@ -21,7 +21,7 @@ use yilian_core::model::{
     Urgency,
 };
 use yilian_core::{
-    Organization, OrganizationKind, PatientId, Practitioner, PractitionerRole, ReferralId, Result, Store,
+    Organization, OrganizationKind, PatientId, Practitioner, PractitionerRole, ReferralId, Result, Store, Team,
 };
 
 /// How big a consortium to make, and from which seed.
@@ -139,13 +139,22 @@ impl Consortium {
         Consortium { organizations, practitioners, clinics }
     }
 
-    /// Writes the organizations and practitioners into `store`'s directory.
+    /// Writes the organizations, practitioners and family-doctor teams into `store`'s directory
+    /// (a team's contracted residents are in the scope of its doctor's phones).
     pub fn register(&self, store: &Store) -> Result<()> {
         for org in &self.organizations {
             store.add_organization(org)?;
         }
         for practitioner in &self.practitioners {
             store.add_practitioner(practitioner)?;
+        }
+        for clinic in &self.clinics {
+            store.add_team(&Team {
+                id: clinic.team_id.clone(),
+                name: format!("{}家庭医生团队", clinic.organization.name),
+                organization_id: clinic.organization.id.clone(),
+                members: vec![clinic.doctor.id.clone()],
+            })?;
         }
         Ok(())
     }

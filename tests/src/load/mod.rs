@@ -1,0 +1,363 @@
+//! The relay under load: the production `yilian-relay serve` (embedded SQLite, fsync on every
+//! commit) in its own process, and N simulated phones over QUIC on loopback. Each phone recorded
+//! part of its team's day offline; all connect at once, push it and pull what the relay has for
+//! them, keep their connections open until every phone has pushed, then pull the rest of their
+//! team's day on the same connection and hold it until all are done.
+//!
+//! Measured: changes per second the relay ingested (the push phase, and the best second of its
+//! `ingested_changes` counter), session times (p50, p99), connections held at once (the relay's
+//! `connected_devices` gauge), the relay process's peak RSS and CPU.
+
+pub mod relay_process;
+
+use crate::workload::{self, Params, clinical};
+use anyhow::{Result, bail, ensure};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Barrier;
+use tokio_util::sync::CancellationToken;
+use yilian_core::net::{Fingerprint, SessionOptions, SessionReport, client_config, connect_within, sync_over};
+use yilian_core::sync::{PerfectLink, sync_in_process};
+use yilian_core::{DeviceKind, PatientId, Store, StoreOptions};
+
+/// How big a load.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadParams {
+    /// Phones.
+    pub devices: usize,
+    /// Family doctors (phones are shared out among their teams).
+    pub doctors: usize,
+    /// Residents on each doctor's panel.
+    pub residents_per_doctor: usize,
+    /// Visits each phone records offline before the load.
+    pub visits_per_device: usize,
+    /// Phones per QUIC endpoint (UDP socket) on the load side.
+    pub devices_per_endpoint: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Default for LoadParams {
+    fn default() -> Self {
+        LoadParams {
+            devices: 1_000,
+            doctors: 100,
+            residents_per_doctor: 20,
+            visits_per_device: 25,
+            devices_per_endpoint: 50,
+            seed: 2026,
+        }
+    }
+}
+
+/// What the load measured.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LoadReport {
+    /// The parameters.
+    pub params: Option<LoadParams>,
+    /// Changes the phones pushed.
+    pub pushed: u64,
+    /// Seconds from the first connection attempt to the last push acknowledged.
+    pub push_seconds: f64,
+    /// `pushed / push_seconds`.
+    pub changes_per_second: f64,
+    /// The best one-second window of the relay's `ingested_changes` counter.
+    pub peak_changes_per_second: f64,
+    /// Most connections the relay reported open at once (`connected_devices`).
+    pub max_connected: u64,
+    /// Push-and-pull session times, seconds: p50, p99, max.
+    pub push_session: Percentiles,
+    /// Pull session times (the rest of the team's day), seconds.
+    pub pull_session: Percentiles,
+    /// Changes pulled in all.
+    pub pulled: u64,
+    /// Sessions that failed (after retries), with why.
+    pub failures: Vec<String>,
+    /// Phones whose records differ from their teammates' at the end.
+    pub diverged: usize,
+    /// The relay's peak resident memory, MB.
+    pub relay_peak_rss_mb: f64,
+    /// Relay CPU over the load phase, in cores (1.0 = one core busy).
+    pub relay_cpu_cores: f64,
+    /// The load side's peak resident memory, MB.
+    pub load_peak_rss_mb: f64,
+    /// Seconds of the whole load phase.
+    pub seconds: f64,
+}
+
+/// p50, p99 and max of some durations.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Longest.
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// From samples in seconds.
+    pub fn of(mut samples: Vec<f64>) -> Percentiles {
+        if samples.is_empty() {
+            return Percentiles::default();
+        }
+        samples.sort_by(f64::total_cmp);
+        let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+        Percentiles { p50: at(0.5), p99: at(0.99), max: samples[samples.len() - 1] }
+    }
+}
+
+/// One simulated phone.
+struct Phone {
+    name: String,
+    doctor: usize,
+    store: Store,
+    config: quinn::ClientConfig,
+}
+
+/// Builds the relay's data directory (directory, panels, enrolled phones) and the phones, each
+/// with its doctor's panel and its part of the day recorded offline.
+fn prepare(dir: &Path, params: &LoadParams, pin: Fingerprint) -> Result<Vec<Phone>> {
+    let relay = Store::open(dir.join(yilian_relay::storage::DATABASE_FILE), StoreOptions::default())?;
+    let county = Params {
+        seed: params.seed,
+        doctors: params.doctors,
+        residents_per_doctor: params.residents_per_doctor,
+        visits_per_resident: 2,
+        ..Params::village_doctor()
+    };
+    let population = workload::populate(&relay, &county)?;
+    let mut rng = StdRng::seed_from_u64(params.seed);
+    let mut phones = Vec::with_capacity(params.devices);
+    for i in 0..params.devices {
+        let doctor = i % params.doctors;
+        let clinic = &population.consortium.clinics[doctor];
+        let store = Store::open_in_memory(StoreOptions::default())?;
+        let name = format!("phone-{i:04}");
+        let code = relay.issue_enrollment_code(
+            &clinic.doctor.id,
+            None,
+            DeviceKind::Phone,
+            Duration::from_secs(3600),
+            "load",
+        )?;
+        relay.enroll_device(&code.code, &name, store.device_key().public_key(), yilian_core::time::now_ms())?;
+        let seeded = sync_in_process(&store, &name, &relay, "relay", &mut PerfectLink)?;
+        ensure!(seeded.child.synced, "seeding {name} failed: {seeded:?}");
+        // The panel: residents contracted to the doctor's team (the phone's scope).
+        let visible: std::collections::HashSet<PatientId> = store.patient_ids()?.into_iter().collect();
+        let panel: Vec<(PatientId, &clinical::Profile)> = population
+            .residents
+            .iter()
+            .filter(|r| r.clinic == doctor && visible.contains(&r.id))
+            .map(|r| (r.id, &r.profile))
+            .collect();
+        ensure!(!panel.is_empty() && panel.len() == visible.len(), "{name} does not see its doctor's panel");
+        let day = county.as_of + chrono::Duration::days(1);
+        for _ in 0..params.visits_per_device {
+            let (id, profile) = panel[rng.gen_range(0..panel.len())];
+            let at = day.and_hms_opt(rng.gen_range(8..17), rng.gen_range(0..60), 0).unwrap_or_default().and_utc();
+            let visit =
+                clinical::visit(&mut rng, profile, at.timestamp_millis(), &clinic.organization.id, &clinic.doctor.id);
+            store.record_visit(id, visit)?;
+        }
+        let config = client_config(pin, &store.device_key())?;
+        phones.push(Phone { name, doctor, store, config });
+    }
+    Ok(phones)
+}
+
+/// Runs one session, retrying (a fresh connection after a pause) until it ends synced or `deadline`.
+async fn session_until_synced(
+    endpoint: &quinn::Endpoint,
+    phone: &Phone,
+    relay: SocketAddr,
+    conn: &mut Option<quinn::Connection>,
+    deadline: Instant,
+) -> Result<(SessionReport, Duration)> {
+    let started = Instant::now();
+    let mut last_error = String::new();
+    while Instant::now() < deadline {
+        if conn.as_ref().is_none_or(|c| c.close_reason().is_some()) {
+            match connect_within(endpoint, &phone.config, relay, Duration::from_secs(30)).await {
+                Ok((c, _)) => *conn = Some(c),
+                Err(e) => {
+                    last_error = e.to_string();
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_ref() else { continue };
+        let options = SessionOptions::default();
+        match sync_over(c, &phone.store, &phone.name, "relay", &options, &CancellationToken::new(), &mut |_| {}).await {
+            Ok(report) if report.outcome.synced => return Ok((report, started.elapsed())),
+            Ok(report) => last_error = format!("session ended unsynced: {:?}", report.outcome.error),
+            Err(e) => last_error = e.to_string(),
+        }
+        *conn = None;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    bail!("{}: not synced before the deadline: {last_error}", phone.name)
+}
+
+/// Runs the load against a relay started from `relay_binary`; `dir` is scratch space.
+pub async fn run(params: LoadParams, relay_binary: &Path, dir: &Path) -> Result<LoadReport> {
+    let data = dir.join("relay-data");
+    let identity = relay_process::fingerprint(relay_binary, &data).await?;
+    println!("preparing {} phones over {} doctors' panels...", params.devices, params.doctors);
+    let prep_started = Instant::now();
+    let phones = {
+        let (data, params) = (data.clone(), params.clone());
+        tokio::task::spawn_blocking(move || prepare(&data, &params, identity)).await??
+    };
+    let pushed: u64 = params.devices as u64 * params.visits_per_device as u64;
+    println!("prepared in {:.1} s; starting the relay", prep_started.elapsed().as_secs_f64());
+    let relay = relay_process::RelayProcess::start(relay_binary, &data).await?;
+    let sampler = relay.sample_metrics(Duration::from_millis(100));
+    let cpu_before = relay.cpu_seconds()?;
+    let endpoints: Vec<quinn::Endpoint> = (0..params.devices.div_ceil(params.devices_per_endpoint))
+        .map(|_| quinn::Endpoint::client(([127, 0, 0, 1], 0).into()))
+        .collect::<std::io::Result<_>>()?;
+    let pushed_all = Arc::new(Barrier::new(params.devices));
+    let pulled_all = Arc::new(Barrier::new(params.devices));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(600);
+    let mut tasks = tokio::task::JoinSet::new();
+    let phones: Vec<Arc<Phone>> = phones.into_iter().map(Arc::new).collect();
+    for (i, phone) in phones.iter().enumerate() {
+        let (phone, endpoint, addr) = (phone.clone(), endpoints[i / params.devices_per_endpoint].clone(), relay.quic);
+        let (pushed_all, pulled_all) = (pushed_all.clone(), pulled_all.clone());
+        tasks.spawn(async move {
+            let mut conn = None;
+            let push = session_until_synced(&endpoint, &phone, addr, &mut conn, deadline).await;
+            let pushed_at = started.elapsed();
+            pushed_all.wait().await;
+            let pull = session_until_synced(&endpoint, &phone, addr, &mut conn, deadline).await;
+            // Every connection stays open until every phone has pulled.
+            pulled_all.wait().await;
+            if let Some(c) = conn {
+                c.close(quinn::VarInt::from_u32(0), b"done");
+            }
+            (push, pushed_at, pull)
+        });
+    }
+    let mut report = LoadReport { params: Some(params.clone()), pushed, ..LoadReport::default() };
+    let (mut push_times, mut pull_times, mut last_push) = (Vec::new(), Vec::new(), Duration::ZERO);
+    while let Some(done) = tasks.join_next().await {
+        let (push, pushed_at, pull) = done?;
+        match push {
+            Ok((_, took)) => {
+                push_times.push(took.as_secs_f64());
+                last_push = last_push.max(pushed_at);
+            }
+            Err(e) => report.failures.push(format!("push: {e:#}")),
+        }
+        match pull {
+            Ok((r, took)) => {
+                pull_times.push(took.as_secs_f64());
+                report.pulled += r.outcome.received as u64;
+            }
+            Err(e) => report.failures.push(format!("pull: {e:#}")),
+        }
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    for endpoint in &endpoints {
+        endpoint.wait_idle().await;
+    }
+    report.relay_cpu_cores = (relay.cpu_seconds()? - cpu_before) / report.seconds;
+    let samples = sampler.stop().await;
+    report.max_connected = samples.iter().map(|s| s.connected).max().unwrap_or(0);
+    report.peak_changes_per_second = peak_rate(&samples);
+    report.relay_peak_rss_mb = relay.peak_rss_mb()?;
+    relay.stop().await?;
+    report.push_seconds = last_push.as_secs_f64();
+    report.changes_per_second = pushed as f64 / report.push_seconds.max(1e-9);
+    report.push_session = Percentiles::of(push_times);
+    report.pull_session = Percentiles::of(pull_times);
+    report.diverged = diverged(&phones, params.doctors)?;
+    report.load_peak_rss_mb = crate::peak_rss_mb();
+    Ok(report)
+}
+
+/// Phones whose records differ from the first phone of their team.
+fn diverged(phones: &[Arc<Phone>], doctors: usize) -> Result<usize> {
+    let mut count = 0;
+    for doctor in 0..doctors {
+        let team: Vec<&Arc<Phone>> = phones.iter().filter(|p| p.doctor == doctor).collect();
+        let Some(first) = team.first() else { continue };
+        for other in &team[1..] {
+            if crate::lab::same_records(&first.store, &other.store).is_err() {
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// The best rate over any one-second window of the counter samples.
+fn peak_rate(samples: &[relay_process::Sample]) -> f64 {
+    let mut best = 0.0f64;
+    for (i, a) in samples.iter().enumerate() {
+        if let Some(b) = samples[i..].iter().find(|b| b.at.saturating_sub(a.at) >= Duration::from_secs(1)) {
+            let rate = b.ingested.saturating_sub(a.ingested) as f64 / b.at.saturating_sub(a.at).as_secs_f64();
+            best = best.max(rate);
+        }
+    }
+    best
+}
+
+/// The report as the lines the benchmark prints.
+pub fn summary(r: &LoadReport) -> String {
+    let devices = r.params.as_ref().map_or(0, |p| p.devices);
+    format!(
+        "relay load: {devices} phones over QUIC on loopback, relay = yilian-relay serve (SQLite, fsync per commit)\n\
+         pushed {} changes in {:.2} s = {:.0} changes/s ingested (best second {:.0}/s)   [target >= 5,000/s]\n\
+         connections held at once: {}   [target 1,000]\n\
+         push+pull session: p50 {:.2} s, p99 {:.2} s, max {:.2} s; pull session: p50 {:.2} s, p99 {:.2} s ({} changes pulled)\n\
+         relay: peak RSS {:.0} MB, CPU {:.2} cores over {:.1} s; load side peak RSS {:.0} MB\n\
+         failed sessions: {}; phones diverged from their team: {}",
+        r.pushed,
+        r.push_seconds,
+        r.changes_per_second,
+        r.peak_changes_per_second,
+        r.max_connected,
+        r.push_session.p50,
+        r.push_session.p99,
+        r.push_session.max,
+        r.pull_session.p50,
+        r.pull_session.p99,
+        r.pulled,
+        r.relay_peak_rss_mb,
+        r.relay_cpu_cores,
+        r.seconds,
+        r.load_peak_rss_mb,
+        r.failures.len(),
+        r.diverged,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_ranked_sample() {
+        let p = Percentiles::of((1..=100).map(f64::from).collect());
+        assert_eq!((p.p50, p.p99, p.max), (51.0, 99.0, 100.0));
+        assert_eq!(Percentiles::of(vec![]).max, 0.0);
+    }
+
+    #[test]
+    fn the_peak_rate_is_the_best_one_second_window() {
+        let s = |ms, ingested| relay_process::Sample { at: Duration::from_millis(ms), ingested, connected: 0 };
+        let samples = [s(0, 0), s(500, 100), s(1000, 1000), s(1500, 4000), s(2000, 4500)];
+        assert_eq!(peak_rate(&samples), 3900.0);
+    }
+}
