@@ -117,12 +117,7 @@ impl Phone {
         options: &SessionOptions,
         stop: &CancellationToken,
     ) -> yilian_core::Result<SessionReport> {
-        let run = async {
-            let (conn, _) = connect(&self.endpoint, &self.client, addr).await?;
-            let result = sync_over(&conn, &self.store, &self.name, "relay", options, stop, &mut |_| {}).await;
-            conn.close(quinn::VarInt::from_u32(0), b"done");
-            result
-        };
+        let run = session(&self.endpoint, &self.client, addr, &self.store, &self.name, options, stop);
         tokio::time::timeout(STEP, run)
             .await
             .map_err(|_| yilian_core::Error::Network { reason: "sync step timed out".into() })?
@@ -134,6 +129,23 @@ impl Phone {
         anyhow::ensure!(report.outcome.synced, "{} ended a session without being synced: {report:?}", self.name);
         Ok(report)
     }
+}
+
+/// One session of `store` (peer id `me`) with the relay at `addr` on a fresh connection: connect,
+/// sync, close.
+pub async fn session(
+    endpoint: &quinn::Endpoint,
+    config: &quinn::ClientConfig,
+    addr: SocketAddr,
+    store: &Store,
+    me: &str,
+    options: &SessionOptions,
+    stop: &CancellationToken,
+) -> yilian_core::Result<SessionReport> {
+    let (conn, _) = connect(endpoint, config, addr).await?;
+    let result = sync_over(&conn, store, me, "relay", options, stop, &mut |_| {}).await;
+    conn.close(quinn::VarInt::from_u32(0), b"done");
+    result
 }
 
 /// Asserts that `a` holds exactly the records of `b`, field for field.

@@ -206,6 +206,7 @@ impl Lab {
             match self.observer.sync(self.quic).await {
                 Ok(report) => return Ok(report.outcome.received),
                 Err(e) if Instant::now() > deadline => return Err(e.context("the observer could not sync")),
+                // Back off and retry, bounded by the deadline above.
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         }
@@ -245,6 +246,7 @@ async fn device_kills(lab: &Lab, kills: u32, rng: &mut StdRng, out: &mut Vec<Out
         let result = async {
             let mut child = lab.spawn_worker("kill", 2, 4, &[])?;
             wait_for_line(&mut child, "SYNCING", Duration::from_secs(60)).await?;
+            // The fault's moment: a random point of the sync that has just started (not a wait).
             tokio::time::sleep(Duration::from_micros(rng.gen_range(0..60_000))).await;
             child.start_kill()?;
             let _ = child.wait().await;
@@ -262,8 +264,10 @@ async fn relay_kills(lab: &mut Lab, kills: u32, rng: &mut StdRng, out: &mut Vec<
         let result = async {
             let mut child = lab.spawn_worker("relay", 2, 4, &[])?;
             wait_for_line(&mut child, "SYNCING", Duration::from_secs(60)).await?;
+            // The fault's moment: a random point of the sync that has just started (not a wait).
             tokio::time::sleep(Duration::from_micros(rng.gen_range(0..60_000))).await;
             lab.kill_relay().await?;
+            // The relay stays down for a random moment before it restarts (not a wait).
             tokio::time::sleep(Duration::from_millis(rng.gen_range(0..500))).await;
             lab.start_relay().await?;
             finish(child).await?;

@@ -3,6 +3,7 @@
 //! where it is on stdout: `CLOCK ms` (its clock), `RECORDED n`, `SYNCING`, `ERROR why` for each
 //! failed attempt, `DONE`.
 
+use crate::lab::session;
 use crate::workload::{Params, clinical};
 use anyhow::Result;
 use chrono::{Duration as Days, Utc};
@@ -14,7 +15,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use yilian_core::model::{Demographics, NewContract, NewPatient, Sex};
-use yilian_core::net::{Fingerprint, SessionOptions, client_config, connect, sync_over};
+use yilian_core::net::{Fingerprint, SessionOptions, client_config};
 use yilian_core::{Store, StoreOptions};
 
 /// What the worker does.
@@ -102,22 +103,8 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
     say("SYNCING");
     let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
-        let attempt = async {
-            let (conn, _) = connect(&endpoint, &config, args.relay).await?;
-            let report = sync_over(
-                &conn,
-                &store,
-                &args.name,
-                "relay",
-                &SessionOptions::default(),
-                &CancellationToken::new(),
-                &mut |_| {},
-            )
-            .await;
-            conn.close(quinn::VarInt::from_u32(0), b"done");
-            report
-        };
-        match attempt.await {
+        let options = SessionOptions::default();
+        match session(&endpoint, &config, args.relay, &store, &args.name, &options, &CancellationToken::new()).await {
             Ok(report) if report.outcome.synced => {
                 say("DONE");
                 return Ok(());
@@ -125,6 +112,7 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
             Ok(report) => say(&format!("ERROR session ended unsynced: {}", report.outcome.error.unwrap_or_default())),
             Err(e) => say(&format!("ERROR {e}")),
         }
+        // A pause before the next attempt, as a phone's agent backs off (bounded by the deadline).
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     say("GAVE UP");

@@ -189,6 +189,7 @@ async fn session_until_synced(
                 Ok((c, _)) => *conn = Some(c),
                 Err(e) => {
                     last_error = e.to_string();
+                    // Back off before reconnecting, as a phone's agent does; bounded by `deadline`.
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;
                 }
@@ -202,6 +203,7 @@ async fn session_until_synced(
             Err(e) => last_error = e.to_string(),
         }
         *conn = None;
+        // Back off before the next attempt; bounded by `deadline`.
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     bail!("{}: not synced before the deadline: {last_error}", phone.name)

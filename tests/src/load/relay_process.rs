@@ -97,6 +97,7 @@ impl RelayProcess {
             {
                 return Ok(relay);
             }
+            // Polling /readyz, bounded by the deadline above.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         bail!("the relay was not ready within 60 s")

@@ -4,10 +4,9 @@
 //! defaults (5 s keep-alive on the server, 5 s retry on the client).
 
 use super::dataset::{Dataset, Step};
-use super::{EXIT_SLACK, Figures, Meter, Scenario};
+use super::{EXIT_SLACK, Figures, Scenario};
 use crate::link::Link;
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -122,53 +121,31 @@ impl Lane {
         let port = self.server.as_ref().map(|(_, port)| *port).context("the server is not running")?;
         let url = format!("ws://{}:{port}", link.far());
         let cap_arg = format!("{}", cap.as_secs_f64());
-        let child = Command::new("node")
-            .arg(peer_script())
-            .args(["client", "--url", &url, "--storage", path(&self.dir.join("client"))])
-            .args(["--state", path(&self.dir.join("state.json")), "--cap", &cap_arg])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
-        let meter = Meter::start(link, cut);
-        let Ok(out) = tokio::time::timeout(cap + EXIT_SLACK, child.wait_with_output()).await else {
+        let mut command = Command::new("node");
+        command.arg(peer_script());
+        command.args(["client", "--url", &url, "--storage", path(&self.dir.join("client"))]);
+        command.args(["--state", path(&self.dir.join("state.json")), "--cap", &cap_arg]);
+        let measured = super::measure(command, link, cut, cap).await?;
+        if !measured.exited {
             // Still busy (loading or flushing thousands of documents) long after its cap: killed
-            // (kill_on_drop) and counted as not finished, with what the link carried.
-            let carried = meter.carried();
+            // and counted as not finished, with what the link carried.
+            let detail = serde_json::json!({ "killed": format!("no result {EXIT_SLACK:?} after its cap") });
             return Ok(Figures {
-                complete: false,
                 seconds: (cap + EXIT_SLACK).as_secs_f64(),
-                wire_up: carried.up.bytes,
-                wire_down: carried.down.bytes,
-                link: carried,
                 documents_done: Some(0),
                 progress_per_second: Some(0.0),
-                cap_seconds: cap.as_secs_f64(),
-                detail: serde_json::json!({ "killed": format!("no result {EXIT_SLACK:?} after its cap") }),
-                ..Figures::default()
+                ..Figures::carried(measured.carried, cap, detail)
             });
-        };
-        let out = out?;
-        let carried = meter.carried();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let Some(line) = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")) else {
-            let log = String::from_utf8_lossy(&out.stderr);
-            bail!("the automerge-repo client of {scenario:?} failed ({}): {stdout}{log}", out.status);
-        };
-        let detail: Value = serde_json::from_str(line)?;
-        let complete = detail["complete"].as_bool() == Some(true);
+        }
+        let detail = measured.result.with_context(|| format!("the automerge-repo client of {scenario:?}"))?;
         Ok(Figures {
-            complete,
+            complete: detail["complete"].as_bool() == Some(true),
             seconds: detail["seconds"].as_f64().unwrap_or(f64::NAN),
             rounds: detail["turns"].as_u64().unwrap_or(0),
-            wire_up: carried.up.bytes,
-            wire_down: carried.down.bytes,
-            link: carried,
             reconnects: detail["reconnects"].as_u64().unwrap_or(0),
             documents_done: detail["documents_done"].as_u64(),
             progress_per_second: detail["progress_per_second"].as_f64(),
-            cap_seconds: cap.as_secs_f64(),
-            detail,
+            ..Figures::carried(measured.carried, cap, detail)
         })
     }
 

@@ -92,6 +92,19 @@ pub struct Figures {
 }
 
 impl Figures {
+    /// Figures of an unfinished scenario with what the link carried, its cap and the device's
+    /// report; the caller fills in what the device measured.
+    pub fn carried(link: crate::link::LinkStats, cap: Duration, detail: serde_json::Value) -> Figures {
+        Figures {
+            wire_up: link.up.bytes,
+            wire_down: link.down.bytes,
+            link,
+            cap_seconds: cap.as_secs_f64(),
+            detail,
+            ..Figures::default()
+        }
+    }
+
     /// Bytes on the wire, both ways.
     pub fn wire(&self) -> u64 {
         self.wire_up + self.wire_down
@@ -123,6 +136,42 @@ impl<'a> Meter<'a> {
     pub fn carried(&self) -> crate::link::LinkStats {
         self.link.stats() - self.start
     }
+}
+
+/// What a measured device process left.
+pub struct Measured {
+    /// Whether it exited by itself within [`EXIT_SLACK`] after its cap (else it was killed).
+    pub exited: bool,
+    /// Its `RESULT {json}` line, parsed (an error naming its output when it printed none).
+    pub result: anyhow::Result<serde_json::Value>,
+    /// What the link carried while it ran.
+    pub carried: crate::link::LinkStats,
+    /// Whether the armed cut fired.
+    pub cut_fired: bool,
+}
+
+/// Runs `command` — a device that prints one `RESULT {json}` line — while its link is metered
+/// (and cut as asked). One that has not exited [`EXIT_SLACK`] after `cap` is killed.
+pub async fn measure(
+    mut command: tokio::process::Command,
+    link: &Link,
+    cut: Option<(u64, Duration)>,
+    cap: Duration,
+) -> anyhow::Result<Measured> {
+    use std::process::Stdio;
+    let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).spawn()?;
+    let meter = Meter::start(link, cut);
+    let Ok(out) = tokio::time::timeout(cap + EXIT_SLACK, child.wait_with_output()).await else {
+        let result = Err(anyhow::anyhow!("no result {EXIT_SLACK:?} after its cap"));
+        return Ok(Measured { exited: false, result, carried: meter.carried(), cut_fired: meter.did_cut() });
+    };
+    let out = out?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result = match stdout.lines().find_map(|l| l.strip_prefix("RESULT ")) {
+        Some(line) => serde_json::from_str(line).map_err(anyhow::Error::from),
+        None => Err(anyhow::anyhow!("failed ({}): {stdout}{}", out.status, String::from_utf8_lossy(&out.stderr))),
+    };
+    Ok(Measured { exited: true, result, carried: meter.carried(), cut_fired: meter.did_cut() })
 }
 
 /// The lower bound of a transfer of `bytes` over `profile`: serialization at its bandwidth plus

@@ -3,17 +3,17 @@
 //! drops the connection.
 
 use super::dataset::Dataset;
-use super::{EXIT_SLACK, Figures, Meter, Scenario};
+use super::{Figures, Scenario};
+use crate::lab::session;
 use crate::link::Link;
-use anyhow::{Context, Result, bail, ensure};
-use serde_json::{Value, json};
+use anyhow::{Context, Result, ensure};
+use serde_json::json;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use yilian_core::net::{Fingerprint, SessionOptions, client_config, connect, sync_over};
+use yilian_core::net::{Fingerprint, SessionOptions, client_config};
 use yilian_core::sync::{PerfectLink, sync_in_process};
 use yilian_core::{DeviceKind, Practitioner, PractitionerRole, ScopeGrant, Store, StoreOptions};
 use yilian_relay::{Relay, RelayConfig};
@@ -67,21 +67,8 @@ pub async fn device(args: DeviceArgs) -> Result<()> {
     let mut synced = false;
     while !synced && started.elapsed() < args.cap {
         attempts += 1;
-        let session = async {
-            let (conn, _) = connect(&endpoint, &config, args.relay).await?;
-            let report = sync_over(
-                &conn,
-                &store,
-                DEVICE,
-                "relay",
-                &SessionOptions::default(),
-                &CancellationToken::new(),
-                &mut |_| {},
-            )
-            .await;
-            conn.close(quinn::VarInt::from_u32(0), b"done");
-            report
-        };
+        let (options, stop) = (SessionOptions::default(), CancellationToken::new());
+        let session = session(&endpoint, &config, args.relay, &store, DEVICE, &options, &stop);
         match tokio::time::timeout(args.cap.saturating_sub(started.elapsed()), session).await {
             Ok(Ok(report)) => {
                 rounds += u64::from(report.rounds);
@@ -178,42 +165,19 @@ impl Lane {
             pin: self.relay.fingerprint,
             cap,
         };
-        let child = tokio::process::Command::new(&self.program)
-            .args(args.to_args())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
-        let meter = Meter::start(link, cut);
-        let Ok(out) = tokio::time::timeout(cap + EXIT_SLACK, child.wait_with_output()).await else {
-            bail!("the Yilian device of {scenario:?} did not exit within its cap");
-        };
-        let out = out?;
-        let carried = meter.carried();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let Some(line) = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")) else {
-            bail!(
-                "the Yilian device of {scenario:?} failed ({}): {stdout}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        let detail: Value = serde_json::from_str(line)?;
+        let mut command = tokio::process::Command::new(&self.program);
+        command.args(args.to_args());
+        let measured = super::measure(command, link, cut, cap).await?;
+        let detail = measured.result.with_context(|| format!("the Yilian device of {scenario:?}"))?;
         if cut.is_some() {
-            ensure!(meter.did_cut(), "the {scenario:?} transfer ended before the link was cut");
+            ensure!(measured.cut_fired, "the {scenario:?} transfer ended before the link was cut");
         }
         Ok(Figures {
             complete: detail["synced"].as_bool() == Some(true),
             seconds: detail["seconds"].as_f64().unwrap_or(f64::NAN),
             rounds: detail["rounds"].as_u64().unwrap_or(0),
-            wire_up: carried.up.bytes,
-            wire_down: carried.down.bytes,
-            link: carried,
             reconnects: detail["attempts"].as_u64().unwrap_or(1).saturating_sub(1),
-            documents_done: None,
-            progress_per_second: None,
-            cap_seconds: cap.as_secs_f64(),
-            detail,
+            ..Figures::carried(measured.carried, cap, detail)
         })
     }
 
