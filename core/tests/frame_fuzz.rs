@@ -5,11 +5,18 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use proptest::prelude::*;
-use yilian_core::sync::{FrameDecoder, Message, WireChange, encode};
+use yilian_core::sync::{CatchUp, DocumentCopy, DocumentPage, FrameDecoder, Message, WireChange, encode};
 
 fn sample_messages() -> Vec<Message> {
     vec![
-        Message::Hello { peer: "dev-1".into(), log_id: "abc".into(), read_seq: 12, local_head: 40, grant_seq: 0 },
+        Message::Hello {
+            peer: "dev-1".into(),
+            log_id: "abc".into(),
+            read_seq: 0,
+            local_head: 40,
+            grant_seq: 0,
+            catch_up: Some(CatchUp { head: 12, grant: 3, after: [7; 16] }),
+        },
         Message::Ack { up_to: 99 },
         Message::Pull {
             from_seq: 1,
@@ -18,6 +25,20 @@ fn sample_messages() -> Vec<Message> {
                 .map(|i| WireChange { seq: i, doc: [i as u8; 16], bytes: vec![i as u8; 400], signature: None })
                 .collect(),
         },
+        Message::Documents(DocumentPage {
+            head: 12,
+            grant: 3,
+            after: None,
+            last: Some([9; 16]),
+            done: false,
+            docs: vec![DocumentCopy {
+                doc: [9; 16],
+                save: vec![0x85; 600],
+                signatures: vec![1; 128],
+                unsigned: vec![0],
+                changes: Vec::new(),
+            }],
+        }),
     ]
 }
 
@@ -104,7 +125,7 @@ fn write_seeds(dir: &std::path::Path) {
     std::fs::create_dir_all(dir).unwrap();
     let mut seeds: Vec<(&str, Vec<u8>)> = sample_messages()
         .iter()
-        .zip(["valid-hello", "valid-ack", "valid-pull"])
+        .zip(["valid-hello", "valid-ack", "valid-pull", "valid-documents"])
         .map(|(m, name)| (name, encode(m)))
         .collect();
     let welcome = Message::Welcome {
@@ -134,8 +155,9 @@ fn write_seeds(dir: &std::path::Path) {
     flags[5] = 0x80;
     seeds.push(("bad-flags", flags));
     seeds.push(("bad-oversize", (64u32 << 20).to_be_bytes().to_vec()));
-    seeds.push(("bad-garbage", vec![0, 0, 0, 6, 1, 0, 0xff, 0xff, 0xff, 0xff]));
-    seeds.push(("bad-zstd", vec![0, 0, 0, 6, 1, 1, 0x28, 0xb5, 0x2f, 0x00]));
+    let v = yilian_core::sync::PROTOCOL_VERSION;
+    seeds.push(("bad-garbage", vec![0, 0, 0, 6, v, 0, 0xff, 0xff, 0xff, 0xff]));
+    seeds.push(("bad-zstd", vec![0, 0, 0, 6, v, 1, 0x28, 0xb5, 0x2f, 0x00]));
     for (name, bytes) in seeds {
         std::fs::write(dir.join(name), bytes).unwrap();
     }

@@ -130,6 +130,7 @@ fn three_teams_never_see_each_others_residents_and_a_referral_opens_the_record_t
     relay.set_team_member("team-b", "dr-b2", true).unwrap();
     let stats = sync(&nurse, "phone-b2", &relay);
     assert_eq!(stats.child.snapshots, 3);
+    assert_eq!(stats.parent.sent, 0, "each record arrives once, whole, not again change by change");
     assert_eq!(held(&nurse), residents["b"]);
     // ... and leaves it: the phone purges them.
     relay.set_team_member("team-b", "dr-b2", false).unwrap();

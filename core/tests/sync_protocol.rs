@@ -230,7 +230,14 @@ fn a_replaced_relay_log_makes_devices_start_again_from_zero() {
 /// A relay session that has welcomed device "dev" with `local_head` changes of its own.
 fn welcomed_driver(relay: &Store, local_head: i64) -> ParentDriver<'_> {
     let mut driver = ParentDriver::new(relay, "relay");
-    let hello = Message::Hello { peer: "dev".into(), log_id: String::new(), read_seq: 0, local_head, grant_seq: 0 };
+    let hello = Message::Hello {
+        peer: "dev".into(),
+        log_id: String::new(),
+        read_seq: 0,
+        local_head,
+        grant_seq: 0,
+        catch_up: None,
+    };
     driver.on_message(hello).unwrap();
     driver
 }
@@ -248,12 +255,12 @@ fn malformed_frames_and_protocol_violations_end_the_session_with_a_reason() {
     let out = driver.on_message(Message::Push { from_seq: 5, to_seq: 10, items: vec![] }).unwrap();
     assert!(matches!(&out[0], Message::Error { message, .. } if message.contains("leaves a gap")), "{out:?}");
     // Garbage and a wrong version never decode into a message.
-    assert!(decode_body(&[1, 0, 0xff, 0xff, 0xff, 0xff]).is_err());
+    assert!(decode_body(&[yilian_core::sync::PROTOCOL_VERSION, 0, 0xff, 0xff, 0xff, 0xff]).is_err());
     let mut frame = encode(&Message::Ack { up_to: 3 });
-    frame[4] = 2;
+    frame[4] = 1;
     assert_eq!(
         decode_body(&frame[4..]).unwrap_err().to_string(),
-        "protocol version 2 is not supported (this side speaks 1)"
+        "protocol version 1 is not supported (this side speaks 2)"
     );
     // A change that is not automerge is refused item by item; the rest is stored.
     let device = memory_store();

@@ -220,7 +220,7 @@ async fn bad_input_ends_that_session_with_a_reason_and_the_relay_serves_on() -> 
     enroll_directly(&storage, "writer", &key)?;
 
     // A frame whose payload is garbage.
-    let mut garbage = vec![0, 0, 0, 6, 1, 0];
+    let mut garbage = vec![0, 0, 0, 6, yilian_core::sync::PROTOCOL_VERSION, 0];
     garbage.extend_from_slice(&[0xff; 4]);
     let (code, why) = error_of(&raw_session(addr, pin, &key, garbage).await?).unwrap();
     ensure!(code == ErrorCode::Protocol && why.contains("not a valid message"), "{why}");
@@ -230,7 +230,14 @@ async fn bad_input_ends_that_session_with_a_reason_and_the_relay_serves_on() -> 
     ensure!(code == ErrorCode::Protocol && why.contains("over the"), "{why}");
 
     // Another protocol version.
-    let hello = Message::Hello { peer: "x".into(), log_id: String::new(), read_seq: 0, local_head: 0, grant_seq: 0 };
+    let hello = Message::Hello {
+        peer: "x".into(),
+        log_id: String::new(),
+        read_seq: 0,
+        local_head: 0,
+        grant_seq: 0,
+        catch_up: None,
+    };
     let mut frame = encode(&hello);
     frame[4] = 9;
     let (code, why) = error_of(&raw_session(addr, pin, &key, frame).await?).unwrap();
@@ -260,8 +267,14 @@ async fn bad_input_ends_that_session_with_a_reason_and_the_relay_serves_on() -> 
         .collect();
     let n = items.len() as i64;
     items.push(WireChange { seq: n + 1, doc: *mine.0.as_bytes(), bytes: b"not automerge".to_vec(), signature: None });
-    let hello =
-        Message::Hello { peer: "writer".into(), log_id: String::new(), read_seq: 0, local_head: n + 1, grant_seq: 0 };
+    let hello = Message::Hello {
+        peer: "writer".into(),
+        log_id: String::new(),
+        read_seq: 0,
+        local_head: n + 1,
+        grant_seq: 0,
+        catch_up: None,
+    };
     let push = Message::Push { from_seq: 0, to_seq: n + 1, items };
     let answers = raw_session(addr, pin, &key, [encode(&hello), encode(&push)].concat()).await?;
     let refused: Vec<(i64, String)> = answers

@@ -99,7 +99,7 @@ impl FramedSend {
         let frame = encode(message);
         let len = frame.len() as u64;
         self.bytes.fetch_add(len, Ordering::Relaxed);
-        let _ = self.queue.send((frame, matches!(message, Message::Pull { .. })));
+        let _ = self.queue.send((frame, message.is_pull_batch()));
         len
     }
 }

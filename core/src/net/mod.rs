@@ -91,7 +91,14 @@ pub fn client_config(pinned: Fingerprint, key: &crate::identity::DeviceKey) -> R
 /// stream).
 pub(crate) fn is_bulk(message: &crate::sync::Message) -> bool {
     use crate::sync::Message;
-    matches!(message, Message::Pull { .. } | Message::Snapshot(_) | Message::Purge { .. } | Message::Caught { .. })
+    matches!(
+        message,
+        Message::Pull { .. }
+            | Message::Documents(_)
+            | Message::Snapshot(_)
+            | Message::Purge { .. }
+            | Message::Caught { .. }
+    )
 }
 
 /// Application close code of a connection the relay refuses: the device is not enrolled, was

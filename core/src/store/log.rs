@@ -366,7 +366,7 @@ impl Store {
         Ok(())
     }
 
-    fn apply(&self, source: Option<Source<'_>>, batch: Vec<IncomingChange>) -> Result<ApplyReport> {
+    pub(super) fn apply(&self, source: Option<Source<'_>>, batch: Vec<IncomingChange>) -> Result<ApplyReport> {
         let mut report = ApplyReport::default();
         let mut by_doc: Batch = BTreeMap::new();
         for (index, incoming) in batch.into_iter().enumerate() {
@@ -450,15 +450,15 @@ fn stored_change(
 type Batch = BTreeMap<PatientId, Vec<(usize, Change, Option<Vec<u8>>)>>;
 
 /// Where a batch of remote changes came from, and what moves with it.
-struct Source<'a> {
-    peer: &'a str,
-    cursor: CursorMove<'a>,
+pub(super) struct Source<'a> {
+    pub(super) peer: &'a str,
+    pub(super) cursor: CursorMove<'a>,
     /// A parent ingesting a child's push: refuse documents outside the child's scope.
-    enforce_scope: bool,
+    pub(super) enforce_scope: bool,
 }
 
 /// The cursor committed in the same transaction as a batch.
-enum CursorMove<'a> {
+pub(super) enum CursorMove<'a> {
     Unchanged,
     /// How far we have read the peer's log (and which log that is).
     Read {
@@ -470,6 +470,14 @@ enum CursorMove<'a> {
     Grant {
         grant: i64,
         rewind: bool,
+    },
+    /// A page of a catch-up of the peer's log `log_id`: where it stands (`last`), or, on its last
+    /// page (`last: None`), the read cursor at `head` and the grant cursor at `grant`.
+    CatchUp {
+        head: i64,
+        grant: i64,
+        last: Option<[u8; 16]>,
+        log_id: &'a str,
     },
 }
 
@@ -681,6 +689,26 @@ fn move_cursor(conn: &rusqlite::Connection, source: &Source<'_>) -> Result<()> {
                      read_seq = CASE WHEN ?4 THEN 0 ELSE read_seq END, updated_at = excluded.updated_at",
             )?
             .execute(params![peer, grant, now_ms(), rewind])?;
+        }
+        CursorMove::CatchUp { head, grant, last: Some(after), log_id } => {
+            conn.prepare_cached(
+                "INSERT INTO peers (peer_id, log_id, catch_up_head, catch_up_grant, catch_up_after, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(peer_id) DO UPDATE SET log_id = excluded.log_id, catch_up_head = excluded.catch_up_head,
+                     catch_up_grant = excluded.catch_up_grant, catch_up_after = excluded.catch_up_after,
+                     updated_at = excluded.updated_at",
+            )?
+            .execute(params![peer, log_id, head, grant, after.to_vec(), now_ms()])?;
+        }
+        CursorMove::CatchUp { head, grant, last: None, log_id } => {
+            conn.prepare_cached(
+                "INSERT INTO peers (peer_id, read_seq, grant_seq, log_id, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(peer_id) DO UPDATE SET read_seq = max(read_seq, excluded.read_seq),
+                     grant_seq = max(grant_seq, excluded.grant_seq), log_id = excluded.log_id,
+                     catch_up_head = NULL, catch_up_grant = NULL, catch_up_after = NULL,
+                     updated_at = excluded.updated_at",
+            )?
+            .execute(params![peer, head, grant, log_id, now_ms()])?;
         }
     }
     Ok(())

@@ -7,6 +7,7 @@
 //! the cache so memory never runs ahead of disk.
 
 mod audit;
+mod catch_up;
 mod checkpoint;
 mod directory;
 mod docs;
@@ -67,6 +68,8 @@ pub struct StoreOptions {
     pub compact_every: u32,
     /// Commit durability.
     pub durability: Durability,
+    /// As a parent: bytes of records per page of a child's catch-up (before compression).
+    pub catch_up_page_bytes: usize,
 }
 
 impl Default for StoreOptions {
@@ -77,6 +80,7 @@ impl Default for StoreOptions {
             cache_capacity: 128,
             compact_every: 16,
             durability: Durability::Full,
+            catch_up_page_bytes: crate::sync::DOCUMENTS_PAGE_BYTES,
         }
     }
 }

@@ -202,6 +202,14 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE peers ADD COLUMN delivered_seq INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 10: on a child, where an unfinished catch-up from this parent stands (its first read of the
+    // parent's log arrives as whole documents, page by page): the head and grant it covers and
+    // the last document stored.
+    r#"
+    ALTER TABLE peers ADD COLUMN catch_up_head INTEGER;
+    ALTER TABLE peers ADD COLUMN catch_up_grant INTEGER;
+    ALTER TABLE peers ADD COLUMN catch_up_after BLOB;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -2,7 +2,7 @@
 //! state machine. It consumes messages and produces messages and requests; the driver owns the
 //! socket, the timers and the store.
 
-use super::message::{ErrorCode, Grant, Message, WireChange};
+use super::message::{CatchUp, DocumentPage, ErrorCode, Grant, Message, WireChange};
 
 /// Batches of pushed changes allowed in flight before an ack.
 const PUSH_WINDOW: usize = 4;
@@ -30,6 +30,15 @@ pub enum ChildAction {
         /// New read cursor.
         up_to: i64,
         /// Parent log id the cursor refers to.
+        log_id: String,
+    },
+    /// Store these documents (a page of a catch-up) with the catch-up's position, in one
+    /// transaction; on its last page the read cursor moves to the page's head and the grant
+    /// cursor to its grant. Then call [`ChildSession::documents_applied`].
+    ApplyDocuments {
+        /// The page.
+        page: DocumentPage,
+        /// Parent log id the position refers to.
         log_id: String,
     },
     /// Store this document (newly in scope, sent whole) and move the grant cursor to its grant,
@@ -81,17 +90,22 @@ pub struct ChildSession {
     grant_seq: i64,
     grant_target: i64,
     pending: (u64, u64),
+    /// Where an unfinished catch-up stands (the last page received).
+    catch_up: Option<CatchUp>,
 }
 
 impl ChildSession {
-    /// Starts a session: returns the session and the hello to send.
+    /// Starts a session: returns the session and the hello to send. `catch_up` is where an
+    /// unfinished catch-up of `log_id` stands.
     pub fn start(
         peer: &str,
         log_id: &str,
         read_seq: i64,
         grant_seq: i64,
         local_head: i64,
+        catch_up: Option<CatchUp>,
     ) -> (ChildSession, ChildAction) {
+        let catch_up = catch_up.filter(|_| read_seq == 0);
         let session = ChildSession {
             state: State::AwaitWelcome,
             forbidden: None,
@@ -107,9 +121,16 @@ impl ChildSession {
             grant_seq,
             grant_target: 0,
             pending: (0, 0),
+            catch_up,
         };
-        let hello =
-            Message::Hello { peer: peer.to_string(), log_id: log_id.to_string(), read_seq, local_head, grant_seq };
+        let hello = Message::Hello {
+            peer: peer.to_string(),
+            log_id: log_id.to_string(),
+            read_seq,
+            local_head,
+            grant_seq,
+            catch_up,
+        };
         (session, ChildAction::Send(hello))
     }
 
@@ -191,6 +212,16 @@ impl ChildSession {
         out
     }
 
+    /// The driver committed a page of a catch-up (the last one covers grants up to `grant`).
+    pub fn documents_applied(&mut self, done: bool, grant: i64) -> Vec<ChildAction> {
+        if done {
+            self.grant_seq = self.grant_seq.max(grant);
+        }
+        let mut out = Vec::new();
+        self.check_synced(&mut out);
+        out
+    }
+
     /// The driver committed an `ApplySnapshot` for `grant`.
     pub fn snapshot_applied(&mut self, grant: i64) -> Vec<ChildAction> {
         self.grant_seq = self.grant_seq.max(grant);
@@ -215,6 +246,7 @@ impl ChildSession {
                     // Another log (the relay's database was replaced): everything again, from 0.
                     self.read_seq = 0;
                     self.grant_seq = 0;
+                    self.catch_up = None;
                     self.log_id = log_id.clone();
                     out.push(ChildAction::ResetCursor { log_id });
                 }
@@ -258,6 +290,39 @@ impl ChildSession {
                 // Optimistic: the next batch follows this one; the cursor is durable once applied.
                 self.read_seq = to_seq;
                 vec![ChildAction::Apply { items, up_to: to_seq, log_id: self.log_id.clone() }]
+            }
+            (Message::Documents(page), State::Running) => {
+                if self.read_seq > 0 {
+                    if page.head <= self.read_seq {
+                        return Vec::new(); // a page of a catch-up already done
+                    }
+                    return self.fail(
+                        ErrorCode::Protocol,
+                        format!("documents of a catch-up while reading the log at {}", self.read_seq),
+                    );
+                }
+                let follows = match (page.after, self.catch_up) {
+                    (None, _) => true,
+                    (Some(after), Some(at)) => at.after == after && at.head == page.head && at.grant == page.grant,
+                    (Some(_), None) => false,
+                };
+                if !follows {
+                    return self.fail(
+                        ErrorCode::Protocol,
+                        "documents page does not follow the catch-up's position".to_string(),
+                    );
+                }
+                // Optimistic, like a pull batch: the next page (or the log) follows this one.
+                if page.done {
+                    self.read_seq = page.head;
+                    self.catch_up = None;
+                } else {
+                    let Some(after) = page.last else {
+                        return self.fail(ErrorCode::Protocol, "documents page without its last document".to_string());
+                    };
+                    self.catch_up = Some(CatchUp { head: page.head, grant: page.grant, after });
+                }
+                vec![ChildAction::ApplyDocuments { page, log_id: self.log_id.clone() }]
             }
             (Message::Snapshot(grant), State::Running) => {
                 if grant.grant <= self.grant_seq {
@@ -310,6 +375,7 @@ pub fn message_name(message: &Message) -> &'static str {
         Message::Pull { .. } => "pull",
         Message::Caught { .. } => "caught",
         Message::Snapshot(_) => "snapshot",
+        Message::Documents(_) => "documents",
         Message::Refused { .. } => "refused",
         Message::Error { .. } => "error",
         Message::Purge { .. } => "purge",

@@ -60,7 +60,8 @@ impl<'a> ChildDriver<'a> {
         let log_id = store.peer_log_id(parent)?;
         let grant_seq = store.peer_grant_seq(parent)?;
         let head = store.last_local_seq()?;
-        let (session, hello) = ChildSession::start(me, &log_id, cursor.read_seq, grant_seq, head);
+        let catch_up = store.peer_catch_up(parent)?;
+        let (session, hello) = ChildSession::start(me, &log_id, cursor.read_seq, grant_seq, head, catch_up);
         let mut driver = ChildDriver { store, parent: parent.to_string(), session, outcome: SessionOutcome::default() };
         let out = driver.run(vec![hello])?;
         Ok((driver, out))
@@ -121,6 +122,13 @@ impl<'a> ChildDriver<'a> {
                     }
                     self.outcome.changed.extend(report.changed);
                     self.session.applied(up_to)
+                }
+                ChildAction::ApplyDocuments { page, log_id } => {
+                    let report = self.store.apply_documents_from(&self.parent, &page, &log_id)?;
+                    self.outcome.received += report.applied;
+                    self.outcome.snapshots += page.docs.len();
+                    self.outcome.changed.extend(report.changed);
+                    self.session.documents_applied(page.done, page.grant)
                 }
                 ChildAction::ApplySnapshot(grant) => {
                     let doc = grant.doc.map(|d| PatientId(uuid::Uuid::from_bytes(d)));
@@ -249,6 +257,15 @@ impl<'a> ParentDriver<'a> {
                     tracing::warn!(child = %peer, "the device's log went back (restored from a backup?): taking it all again");
                     self.store.forget_child_log(&peer)?;
                     Vec::new()
+                }
+                ParentAction::ReadDocuments { after } => {
+                    let (docs, last, done) = self.store.documents_for(self.session.peer(), after)?;
+                    self.outcome.snapshots += docs.len();
+                    let actions = self.session.documents(docs, last, done);
+                    if done {
+                        self.store.note_child_read(self.session.peer(), self.session.sent_to())?;
+                    }
+                    actions
                 }
                 ParentAction::ReadGrants { after } => {
                     let (grants, more) = self.store.grants_for(self.session.peer(), after)?;

@@ -77,7 +77,7 @@ pub fn sync_in_process(
         // Each pull batch is "sent" as it joins the flight, which lets the parent read the next.
         let mut i = 0;
         while i < down.len() {
-            if matches!(down[i], Message::Pull { .. }) {
+            if down[i].is_pull_batch() {
                 let more = p.pull_sent()?;
                 down.extend(more);
             }

@@ -29,6 +29,55 @@ pub struct Grant {
     pub signatures: Vec<([u8; 32], Vec<u8>)>,
 }
 
+/// Where a child stands in a catch-up (its first read of a parent's log, which arrives as whole
+/// documents): what the child sends in its hello so an interrupted catch-up resumes where it
+/// stopped instead of starting again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatchUp {
+    /// The parent's log head the catch-up covers: once done, the child reads the log after it.
+    pub head: i64,
+    /// The grant the catch-up covers: documents granted up to here come with it.
+    pub grant: i64,
+    /// The last document received (documents go in id order).
+    pub after: [u8; 16],
+}
+
+/// A page of a catch-up: documents in the child's scope, whole, in id order after `after`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentPage {
+    /// The parent's log head the catch-up covers (changes up to here are in these documents).
+    pub head: i64,
+    /// The grant the catch-up covers (documents granted up to here are among them).
+    pub grant: i64,
+    /// The page starts after this document (`None`: the first page of a new catch-up).
+    pub after: Option<[u8; 16]>,
+    /// The last document looked at (the next page starts after it).
+    pub last: Option<[u8; 16]>,
+    /// The catch-up ends with this page: the child's read cursor moves to `head`.
+    pub done: bool,
+    /// The documents.
+    pub docs: Vec<DocumentCopy>,
+}
+
+/// A document sent whole: its compact automerge save, and the signatures of its changes in the
+/// order of their hashes (which the receiver computes from the save, so no hash travels).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentCopy {
+    /// Document (patient) id, 16 bytes of its UUID.
+    pub doc: [u8; 16],
+    /// The document saved whole (`Automerge::save_nocompress()`: the frame compresses a page of
+    /// them together); empty when `changes` carries it instead.
+    pub save: Vec<u8>,
+    /// The 64-byte Ed25519 signatures of the save's signed changes, concatenated in the order of
+    /// the changes' hashes.
+    pub signatures: Vec<u8>,
+    /// Positions (in hash order) of the changes that carry no signature (a record's genesis).
+    pub unsigned: Vec<u32>,
+    /// The document's changes one by one (with their signatures), when it cannot be saved whole
+    /// (some of its changes wait for dependencies that have not arrived).
+    pub changes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
 /// A change to a child's scope, in the order the parent numbered them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ScopeChange {
@@ -66,6 +115,14 @@ pub enum ErrorCode {
     Internal,
 }
 
+impl Message {
+    /// Whether this parent → child message counts against the pull window: a batch of the log or
+    /// a page of documents, read ahead of the network by at most a few.
+    pub fn is_pull_batch(&self) -> bool {
+        matches!(self, Message::Pull { .. } | Message::Documents(_))
+    }
+}
+
 /// One protocol message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
@@ -81,6 +138,8 @@ pub enum Message {
         local_head: i64,
         /// How far the child has read the parent's list of documents granted to it.
         grant_seq: i64,
+        /// An unfinished catch-up (the child's first read of this log, as whole documents).
+        catch_up: Option<CatchUp>,
     },
     /// Parent → child: who I am and what I have of your log.
     Welcome {
@@ -128,6 +187,11 @@ pub enum Message {
     /// history; here it is whole. The child stores it and moves its grant cursor in one
     /// transaction.
     Snapshot(Grant),
+    /// Parent → child: a page of a catch-up. A child reading the parent's log from the start gets
+    /// the documents in its scope whole (compact saves, no per-change overhead) instead of the
+    /// log's history change by change; it stores each page and its catch-up position in one
+    /// transaction, and after the last page reads the log after the page's `head`.
+    Documents(DocumentPage),
     /// Parent → child: the pull stream has reached the parent's head `up_to`.
     Caught {
         /// The parent's head when this was sent.

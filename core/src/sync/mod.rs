@@ -27,6 +27,6 @@ pub use child::{ChildAction, ChildSession, message_name};
 pub use driver::{BATCH_CHANGES, ChildDriver, ParentDriver, SessionOutcome};
 pub use frame::{FrameDecoder, FrameError, MAX_FRAME_BYTES, PROTOCOL_VERSION, decode_body, encode, exercise_decoder};
 pub use local::{Link, PerfectLink, SyncStats, sync_in_process};
-pub use message::{ErrorCode, Grant, Message, ScopeChange, WireChange};
+pub use message::{CatchUp, DocumentCopy, DocumentPage, ErrorCode, Grant, Message, ScopeChange, WireChange};
 pub use parent::{ParentAction, ParentSession};
-pub use storage::{GRANTS_PER_READ, ParentStorage};
+pub use storage::{DOCUMENTS_PAGE_BYTES, GRANTS_PER_READ, ParentStorage};

@@ -2,7 +2,7 @@
 //! state machine.
 
 use super::child::message_name as name;
-use super::message::{ErrorCode, Message, ScopeChange, WireChange};
+use super::message::{CatchUp, DocumentCopy, DocumentPage, ErrorCode, Message, ScopeChange, WireChange};
 
 /// Pull batches allowed in flight (the child applies them in order; QUIC carries them in order).
 const PULL_WINDOW: usize = 4;
@@ -25,6 +25,12 @@ pub enum ParentAction {
     ReadLog {
         /// Cursor to read after.
         after_seq: i64,
+    },
+    /// Read a page of the documents in the child's scope, whole, in id order after `after` (a
+    /// catch-up), then call [`ParentSession::documents`].
+    ReadDocuments {
+        /// The page starts after this document (`None`: from the first).
+        after: Option<[u8; 16]>,
     },
     /// Read the documents granted to the child after grant `after` (at most a few, each whole),
     /// then call [`ParentSession::granted`].
@@ -50,6 +56,20 @@ pub enum ParentAction {
     Failed(String),
 }
 
+/// A catch-up being sent: the child reads our log from the start, so the documents in its scope
+/// go whole, in id order, and then the log after `head`.
+#[derive(Debug)]
+struct CatchUpRun {
+    /// Our head when it started: every change up to here is in the documents read after it.
+    head: i64,
+    /// Grants up to here are covered: a document that entered the scope comes with the others.
+    grant: i64,
+    /// The last document sent.
+    after: Option<[u8; 16]>,
+    /// The grants up to `grant` have been read (the purges among them went first).
+    grants_read: bool,
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum State {
     AwaitHello,
@@ -73,6 +93,9 @@ pub struct ParentSession {
     caught_sent: bool,
     grant_sent: i64,
     grants_dirty: bool,
+    /// Where the child stands in an unfinished catch-up, as its hello said.
+    child_catch_up: Option<CatchUp>,
+    catch_up: Option<CatchUpRun>,
 }
 
 impl Default for ParentSession {
@@ -98,6 +121,8 @@ impl ParentSession {
             caught_sent: false,
             grant_sent: 0,
             grants_dirty: true,
+            child_catch_up: None,
+            catch_up: None,
         }
     }
 
@@ -147,6 +172,16 @@ impl ParentSession {
         } else {
             self.sent_to = 0;
             self.grant_sent = 0;
+            self.child_catch_up = None;
+        }
+        // A child reading our log from the start gets the documents in its scope whole, resuming
+        // a catch-up it had begun when that one still fits our log.
+        if self.sent_to == 0 && head > 0 {
+            let resume = self.child_catch_up.take().filter(|c| c.head <= head && c.grant <= grant_head);
+            self.catch_up = Some(match resume {
+                Some(c) => CatchUpRun { head: c.head, grant: c.grant, after: Some(c.after), grants_read: false },
+                None => CatchUpRun { head, grant: grant_head, after: None, grants_read: false },
+            });
         }
         out.push(ParentAction::Send(Message::Welcome {
             peer: String::new(),
@@ -181,10 +216,23 @@ impl ParentSession {
         if self.state != State::Running || self.reading {
             return Vec::new();
         }
-        // Documents that entered the scope go first: the log that follows builds on them.
-        if self.grants_dirty {
+        // Documents that entered the scope go first: the log that follows builds on them. During a
+        // catch-up only the grants it covers are read (their purges go before its documents).
+        if self.grants_dirty && self.catch_up.as_ref().is_none_or(|c| !c.grants_read) {
             self.reading = true;
             return vec![ParentAction::ReadGrants { after: self.grant_sent }];
+        }
+        // Rewound to the start (a grant of every document): catch up from here.
+        if self.catch_up.is_none() && self.sent_to == 0 && self.head > 0 {
+            self.catch_up =
+                Some(CatchUpRun { head: self.head, grant: self.grant_sent, after: None, grants_read: true });
+        }
+        if let Some(run) = &self.catch_up {
+            if self.in_flight < PULL_WINDOW {
+                self.reading = true;
+                return vec![ParentAction::ReadDocuments { after: run.after }];
+            }
+            return Vec::new();
         }
         if self.sent_to < self.head {
             if self.in_flight < PULL_WINDOW {
@@ -218,6 +266,34 @@ impl ParentSession {
         out
     }
 
+    /// The driver read a page of the catch-up: `docs` after the page's start, the last document
+    /// looked at, and whether the catch-up ends here.
+    pub fn documents(&mut self, docs: Vec<DocumentCopy>, last: Option<[u8; 16]>, done: bool) -> Vec<ParentAction> {
+        self.reading = false;
+        let Some(run) = self.catch_up.as_mut() else {
+            return self.more_pull();
+        };
+        if self.state != State::Running {
+            return Vec::new();
+        }
+        let page = DocumentPage { head: run.head, grant: run.grant, after: run.after, last, done, docs };
+        if last.is_some() {
+            run.after = last;
+        }
+        if done {
+            // The log after the catch-up's head follows; so do grants it did not cover.
+            self.sent_to = run.head;
+            self.grant_sent = self.grant_sent.max(run.grant);
+            self.catch_up = None;
+            self.grants_dirty = true;
+            self.caught_sent = false;
+        }
+        self.in_flight += 1;
+        let mut out = vec![ParentAction::Send(Message::Documents(page))];
+        out.extend(self.more_pull());
+        out
+    }
+
     /// The transport has handed a pull batch to the network: read further.
     pub fn pull_sent(&mut self) -> Vec<ParentAction> {
         self.in_flight = self.in_flight.saturating_sub(1);
@@ -230,6 +306,23 @@ impl ParentSession {
         self.reading = false;
         self.grants_dirty = more;
         let mut out = Vec::new();
+        if let Some(run) = self.catch_up.as_mut() {
+            // The catch-up carries every document in the scope: of the grants it covers only the
+            // purges are sent; later grants wait until it is done.
+            run.grants_read = !more || items.iter().any(|c| c.grant() > run.grant);
+            for change in items {
+                if change.grant() <= self.grant_sent || change.grant() > run.grant {
+                    continue;
+                }
+                self.grant_sent = change.grant();
+                if let ScopeChange::Leave { grant, doc } = change {
+                    out.push(ParentAction::Send(Message::Purge { grant, doc }));
+                }
+            }
+            self.grants_dirty = true;
+            out.extend(self.more_pull());
+            return out;
+        }
         for change in items {
             if change.grant() <= self.grant_sent {
                 continue;
@@ -269,7 +362,7 @@ impl ParentSession {
             return Vec::new();
         }
         match (message, &self.state) {
-            (Message::Hello { peer, log_id, read_seq, grant_seq, local_head }, State::AwaitHello) => {
+            (Message::Hello { peer, log_id, read_seq, grant_seq, local_head, catch_up }, State::AwaitHello) => {
                 if peer.is_empty() || peer.len() > 128 {
                     return self.fail(ErrorCode::Protocol, "hello without a valid peer id".into());
                 }
@@ -278,6 +371,7 @@ impl ParentSession {
                 self.child_log_id = log_id;
                 self.grant_sent = grant_seq.max(0);
                 self.child_head = local_head;
+                self.child_catch_up = catch_up.filter(|_| self.child_read == 0);
                 self.state = State::AwaitLookup;
                 vec![ParentAction::Lookup { peer, read_seq: self.child_read }]
             }

@@ -2,12 +2,18 @@
 //! [`Store`] implements it; a relay backend on another database (PostgreSQL) implements the same
 //! trait and the sync engine does not change.
 
-use super::message::{Grant, ScopeChange};
+use super::message::{DocumentCopy, Grant, ScopeChange};
 use crate::store::{ApplyReport, IncomingChange, ScopeGrant, StoredChange};
 use crate::{Result, Store, StoreEvents};
 
 /// Grants read per request: each is a whole document, so keep batches small.
 pub const GRANTS_PER_READ: usize = 16;
+
+/// Bytes of documents per catch-up page before compression. Bigger pages compress better (the
+/// frame's zstd shares more across records; measured on the workload: 1.20x the payload's best
+/// compression at 128 KiB, 1.11x at 1 MiB); 1 MiB is about a quarter of that on the wire, half a
+/// minute of a 2G link lost at most to a cut, and a transaction of some 150 records on the phone.
+pub const DOCUMENTS_PAGE_BYTES: usize = 1024 * 1024;
 
 /// Storage as seen by the parent side of a sync session.
 pub trait ParentStorage: Send + Sync {
@@ -25,6 +31,13 @@ pub trait ParentStorage: Send + Sync {
     /// Changes after `after_seq` in `child`'s scope, not from it, at most `limit`; and the last
     /// sequence looked at.
     fn changes_for(&self, child: &str, after_seq: i64, limit: usize) -> Result<(Vec<StoredChange>, i64)>;
+    /// A page of the documents in `child`'s scope (not only the child's own), whole, in id order
+    /// after `after`: the documents, the last one looked at, and whether none follow.
+    fn documents_for(
+        &self,
+        child: &str,
+        after: Option<[u8; 16]>,
+    ) -> Result<(Vec<DocumentCopy>, Option<[u8; 16]>, bool)>;
     /// The newest grant to send to `child` (0 when none).
     fn grant_head(&self, child: &str) -> Result<i64>;
     /// Changes to `child`'s scope after grant `after` (documents that entered it, whole; documents
@@ -65,6 +78,14 @@ impl ParentStorage for Store {
 
     fn changes_for(&self, child: &str, after_seq: i64, limit: usize) -> Result<(Vec<StoredChange>, i64)> {
         self.changes_for_peer(child, after_seq, limit)
+    }
+
+    fn documents_for(
+        &self,
+        child: &str,
+        after: Option<[u8; 16]>,
+    ) -> Result<(Vec<DocumentCopy>, Option<[u8; 16]>, bool)> {
+        self.documents_for_peer(child, after, self.catch_up_page_bytes())
     }
 
     fn grant_head(&self, child: &str) -> Result<i64> {
