@@ -40,10 +40,10 @@ struct Args {
     #[arg(long, default_value_t = 2026)]
     seed: u64,
     /// automerge-repo's cap for a first sync, seconds.
-    #[arg(long, default_value_t = 480)]
+    #[arg(long, default_value_t = 300)]
     peer_first_cap: u64,
     /// automerge-repo's cap for the other scenarios, seconds.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 90)]
     peer_cap: u64,
     /// Where the JSON report goes (default target/bench/proof.json; proof-quick.json with --quick).
     #[arg(long)]

@@ -149,27 +149,34 @@ impl Lane {
         })
     }
 
-    /// Gives the client, without the link, the state a finished scenario would have left: the
-    /// server's documents (seeded with the same ids) and, after the first step, that step's
-    /// changes. Used when the client hit its cap, so the next scenario starts where it assumes.
-    pub async fn catch_up(&self, steps: &[&Step]) -> Result<()> {
+    /// Gives the client, without the link, the state a finished scenario would have left. Used
+    /// when the client hit its cap, so the next scenario starts where it assumes. `reseed`: the
+    /// first sync did not finish, so the client gets the server's documents (seeded with the
+    /// same ids) and then `steps`; otherwise it holds them already and only `steps` are applied
+    /// (applying what it has is a no-op).
+    pub async fn catch_up(&self, steps: &[&Step], reseed: bool) -> Result<()> {
         let client = self.dir.join("client");
-        let _ = std::fs::remove_dir_all(&client);
         let scratch = self.dir.join("client-state.json");
-        let state = path(&self.dir.join("state.json")).to_string();
-        let documents = path(&self.documents).to_string();
-        peer(&[
-            "seed",
-            "--storage",
-            path(&client),
-            "--documents",
-            &documents,
-            "--state",
-            path(&scratch),
-            "--ids-from",
-            &state,
-        ])
-        .await?;
+        if reseed {
+            let _ = std::fs::remove_dir_all(&client);
+            let state = path(&self.dir.join("state.json")).to_string();
+            let documents = path(&self.documents).to_string();
+            peer(&[
+                "seed",
+                "--storage",
+                path(&client),
+                "--documents",
+                &documents,
+                "--state",
+                path(&scratch),
+                "--ids-from",
+                &state,
+            ])
+            .await?;
+        } else if !scratch.exists() {
+            // The client synced its documents itself: `apply` needs only their ids.
+            std::fs::copy(self.dir.join("state.json"), &scratch)?;
+        }
         for step in steps {
             peer(&["apply", "--storage", path(&client), "--day", path(&step.peer_file), "--state", path(&scratch)])
                 .await?;
