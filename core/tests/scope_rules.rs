@@ -310,3 +310,31 @@ fn the_audit_trail_names_each_fields_author_and_catches_tampering() {
         trail.problems
     );
 }
+
+#[test]
+fn a_commit_wakes_only_the_live_sessions_of_the_children_it_concerns() {
+    let relay = consortium();
+    let a = enrolled(&relay, "phone-a", "dr-a");
+    let b = enrolled(&relay, "phone-b", "dr-b");
+    let p = contracted(&a, "a", "王秀英");
+    sync(&a, "phone-a", &relay);
+    sync(&b, "phone-b", &relay);
+    let events = relay.watch();
+    let before = events.borrow().clone();
+    a.record_visit(p, visit(150, 95)).unwrap();
+    sync(&a, "phone-a", &relay);
+    let after = events.borrow().clone();
+    assert!(after.touched("phone-a") > before.touched("phone-a"), "village a's own record moved");
+    assert_eq!(after.touched("phone-b"), before.touched("phone-b"), "nothing of village b's moved");
+    assert_eq!(after.scope_changes, before.scope_changes, "a visit changes no one's scope");
+    // A referral to the county puts the record in the desk's scope: every session looks again.
+    let desk = enrolled(&relay, "desk", "desk-zhao");
+    sync(&desk, "desk", &relay);
+    let before = events.borrow().clone();
+    a.create_referral(p, upward("BP uncontrolled")).unwrap();
+    sync(&a, "phone-a", &relay);
+    let after = events.borrow().clone();
+    assert!(after.scope_changes > before.scope_changes);
+    assert!(after.touched("desk") > before.touched("desk"));
+    assert_eq!(after.touched("phone-b"), before.touched("phone-b"));
+}

@@ -213,9 +213,9 @@ impl YilianStore {
         let mut local_edits = events.borrow_and_update().local_edits;
         Ok(TaskHandle::spawn(async move {
             while events.changed().await.is_ok() {
-                let now = *events.borrow_and_update();
-                let local_edit = now.local_edits != local_edits;
-                local_edits = now.local_edits;
+                let now = events.borrow_and_update().local_edits;
+                let local_edit = now != local_edits;
+                local_edits = now;
                 let store = store.clone();
                 let after = seen;
                 let changed = blocking(move || store.changed_records_since(after).map_err(CareError::from)).await;

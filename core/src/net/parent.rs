@@ -122,7 +122,9 @@ async fn session(
     let mut input = FramedRecv::new(recv, up);
     let mut driver = ParentDriver::new(storage, &options.me);
     let mut events = storage.watch();
-    events.borrow_and_update();
+    // What the store had announced when the child said hello: later commits that concern it
+    // (or the scope) wake the session; the rest pass it by without a query.
+    let (mut seen_scope, mut seen_touched) = (events.borrow_and_update().scope_changes, 0);
 
     let result: Result<()> = loop {
         if let Some(why) = driver.outcome.error.clone() {
@@ -141,7 +143,13 @@ async fn session(
                     control.send(&Message::Error { code: ErrorCode::Forbidden, message: why.clone() });
                     break Err(Error::Forbidden { reason: why });
                 }
-                Ok(Some(message)) => blocking(|| driver.on_message(message)),
+                Ok(Some(message)) => {
+                    if let Message::Hello { peer, .. } = &message {
+                        let now = events.borrow_and_update();
+                        (seen_scope, seen_touched) = (now.scope_changes, now.touched(peer));
+                    }
+                    blocking(|| driver.on_message(message))
+                }
                 Ok(None) => break Ok(()), // the child finished its session
                 Err(Error::Frame(e)) => {
                     let code = if matches!(e, FrameError::UnsupportedVersion { .. }) { ErrorCode::Version } else { ErrorCode::Protocol };
@@ -155,8 +163,17 @@ async fn session(
                 if changed.is_err() {
                     break Ok(());
                 }
-                events.borrow_and_update();
-                blocking(|| driver.log_grew())
+                let (scope, touched) = {
+                    let now = events.borrow_and_update();
+                    (now.scope_changes, now.touched(driver.peer()))
+                };
+                if scope == seen_scope && touched == seen_touched {
+                    Ok(Vec::new())
+                } else {
+                    let scope_changed = scope != seen_scope;
+                    (seen_scope, seen_touched) = (scope, touched);
+                    blocking(|| driver.log_grew(scope_changed))
+                }
             }
         };
         let out = match out {

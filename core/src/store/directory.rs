@@ -446,7 +446,7 @@ impl Store {
         }
         tx.commit()?;
         if changed > 0 {
-            inner.notify(false);
+            inner.notify(false, super::Committed::Scope);
         }
         Ok(())
     }
@@ -467,7 +467,7 @@ impl Store {
         let changed = inner.refresh_practitioner_devices(&tx, practitioner)?;
         tx.commit()?;
         if changed > 0 {
-            inner.notify(false);
+            inner.notify(false, super::Committed::Scope);
         }
         Ok(())
     }
@@ -591,7 +591,7 @@ impl Store {
         )?;
         refresh_device_scope(&tx, device_id, now, referral_grace_ms(&tx)?)?;
         tx.commit()?;
-        inner.notify(false);
+        inner.notify(false, super::Committed::Scope);
         let device = devices_where(&inner.conn, "device_id = ?1", [device_id])?.into_iter().next();
         device.ok_or_else(|| Error::NotFound { what: "device", id: device_id.to_string() })
     }
@@ -624,7 +624,7 @@ impl Store {
         let device = device.ok_or_else(|| Error::NotFound { what: "device", id: device_id.to_string() })?;
         if updated > 0 {
             tracing::warn!(device = device_id, by, reason, "device revoked");
-            inner.notify(false);
+            inner.notify(false, super::Committed::Scope);
         }
         Ok(device)
     }

@@ -160,7 +160,7 @@ impl Inner {
             Ok(stored)
         })();
         match &result {
-            Ok(_) => self.notify(true),
+            Ok(_) => self.notify(true, super::Committed::Records(&[id])),
             Err(_) => {
                 self.cache.pop(&id);
             }

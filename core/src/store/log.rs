@@ -4,7 +4,7 @@
 use super::directory::own_changes_only;
 use super::docs::{ChangeToStore, Loaded, exists, store_changes, write_doc_row};
 use super::scope::{IN_SCOPE, in_scope, record_created};
-use super::{Inner, Store};
+use super::{Committed, Inner, Store};
 use crate::document::decode_change;
 use crate::time::now_ms;
 use crate::{Error, PatientId, Result};
@@ -362,7 +362,7 @@ impl Store {
         tx.commit()?;
         inner.cache.pop(&doc);
         tracing::info!(%doc, changes = dropped, "purged a record that left this device's scope");
-        inner.notify(false);
+        inner.notify(false, Committed::Records(&[doc]));
         Ok(())
     }
 
@@ -587,7 +587,7 @@ fn apply_batch(
     }
     tx.commit()?;
     if report.applied > 0 {
-        inner.notify(false);
+        inner.notify(false, Committed::Records(&report.changed));
     }
     Ok(())
 }

@@ -102,25 +102,80 @@ pub(crate) struct Inner {
     pub(crate) options: StoreOptions,
     /// Moves on every commit; sync agents and relay sessions wait on it.
     pub(crate) events: tokio::sync::watch::Sender<StoreEvents>,
+    /// The newest grant when the last commit was announced: a newer one means scope changed.
+    pub(crate) grant_mark: std::cell::Cell<i64>,
 }
 
 /// Counters that move when the store commits something: what sync waits on instead of polling.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StoreEvents {
     /// Edits made on this replica (each is also log growth).
     pub local_edits: u64,
     /// Commits that added to the log or to the grants (local edits, changes from peers, scope).
     pub log_growth: u64,
+    /// Commits that changed who may see what (grants, purges, the directory): every live
+    /// session looks again at its grants.
+    pub scope_changes: u64,
+    /// Per child, commits that touched a record in its scope: a live session with nothing new
+    /// for its child does not touch the database (a relay holds a thousand of them).
+    touched: std::collections::HashMap<String, u64>,
+}
+
+impl StoreEvents {
+    /// Commits so far that touched a record in `peer`'s scope.
+    pub fn touched(&self, peer: &str) -> u64 {
+        self.touched.get(peer).copied().unwrap_or(0)
+    }
+}
+
+/// What a commit changed, for [`Inner::notify`].
+pub(crate) enum Committed<'a> {
+    /// Changes to these records (and maybe, with them, to who sees them).
+    Records(&'a [PatientId]),
+    /// The directory or the scope.
+    Scope,
 }
 
 impl Inner {
-    pub(crate) fn notify(&self, local: bool) {
+    /// Announces a commit. Records name the children they concern (those whose scope holds
+    /// them, or everything); a commit that added grants, or changed the directory, concerns
+    /// every child. Errors only cost precision: then every child is told.
+    pub(crate) fn notify(&self, local: bool, what: Committed<'_>) {
+        let concerned = match what {
+            Committed::Records(docs) => self.children_concerned(docs).ok(),
+            Committed::Scope => None,
+        };
+        let newest_grant = self
+            .conn
+            .prepare_cached("SELECT coalesce(max(grant_id), 0) FROM scope")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+            .unwrap_or(i64::MAX);
+        let scope_changed = concerned.is_none() || newest_grant != self.grant_mark.get();
+        self.grant_mark.set(newest_grant);
         self.events.send_modify(|e| {
             e.log_growth += 1;
             if local {
                 e.local_edits += 1;
             }
+            if scope_changed {
+                e.scope_changes += 1;
+            }
+            for peer in concerned.into_iter().flatten() {
+                *e.touched.entry(peer).or_default() += 1;
+            }
         });
+    }
+
+    /// Children whose scope holds any of `docs`.
+    fn children_concerned(&self, docs: &[PatientId]) -> Result<std::collections::BTreeSet<String>> {
+        let mut peers = std::collections::BTreeSet::new();
+        let mut stmt = self.conn.prepare_cached("SELECT peer_id FROM scope WHERE doc_id = ?1 AND reason != 'purge'")?;
+        for doc in docs.iter().map(ToString::to_string).chain(["*".to_string()]) {
+            for peer in stmt.query_map([doc], |r| r.get::<_, String>(0))? {
+                peers.insert(peer?);
+            }
+        }
+        Ok(peers)
     }
 }
 
@@ -185,6 +240,7 @@ impl Store {
                 actor: ActorId::random(),
                 options,
                 events: tokio::sync::watch::Sender::new(StoreEvents::default()),
+                grant_mark: std::cell::Cell::new(0),
             }),
         })
     }

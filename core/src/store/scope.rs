@@ -95,7 +95,7 @@ impl Store {
         )?;
         tx.commit()?;
         if added > 0 {
-            inner.notify(false);
+            inner.notify(false, super::Committed::Scope);
         }
         Ok(inner.conn.query_row(
             "SELECT grant_id FROM scope WHERE peer_id = ?1 AND doc_id = ?2",
@@ -319,7 +319,7 @@ impl Store {
         }
         tx.commit()?;
         if changed > 0 {
-            inner.notify(false);
+            inner.notify(false, super::Committed::Scope);
         }
         Ok(changed)
     }

@@ -199,10 +199,11 @@ impl<'a> ParentDriver<'a> {
         self.run(actions)
     }
 
-    /// Our log grew while the child is connected: stream the new changes.
-    pub fn log_grew(&mut self) -> Result<Vec<Message>> {
+    /// Our log grew while the child is connected: stream the new changes (and, when
+    /// `scope_changed`, the documents that entered or left its scope).
+    pub fn log_grew(&mut self, scope_changed: bool) -> Result<Vec<Message>> {
         let head = self.store.head()?;
-        let actions = self.session.log_grew(head);
+        let actions = self.session.log_grew(head, scope_changed);
         self.run(actions)
     }
 
@@ -248,7 +249,10 @@ impl<'a> ParentDriver<'a> {
                     let (changes, up_to) = self.store.changes_for(self.session.peer(), after_seq, BATCH_CHANGES)?;
                     self.outcome.sent += changes.len();
                     self.outcome.change_bytes += changes.iter().map(|c| c.bytes.len() as u64).sum::<u64>();
-                    if up_to > after_seq {
+                    // Only a batch that carries something moves what an operator sees as the child's
+                    // lag (which counts the changes for it after this point): a live session
+                    // reading past other teams' changes must not write at every commit.
+                    if up_to > after_seq && !changes.is_empty() {
                         self.store.note_child_read(self.session.peer(), up_to)?;
                     }
                     self.session.pull(changes.into_iter().map(wire).collect(), up_to)

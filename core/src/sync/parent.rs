@@ -201,14 +201,14 @@ impl ParentSession {
         self.sent_to
     }
 
-    /// New changes reached our log, or documents entered the child's scope, while the child is
-    /// connected (live mode).
-    pub fn log_grew(&mut self, head: i64) -> Vec<ParentAction> {
+    /// New changes reached our log while the child is connected (live mode); `scope_changed`:
+    /// documents may have entered or left the child's scope too.
+    pub fn log_grew(&mut self, head: i64, scope_changed: bool) -> Vec<ParentAction> {
         if head > self.head {
             self.head = head;
             self.caught_sent = false;
         }
-        self.grants_dirty = true;
+        self.grants_dirty |= scope_changed;
         self.more_pull()
     }
 
