@@ -94,13 +94,7 @@ fn a_first_sync_brings_each_record_whole_with_its_signatures() {
     assert_holds_the_relays_records(&nurse, &relay);
     // The saves cost far less than the log's history: each change on its own carries its
     // dependencies' hashes, its actor and a header.
-    let history: Vec<u8> = relay
-        .changes_since(0, usize::MAX)
-        .unwrap()
-        .iter()
-        .flat_map(|c| [c.bytes.clone(), c.signature.clone().unwrap_or_default()].concat())
-        .collect();
-    let compressed_history = zstd::bulk::compress(&history, 3).unwrap().len();
+    let compressed_history = compressed_changes(&relay, usize::MAX);
     assert!(
         (stats.bytes_down as f64) < 0.8 * compressed_history as f64,
         "{} bytes down for a history of {compressed_history} bytes compressed",

@@ -91,15 +91,7 @@ fn incremental_sync_costs_what_the_new_changes_cost() {
     assert!(pull.round_trips <= 2, "{pull:?}");
     // What is new: the 50 changes and their signatures (64 random bytes each, which no
     // compressor shrinks), compressed together.
-    let new: Vec<u8> = relay
-        .changes_since(0, usize::MAX)
-        .unwrap()
-        .iter()
-        .rev()
-        .take(50)
-        .flat_map(|c| [c.bytes.clone(), c.signature.clone().unwrap_or_default()].concat())
-        .collect();
-    let compressed = zstd::bulk::compress(&new, 3).unwrap().len();
+    let compressed = compressed_changes(&relay, 50);
     assert!(
         (pull.bytes_down as f64) < 1.5 * compressed as f64,
         "{} protocol bytes for {compressed} bytes of new changes compressed",

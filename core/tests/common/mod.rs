@@ -138,6 +138,20 @@ pub fn exchange(from: &Store, to: &Store) {
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);
 }
 
+/// Size of the `newest` changes of `store`'s log with their signatures, compressed together
+/// (zstd 3): what shipping them one by one costs at best.
+pub fn compressed_changes(store: &Store, newest: usize) -> usize {
+    let bytes: Vec<u8> = store
+        .changes_since(0, usize::MAX)
+        .expect("read log")
+        .iter()
+        .rev()
+        .take(newest)
+        .flat_map(|c| [c.bytes.clone(), c.signature.clone().unwrap_or_default()].concat())
+        .collect();
+    zstd::bulk::compress(&bytes, 3).expect("compress").len()
+}
+
 pub fn registered(store: &Store, name: &str) -> PatientId {
     store.create_patient(new_patient(name)).expect("create patient")
 }
