@@ -66,6 +66,6 @@ pub use error::{Error, Result};
 pub use ids::*;
 pub use store::{
     ApplyReport, Device, DeviceAccess, DeviceKind, Durability, EnrollmentCode, IncomingChange, Organization,
-    OrganizationKind, PeerCursor, Practitioner, PractitionerRole, ScopeGrant, Store, StoreEvents, StoreOptions,
-    StoredChange, Team,
+    OrganizationKind, PeerCursor, Practitioner, PractitionerRole, ScopeGrant, Store, StoreContention, StoreEvents,
+    StoreOptions, StoredChange, Team,
 };

@@ -10,7 +10,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
-use yilian_core::Error;
+use yilian_core::{Error, StoreContention};
 
 /// A label with one value: the kind of error, the direction of bytes, the outcome of a session...
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -31,6 +31,9 @@ pub struct RelayMetrics {
     bytes: Family<Kind, Counter>,
     duration: Histogram,
     store_bytes: Gauge<u64, AtomicU64>,
+    store_waited: Counter<f64, AtomicU64>,
+    store_held: Counter<f64, AtomicU64>,
+    store_taken: Counter<u64, AtomicU64>,
 }
 
 impl Default for RelayMetrics {
@@ -58,7 +61,32 @@ impl Default for RelayMetrics {
         registry.register("session_duration_seconds", "How long device connections lasted", duration.clone());
         let store_bytes = Gauge::<u64, AtomicU64>::default();
         registry.register("store_bytes", "Size of the relay's database", store_bytes.clone());
-        RelayMetrics { registry, connected, sessions, errors, refused, device_changes, bytes, duration, store_bytes }
+        // The store has one writer connection that every session takes in turn: how long they
+        // waited for it and held it says whether the store is what limits the relay.
+        let store_waited = Counter::<f64, AtomicU64>::default();
+        registry.register(
+            "store_wait_seconds",
+            "Time sessions and API calls waited for the store's connection, summed over callers",
+            store_waited.clone(),
+        );
+        let store_held = Counter::<f64, AtomicU64>::default();
+        registry.register("store_busy_seconds", "Time the store's connection was held", store_held.clone());
+        let store_taken = Counter::<u64, AtomicU64>::default();
+        registry.register("store_acquisitions", "Times the store's connection was taken", store_taken.clone());
+        RelayMetrics {
+            registry,
+            connected,
+            sessions,
+            errors,
+            refused,
+            device_changes,
+            bytes,
+            duration,
+            store_bytes,
+            store_waited,
+            store_held,
+            store_taken,
+        }
     }
 }
 
@@ -87,6 +115,8 @@ pub struct StoreFigures {
     pub bytes: u64,
     /// Changes received from devices and stored.
     pub device_changes: u64,
+    /// Waits for and holds of the store's connection since the relay started.
+    pub contention: StoreContention,
 }
 
 /// Counts one device connection while it lasts: connected now, then how it ended.
@@ -111,6 +141,11 @@ impl RelayMetrics {
     pub fn render(&self, store: StoreFigures) -> String {
         self.store_bytes.set(store.bytes);
         self.device_changes.set(store.device_changes);
+        // The store keeps totals; the counters move by what was added since the last scrape.
+        let c = store.contention;
+        self.store_waited.inc_by((c.waited.as_secs_f64() - self.store_waited.get()).max(0.0));
+        self.store_held.inc_by((c.held.as_secs_f64() - self.store_held.get()).max(0.0));
+        self.store_taken.inc_by(c.acquisitions.saturating_sub(self.store_taken.get()));
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use yilian_core::net::{
     Fingerprint, RelayIdentity, ServeOptions, device_key_of, refuse, relay_endpoint, serve_child, serve_enrollment,
+    with_store,
 };
 use yilian_core::time::{format_ms, now_ms};
 use yilian_core::{Device, DeviceAccess, Error, Result};
@@ -167,7 +168,7 @@ async fn serve_connection(
         refuse(&conn, "no device certificate");
         return;
     };
-    let device = match storage.device_access(&key) {
+    let device = match with_store(|| storage.device_access(&key)).await {
         Ok(DeviceAccess::Enrolled(device)) => device,
         Ok(DeviceAccess::Revoked(device)) => {
             tracing::warn!(device = %device.device_id, "refused a revoked device");
@@ -208,7 +209,7 @@ async fn serve_connection(
                 if changed.is_err() {
                     continue;
                 }
-                if let Ok(DeviceAccess::Revoked(device)) = storage.device_access(&key) {
+                if let Ok(DeviceAccess::Revoked(device)) = with_store(|| storage.device_access(&key)).await {
                     tracing::warn!("closing the connection of a device revoked while connected");
                     let reason = revoked_reason(&device);
                     meter.ended(Err(&Error::Forbidden { reason: reason.clone() }), &conn);
@@ -263,7 +264,7 @@ async fn watch_revocations(
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match storage.revocation_count() {
+        match with_store(|| storage.revocation_count()).await {
             Ok(count) => {
                 revocations.send_if_modified(|seen| {
                     let moved = *seen != count;
@@ -284,7 +285,7 @@ async fn sweep_scope(storage: Arc<dyn RelayStorage>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match storage.sweep_scope(now_ms()) {
+        match with_store(|| storage.sweep_scope(now_ms())).await {
             Ok(0) => {}
             Ok(changed) => tracing::info!(changed, "referral grace periods ran out: records purged from scopes"),
             Err(e) => tracing::warn!(error = %e, "cannot sweep scopes"),

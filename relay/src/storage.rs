@@ -121,7 +121,11 @@ impl RelayStorage for Store {
     }
 
     fn figures(&self) -> Result<StoreFigures> {
-        Ok(StoreFigures { bytes: Store::database_bytes(self)?, device_changes: Store::remote_change_count(self)? })
+        Ok(StoreFigures {
+            bytes: Store::database_bytes(self)?,
+            device_changes: Store::remote_change_count(self)?,
+            contention: Store::contention(self),
+        })
     }
 
     fn sweep_scope(&self, now: Millis) -> Result<usize> {
@@ -236,10 +240,20 @@ impl RelayStorage for Store {
     }
 }
 
+/// SQLite's page cache on a relay: a county's log, indexes and scope tables stay in memory
+/// instead of being read from the operating system page by page (measured under the load test:
+/// 88,000 reads a second with SQLite's default 2 MB, all while holding the store).
+pub const RELAY_PAGE_CACHE_BYTES: usize = 256 * 1024 * 1024;
+
 /// Opens (creating) the embedded SQLite storage in `data_dir`. Every commit is fsynced: an
 /// acknowledged change survives a power cut.
 pub fn open_sqlite(data_dir: &Path) -> Result<Arc<Store>> {
     std::fs::create_dir_all(data_dir)?;
-    let options = StoreOptions { durability: Durability::Full, cache_capacity: 1024, ..StoreOptions::default() };
+    let options = StoreOptions {
+        durability: Durability::Full,
+        cache_capacity: 1024,
+        page_cache_bytes: RELAY_PAGE_CACHE_BYTES,
+        ..StoreOptions::default()
+    };
     Ok(Arc::new(Store::open(data_dir.join(DATABASE_FILE), options)?))
 }

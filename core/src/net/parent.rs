@@ -1,7 +1,7 @@
 //! The parent side over QUIC: the relay (or an edge hub) serving one child connection.
 
 use super::framed::{FramedRecv, FramedSend};
-use super::{blocking, is_bulk, network};
+use super::{is_bulk, network, with_store};
 use crate::sync::{ErrorCode, FrameError, Message, ParentDriver, ParentStorage, SessionOutcome};
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -54,7 +54,7 @@ pub async fn serve_enrollment(
     let mut tasks = tokio::task::JoinSet::new();
     let control = FramedSend::start(send, &mut tasks, None, Arc::new(AtomicU64::new(0)));
     let result = match message {
-        Some(Message::Enroll { code, device }) => blocking(|| enroll(&code, &device)),
+        Some(Message::Enroll { code, device }) => with_store(|| enroll(&code, &device)).await,
         _ => Err(Error::Forbidden {
             reason: "device is not enrolled: enroll it first with a code from the consortium admin".into(),
         }),
@@ -148,7 +148,7 @@ async fn session(
                         let now = events.borrow_and_update();
                         (seen_scope, seen_touched) = (now.scope_changes, now.touched(peer));
                     }
-                    blocking(|| driver.on_message(message))
+                    with_store(|| driver.on_message(message)).await
                 }
                 Ok(None) => break Ok(()), // the child finished its session
                 Err(Error::Frame(e)) => {
@@ -158,7 +158,7 @@ async fn session(
                 }
                 Err(e) => break Err(e),
             },
-            Some(()) = sent_rx.recv() => blocking(|| driver.pull_sent()),
+            Some(()) = sent_rx.recv() => with_store(|| driver.pull_sent()).await,
             changed = events.changed(), if welcomed => {
                 if changed.is_err() {
                     break Ok(());
@@ -172,7 +172,7 @@ async fn session(
                 } else {
                     let scope_changed = scope != seen_scope;
                     (seen_scope, seen_touched) = (scope, touched);
-                    blocking(|| driver.log_grew(scope_changed))
+                    with_store(|| driver.log_grew(scope_changed)).await
                 }
             }
         };

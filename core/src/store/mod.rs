@@ -9,6 +9,7 @@
 mod audit;
 mod catch_up;
 mod checkpoint;
+mod contention;
 mod directory;
 mod docs;
 mod edits;
@@ -22,6 +23,7 @@ mod statistics;
 mod worklist;
 
 pub use audit::{AuditEntry, AuditTrail, FieldChange, SignatureCheck};
+pub use contention::StoreContention;
 pub use directory::{
     DEFAULT_CODE_VALIDITY, Device, DeviceAccess, DeviceKind, EnrollmentCode, Organization, OrganizationKind,
     Practitioner, PractitionerRole, Team, check_device_id,
@@ -40,7 +42,7 @@ use lru::LruCache;
 use rusqlite::{Connection, OpenFlags};
 use std::num::NonZeroUsize;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 /// How hard each commit pushes data to the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +54,13 @@ pub enum Durability {
     /// No fsync at all: only for building throw-away test data.
     Off,
 }
+
+/// SQLite's own default page cache (2,000 KiB): enough for a phone's panel.
+pub const DEFAULT_PAGE_CACHE_BYTES: usize = 2_000 * 1024;
+
+/// Prepared statements kept per connection (rusqlite keeps 16 by default; the store uses more,
+/// and re-preparing one costs more than running it).
+const STATEMENT_CACHE: usize = 128;
 
 /// How to open a store.
 #[derive(Clone, Debug)]
@@ -70,6 +79,9 @@ pub struct StoreOptions {
     pub durability: Durability,
     /// As a parent: bytes of records per page of a child's catch-up (before compression).
     pub catch_up_page_bytes: usize,
+    /// SQLite's page cache, bytes. Pages not in it are read from the operating system on every
+    /// use (a system call each): a relay serving a county wants its working set here.
+    pub page_cache_bytes: usize,
 }
 
 impl Default for StoreOptions {
@@ -81,6 +93,7 @@ impl Default for StoreOptions {
             compact_every: 16,
             durability: Durability::Full,
             catch_up_page_bytes: crate::sync::DOCUMENTS_PAGE_BYTES,
+            page_cache_bytes: DEFAULT_PAGE_CACHE_BYTES,
         }
     }
 }
@@ -91,6 +104,7 @@ pub struct Store {
     // Declared first so it stops before the writer connection closes.
     _checkpointer: Option<checkpoint::Checkpointer>,
     inner: Mutex<Inner>,
+    contention: contention::Counters,
 }
 
 pub(crate) struct Inner {
@@ -166,6 +180,22 @@ impl Inner {
         });
     }
 
+    /// Runs a write whose loss at a power cut costs nothing but a little repeated work
+    /// (bookkeeping the next session rewrites) without its own fsync: SQLite's WAL keeps it
+    /// atomic, and it becomes durable with the next fsynced commit.
+    pub(crate) fn without_fsync<T>(&self, write: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if self.options.durability != Durability::Full {
+            return write(&self.conn);
+        }
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let result = write(&self.conn);
+        // Restored whatever the write did; a failure to restore is this call's error.
+        let restored = self.conn.pragma_update(None, "synchronous", "FULL");
+        let value = result?;
+        restored?;
+        Ok(value)
+    }
+
     /// Children whose scope holds any of `docs`.
     fn children_concerned(&self, docs: &[PatientId]) -> Result<std::collections::BTreeSet<String>> {
         let mut peers = std::collections::BTreeSet::new();
@@ -222,6 +252,10 @@ impl Store {
         conn.pragma_update(None, "synchronous", sync)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "wal_autocheckpoint", checkpoint::WRITER_AUTOCHECKPOINT_PAGES)?;
+        // A negative cache_size is in KiB.
+        let cache_kib = i64::try_from(options.page_cache_bytes / 1024).unwrap_or(i64::MAX).max(64);
+        conn.pragma_update(None, "cache_size", -cache_kib)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::migrate(&mut conn).map_err(|e| match e {
             Error::Storage(inner) => open_error(inner),
             other => other,
@@ -233,6 +267,7 @@ impl Store {
         let capacity = NonZeroUsize::new(options.cache_capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
         Ok(Store {
             _checkpointer: None,
+            contention: contention::Counters::default(),
             inner: Mutex::new(Inner {
                 conn,
                 cache: LruCache::new(capacity),
@@ -285,10 +320,17 @@ impl Store {
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+    /// How long callers have waited for the store's connection and held it, since it opened.
+    pub fn contention(&self) -> StoreContention {
+        self.contention.snapshot()
+    }
+
+    pub(crate) fn lock(&self) -> contention::Locked<'_> {
+        let asked = std::time::Instant::now();
         // A panic while holding the lock leaves SQLite consistent (transactions roll back), and
         // the cache only holds what was committed or is evicted on error: keep going.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        let guard = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.contention.taken(guard, asked)
     }
 }
 

@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Barrier;
 use tokio_util::sync::CancellationToken;
-use yilian_core::net::{Fingerprint, SessionOptions, SessionReport, client_config, connect_within, sync_over};
+use yilian_core::net::{
+    Fingerprint, SessionOptions, SessionReport, client_config, client_endpoint, connect_within, sync_over,
+};
 use yilian_core::sync::{PerfectLink, sync_in_process};
 use yilian_core::{DeviceKind, PatientId, Store, StoreOptions};
 
@@ -84,10 +86,24 @@ pub struct LoadReport {
     pub relay_peak_rss_mb: f64,
     /// Relay CPU over the load phase, in cores (1.0 = one core busy).
     pub relay_cpu_cores: f64,
+    /// Relay CPU over the push phase (first connection to last push acknowledged), in cores.
+    pub relay_cpu_cores_push: f64,
+    /// The load side's CPU (the simulated phones: QUIC, their stores, applying what they pull)
+    /// over the push phase, in cores. With the relay's, what the machine's cores did.
+    pub load_cpu_cores_push: f64,
+    /// The load side's CPU over the whole load phase, in cores.
+    pub load_cpu_cores: f64,
+    /// Share of the push phase the relay's store connection was held (1.0 = always).
+    pub store_busy_push: f64,
+    /// Callers waiting for the store's connection during the push phase, on average.
+    pub store_waiting_push: f64,
     /// The load side's peak resident memory, MB.
     pub load_peak_rss_mb: f64,
     /// Seconds of the whole load phase.
     pub seconds: f64,
+    /// UDP datagrams the kernel dropped during the load because a socket's receive buffer was
+    /// full (`RcvbufErrors` in /proc/net/snmp; machine-wide): each costs QUIC a loss recovery.
+    pub udp_receive_drops: u64,
 }
 
 /// p50, p99 and max of some durations.
@@ -224,9 +240,11 @@ pub async fn run(params: LoadParams, relay_binary: &Path, dir: &Path) -> Result<
     let relay = relay_process::RelayProcess::start(relay_binary, &data).await?;
     let sampler = relay.sample_metrics(Duration::from_millis(100));
     let cpu_before = relay.cpu_seconds()?;
+    let load_cpu_before = relay_process::cpu_seconds_of("self")?;
+    let drops_before = udp_receive_buffer_drops();
     let endpoints: Vec<quinn::Endpoint> = (0..params.devices.div_ceil(params.devices_per_endpoint))
-        .map(|_| quinn::Endpoint::client(([127, 0, 0, 1], 0).into()))
-        .collect::<std::io::Result<_>>()?;
+        .map(|_| client_endpoint(([127, 0, 0, 1], 0).into()))
+        .collect::<yilian_core::Result<_>>()?;
     let pushed_all = Arc::new(Barrier::new(params.devices));
     let pulled_all = Arc::new(Barrier::new(params.devices));
     let started = Instant::now();
@@ -270,22 +288,43 @@ pub async fn run(params: LoadParams, relay_binary: &Path, dir: &Path) -> Result<
         }
     }
     report.seconds = started.elapsed().as_secs_f64();
+    report.udp_receive_drops = udp_receive_buffer_drops().saturating_sub(drops_before);
     for endpoint in &endpoints {
         endpoint.wait_idle().await;
     }
     report.relay_cpu_cores = (relay.cpu_seconds()? - cpu_before) / report.seconds;
+    report.load_cpu_cores = (relay_process::cpu_seconds_of("self")? - load_cpu_before) / report.seconds;
     let samples = sampler.stop().await;
     report.max_connected = samples.iter().map(|s| s.connected).max().unwrap_or(0);
     report.peak_changes_per_second = peak_rate(&samples);
     report.relay_peak_rss_mb = relay.peak_rss_mb()?;
     relay.stop().await?;
     report.push_seconds = last_push.as_secs_f64();
+    report.relay_cpu_cores_push = per_second_until(&samples, last_push, |s| s.relay_cpu);
+    report.load_cpu_cores_push = per_second_until(&samples, last_push, |s| s.load_cpu);
+    report.store_busy_push = per_second_until(&samples, last_push, |s| s.store_busy);
+    report.store_waiting_push = per_second_until(&samples, last_push, |s| s.store_wait);
     report.changes_per_second = pushed as f64 / report.push_seconds.max(1e-9);
     report.push_session = Percentiles::of(push_times);
     report.pull_session = Percentiles::of(pull_times);
     report.diverged = diverged(&phones, params.doctors)?;
     report.load_peak_rss_mb = crate::peak_rss_mb();
     Ok(report)
+}
+
+/// The kernel's count of UDP datagrams dropped at full receive buffers, machine-wide (0 when it
+/// cannot be read).
+fn udp_receive_buffer_drops() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    rcvbuf_errors(&snmp).unwrap_or(0)
+}
+
+/// `RcvbufErrors` of the `Udp:` lines of /proc/net/snmp (a header line, then a value line).
+fn rcvbuf_errors(snmp: &str) -> Option<u64> {
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next()?, udp.next()?);
+    let at = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
+    values.split_whitespace().nth(at)?.parse().ok()
 }
 
 /// Phones whose records differ from the first phone of their team.
@@ -315,6 +354,20 @@ fn peak_rate(samples: &[relay_process::Sample]) -> f64 {
     best
 }
 
+/// How fast a total of seconds (CPU time, time the store was held...) grew per second of wall
+/// time, from the first sample to the first sample at or after `end`: cores for CPU time.
+fn per_second_until(
+    samples: &[relay_process::Sample],
+    end: Duration,
+    total: impl Fn(&relay_process::Sample) -> f64,
+) -> f64 {
+    let (Some(first), Some(last)) = (samples.first(), samples.iter().find(|s| s.at >= end).or(samples.last())) else {
+        return f64::NAN;
+    };
+    let seconds = last.at.saturating_sub(first.at).as_secs_f64();
+    if seconds > 0.0 { (total(last) - total(first)) / seconds } else { f64::NAN }
+}
+
 /// The report as the lines the benchmark prints.
 pub fn summary(r: &LoadReport) -> String {
     let devices = r.params.as_ref().map_or(0, |p| p.devices);
@@ -323,7 +376,9 @@ pub fn summary(r: &LoadReport) -> String {
          pushed {} changes in {:.2} s = {:.0} changes/s ingested (best second {:.0}/s)   [target >= 5,000/s]\n\
          connections held at once: {}   [target 1,000]\n\
          push+pull session: p50 {:.2} s, p99 {:.2} s, max {:.2} s; pull session: p50 {:.2} s, p99 {:.2} s ({} changes pulled)\n\
-         relay: peak RSS {:.0} MB, CPU {:.2} cores over {:.1} s; load side peak RSS {:.0} MB\n\
+         relay: peak RSS {:.0} MB, CPU {:.2} cores over {:.1} s; load side peak RSS {:.0} MB, CPU {:.2} cores\n\
+         push phase CPU: relay {:.2} cores, load side {:.2} cores (the machine has {}); relay store held {:.0}% of the time, {:.1} callers waiting for it on average\n\
+         UDP datagrams dropped at full socket buffers during the load: {}\n\
          failed sessions: {}; phones diverged from their team: {}",
         r.pushed,
         r.push_seconds,
@@ -340,6 +395,13 @@ pub fn summary(r: &LoadReport) -> String {
         r.relay_cpu_cores,
         r.seconds,
         r.load_peak_rss_mb,
+        r.load_cpu_cores,
+        r.relay_cpu_cores_push,
+        r.load_cpu_cores_push,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        r.store_busy_push * 100.0,
+        r.store_waiting_push,
+        r.udp_receive_drops,
         r.failures.len(),
         r.diverged,
     )
@@ -358,8 +420,44 @@ mod tests {
 
     #[test]
     fn the_peak_rate_is_the_best_one_second_window() {
-        let s = |ms, ingested| relay_process::Sample { at: Duration::from_millis(ms), ingested, connected: 0 };
+        let s = |ms, ingested| relay_process::Sample {
+            at: Duration::from_millis(ms),
+            ingested,
+            connected: 0,
+            relay_cpu: 0.0,
+            load_cpu: 0.0,
+            store_busy: 0.0,
+            store_wait: 0.0,
+        };
         let samples = [s(0, 0), s(500, 100), s(1000, 1000), s(1500, 4000), s(2000, 4500)];
         assert_eq!(peak_rate(&samples), 3900.0);
+    }
+
+    #[test]
+    fn udp_drops_are_read_from_the_udp_lines_of_snmp() {
+        let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\n\
+                    Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\n\
+                    Udp: 1123248 16 551100 1674369 551099 0\n\
+                    UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\n\
+                    UdpLite: 0 0 0 0 0 0\n";
+        assert_eq!(rcvbuf_errors(snmp), Some(551_099));
+        assert_eq!(rcvbuf_errors("Ip: a\nIp: 1\n"), None);
+    }
+
+    #[test]
+    fn cpu_cores_are_cpu_seconds_per_second_up_to_the_end() {
+        let s = |ms, cpu| relay_process::Sample {
+            at: Duration::from_millis(ms),
+            ingested: 0,
+            connected: 0,
+            relay_cpu: cpu,
+            load_cpu: 0.0,
+            store_busy: 0.0,
+            store_wait: 0.0,
+        };
+        let samples = [s(0, 10.0), s(1000, 10.5), s(2000, 12.0), s(3000, 12.0)];
+        assert_eq!(per_second_until(&samples, Duration::from_millis(1500), |s| s.relay_cpu), 1.0);
+        assert_eq!(per_second_until(&samples, Duration::from_secs(60), |s| s.relay_cpu), 2.0 / 3.0);
+        assert!(per_second_until(&[], Duration::ZERO, |s| s.relay_cpu).is_nan());
     }
 }

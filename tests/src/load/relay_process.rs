@@ -54,6 +54,14 @@ pub struct Sample {
     pub ingested: u64,
     /// `yilian_relay_connected_devices`.
     pub connected: u64,
+    /// CPU seconds the relay process had used.
+    pub relay_cpu: f64,
+    /// CPU seconds this process (the load side) had used.
+    pub load_cpu: f64,
+    /// `yilian_relay_store_busy_seconds`: time the store's connection had been held.
+    pub store_busy: f64,
+    /// `yilian_relay_store_wait_seconds`: time callers had waited for it.
+    pub store_wait: f64,
 }
 
 /// Samples taken in the background until [`Sampler::stop`].
@@ -103,10 +111,12 @@ impl RelayProcess {
         bail!("the relay was not ready within 60 s")
     }
 
-    /// Reads `ingested_changes` and `connected_devices` every `every` in the background.
+    /// Reads `ingested_changes`, `connected_devices` and both processes' CPU time every `every`
+    /// in the background.
     pub fn sample_metrics(&self, every: Duration) -> Sampler {
         let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let http = self.http;
+        let pid = self.child.id();
         let task = tokio::spawn(async move {
             let started = Instant::now();
             let mut samples = Vec::new();
@@ -118,7 +128,19 @@ impl RelayProcess {
                         if let Ok(text) = get(http, "/metrics").await {
                             let ingested = metric(&text, "yilian_relay_ingested_changes").unwrap_or(0.0) as u64;
                             let connected = metric(&text, "yilian_relay_connected_devices").unwrap_or(0.0) as u64;
-                            samples.push(Sample { at: started.elapsed(), ingested, connected });
+                            let relay_cpu = pid.and_then(|p| cpu_seconds_of(&p.to_string()).ok()).unwrap_or(f64::NAN);
+                            let load_cpu = cpu_seconds_of("self").unwrap_or(f64::NAN);
+                            let store_busy = metric(&text, "yilian_relay_store_busy_seconds").unwrap_or(f64::NAN);
+                            let store_wait = metric(&text, "yilian_relay_store_wait_seconds").unwrap_or(f64::NAN);
+                            samples.push(Sample {
+                                at: started.elapsed(),
+                                ingested,
+                                connected,
+                                relay_cpu,
+                                load_cpu,
+                                store_busy,
+                                store_wait,
+                            });
                         }
                     }
                 }
@@ -133,13 +155,7 @@ impl RelayProcess {
 
     /// CPU seconds (user + system) the relay has used so far.
     pub fn cpu_seconds(&self) -> Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()?))?;
-        // Fields after the command name (which may hold spaces) start after the last ')'.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-        // utime and stime are fields 14 and 15 of stat: 11 and 12 after the state field.
-        Ok((ticks(11) + ticks(12)) / clock_ticks_per_second())
+        cpu_seconds_of(&self.pid()?.to_string())
     }
 
     /// The relay's peak resident memory (VmHWM), MB.
@@ -176,14 +192,28 @@ impl RelayProcess {
     }
 }
 
+/// CPU seconds (user + system) process `pid` (a number, or `self`) has used so far.
+pub fn cpu_seconds_of(pid: &str) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat: 11 and 12 after the state field.
+    Ok((ticks(11) + ticks(12)) / clock_ticks_per_second())
+}
+
 /// The kernel's clock ticks per second for /proc times (100 on Linux unless configured).
 fn clock_ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// A plain HTTP/1.1 GET on loopback; returns the whole response.

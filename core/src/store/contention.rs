@@ -1,0 +1,101 @@
+//! How busy the store's one writer connection is: every call takes it in turn, so under load the
+//! time callers spend waiting for it, and holding it, says whether the store is what limits a
+//! relay.
+
+use super::Inner;
+use std::ops::{Deref, DerefMut};
+use std::sync::MutexGuard;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Totals since the store was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreContention {
+    /// Times the connection was taken.
+    pub acquisitions: u64,
+    /// Time callers spent waiting for it, summed over callers (several can wait at once).
+    pub waited: Duration,
+    /// Time it was held (reading, writing, fsync included).
+    pub held: Duration,
+}
+
+/// The counters behind [`StoreContention`].
+#[derive(Default)]
+pub(crate) struct Counters {
+    acquisitions: AtomicU64,
+    waited_ns: AtomicU64,
+    held_ns: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> StoreContention {
+        StoreContention {
+            acquisitions: self.acquisitions.load(Ordering::Relaxed),
+            waited: Duration::from_nanos(self.waited_ns.load(Ordering::Relaxed)),
+            held: Duration::from_nanos(self.held_ns.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Counts a wait that began at `asked` and ended now with `guard`; the hold is counted when
+    /// the returned guard drops.
+    pub(crate) fn taken<'a>(&'a self, guard: MutexGuard<'a, Inner>, asked: Instant) -> Locked<'a> {
+        let since = Instant::now();
+        self.acquisitions.fetch_add(1, Ordering::Relaxed);
+        self.waited_ns.fetch_add(nanos(since - asked), Ordering::Relaxed);
+        Locked { guard, since, counters: self }
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The store's connection while one caller holds it.
+pub(crate) struct Locked<'a> {
+    guard: MutexGuard<'a, Inner>,
+    since: Instant,
+    counters: &'a Counters,
+}
+
+impl Deref for Locked<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.guard
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.guard
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.counters.held_ns.fetch_add(nanos(self.since.elapsed()), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Store, StoreOptions};
+
+    fn synchronous(store: &Store) -> i64 {
+        store.lock().conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap_or(-1)
+    }
+
+    #[test]
+    fn bookkeeping_without_fsync_leaves_every_other_commit_fsynced() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(dir.path().join("s.db"), StoreOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(synchronous(&store), 2, "FULL");
+        store.set_peer_delivered("phone", 7).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.peer_delivered("phone").unwrap_or_default(), 7);
+        assert_eq!(synchronous(&store), 2, "FULL again after the write");
+        let before = store.contention();
+        store.peer_delivered("phone").unwrap_or_default();
+        let after = store.contention();
+        assert_eq!(after.acquisitions, before.acquisitions + 1);
+        assert!(after.held > before.held);
+    }
+}
