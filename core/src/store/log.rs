@@ -3,7 +3,7 @@
 
 use super::directory::own_changes_only;
 use super::docs::{ChangeToStore, Loaded, exists, store_changes, write_doc_row};
-use super::scope::{IN_SCOPE, in_scope, record_created};
+use super::scope::{in_scope, record_created};
 use super::{Committed, Inner, Store};
 use crate::document::decode_change;
 use crate::time::now_ms;
@@ -93,37 +93,47 @@ impl Store {
     pub fn changes_for_peer(&self, peer: &str, after_seq: i64, limit: usize) -> Result<(Vec<StoredChange>, i64)> {
         let inner = self.lock();
         let head: i64 = inner.conn.query_row("SELECT coalesce(max(local_seq), 0) FROM changes", [], |r| r.get(0))?;
-        // Rows are scanned in log order and filtered here, so the cursor can move past a long run
-        // of changes the peer may not see without sending them.
-        let mut stmt = inner.conn.prepare_cached(&format!(
-            "SELECT local_seq, doc_id, hash, bytes, signature, local,
-                    coalesce(origin, '') = ?2 OR NOT {IN_SCOPE}
+        // A peer scoped to listed records (a team's phone) reads them through the per-record
+        // index: its cost follows its own records, not everything the county pushed since its
+        // cursor. A peer that sees everything (a hub) scans the log in order, leaving out only
+        // what came from it (without reading those changes' bytes).
+        let sql = if sees_everything(&inner.conn, peer)? {
+            "SELECT local_seq, doc_id, hash,
+                    CASE WHEN coalesce(origin, '') = ?2 THEN NULL ELSE bytes END,
+                    signature, local
              FROM changes WHERE local_seq > ?1 ORDER BY local_seq LIMIT ?3"
-        ))?;
+        } else {
+            "SELECT local_seq, doc_id, hash, bytes, signature, local
+             FROM changes
+             WHERE doc_id IN (SELECT doc_id FROM scope WHERE peer_id = ?2 AND reason != 'purge')
+               AND local_seq > ?1 AND coalesce(origin, '') != ?2
+             ORDER BY local_seq LIMIT ?3"
+        };
+        let mut stmt = inner.conn.prepare_cached(sql)?;
         let rows = stmt.query_map(params![after_seq, peer, limit.min(i64::MAX as usize) as i64], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, Option<Vec<u8>>>(3)?,
                 r.get::<_, Option<Vec<u8>>>(4)?,
                 r.get::<_, bool>(5)?,
-                r.get::<_, bool>(6)?,
             ))
         })?;
         let mut out = Vec::new();
         let mut scanned = 0;
         let mut count = 0;
         for row in rows {
-            let (seq, doc, hash, bytes, signature, local, left_out) = row?;
+            let (seq, doc, hash, bytes, signature, local) = row?;
             scanned = seq;
             count += 1;
-            if left_out {
-                continue;
+            // No bytes: the peer's own change, left out.
+            if let Some(bytes) = bytes {
+                out.push(stored_change(seq, &doc, &hash, bytes, signature, local)?);
             }
-            out.push(stored_change(seq, &doc, &hash, bytes, signature, local)?);
         }
-        // Fewer rows than asked for: everything up to the head was looked at.
+        // Fewer rows than asked for: everything up to the head was looked at. Otherwise every
+        // change for the peer up to the last row is in this batch (rows come in log order).
         let up_to = if count < limit { head.max(after_seq) } else { scanned };
         Ok((out, up_to))
     }
@@ -657,6 +667,15 @@ fn check_signed(
         conn.prepare_cached("INSERT INTO actors (actor, author) VALUES (?1, ?2)")?.execute(params![actor, author])?;
     }
     Ok(Ok(()))
+}
+
+/// Whether `peer`'s scope is everything (a `*` row), rather than listed records.
+pub(crate) fn sees_everything(conn: &rusqlite::Connection, peer: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM scope WHERE peer_id = ?1 AND doc_id = '*'")?
+        .query_row([peer], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// How many log rows match `filter`, and the size of their changes in bytes.

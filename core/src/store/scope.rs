@@ -17,7 +17,7 @@
 
 use super::Store;
 use super::docs::exists;
-use super::log::count_and_bytes;
+use super::log::{count_and_bytes, sees_everything};
 use crate::time::{Millis, now_ms};
 use crate::{Error, PatientId, Result};
 use rusqlite::{Connection, OptionalExtension, named_params, params};
@@ -164,11 +164,15 @@ impl Store {
     /// Changes and bytes in `peer`'s scope after `after_seq` that did not come from it: what it is
     /// about to pull.
     pub fn pending_for_peer(&self, peer: &str, after_seq: i64) -> Result<(u64, u64)> {
-        count_and_bytes(
-            &self.lock().conn,
-            &format!("local_seq > ?1 AND coalesce(origin, '') != ?2 AND {IN_SCOPE}"),
-            params![after_seq, peer],
-        )
+        let inner = self.lock();
+        // As in `changes_for_peer`: listed records through the per-record index.
+        let filter = if sees_everything(&inner.conn, peer)? {
+            "local_seq > ?1 AND coalesce(origin, '') != ?2"
+        } else {
+            "doc_id IN (SELECT doc_id FROM scope WHERE peer_id = ?2 AND reason != 'purge')
+             AND local_seq > ?1 AND coalesce(origin, '') != ?2"
+        };
+        count_and_bytes(&inner.conn, filter, params![after_seq, peer])
     }
 
     /// How far this child has read `parent`'s grants.
