@@ -88,53 +88,38 @@ impl Store {
     }
 
     /// This replica's changes after `after_seq` in `peer`'s scope that did not come from `peer`,
-    /// at most `limit`, and the last sequence looked at (the cursor moves past the changes left
-    /// out).
+    /// at most `limit`, and how far the log has been looked at for `peer` (the cursor moves past
+    /// the changes left out).
     pub fn changes_for_peer(&self, peer: &str, after_seq: i64, limit: usize) -> Result<(Vec<StoredChange>, i64)> {
         let inner = self.lock();
         let head: i64 = inner.conn.query_row("SELECT coalesce(max(local_seq), 0) FROM changes", [], |r| r.get(0))?;
-        // A peer scoped to listed records (a team's phone) reads them through the per-record
-        // index: its cost follows its own records, not everything the county pushed since its
-        // cursor. A peer that sees everything (a hub) scans the log in order, leaving out only
-        // what came from it (without reading those changes' bytes).
-        let sql = if sees_everything(&inner.conn, peer)? {
-            "SELECT local_seq, doc_id, hash,
-                    CASE WHEN coalesce(origin, '') = ?2 THEN NULL ELSE bytes END,
-                    signature, local
-             FROM changes WHERE local_seq > ?1 ORDER BY local_seq LIMIT ?3"
-        } else {
-            "SELECT local_seq, doc_id, hash, bytes, signature, local
-             FROM changes
-             WHERE doc_id IN (SELECT doc_id FROM scope WHERE peer_id = ?2 AND reason != 'purge')
-               AND local_seq > ?1 AND coalesce(origin, '') != ?2
-             ORDER BY local_seq LIMIT ?3"
-        };
-        let mut stmt = inner.conn.prepare_cached(sql)?;
+        let sql = format!(
+            "SELECT local_seq, doc_id, hash, bytes, signature, local FROM changes
+             WHERE {} ORDER BY local_seq LIMIT ?3",
+            for_peer(&inner.conn, peer)?
+        );
+        let mut stmt = inner.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![after_seq, peer, limit.min(i64::MAX as usize) as i64], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, Option<Vec<u8>>>(3)?,
+                r.get::<_, Vec<u8>>(3)?,
                 r.get::<_, Option<Vec<u8>>>(4)?,
                 r.get::<_, bool>(5)?,
             ))
         })?;
         let mut out = Vec::new();
-        let mut scanned = 0;
-        let mut count = 0;
         for row in rows {
             let (seq, doc, hash, bytes, signature, local) = row?;
-            scanned = seq;
-            count += 1;
-            // No bytes: the peer's own change, left out.
-            if let Some(bytes) = bytes {
-                out.push(stored_change(seq, &doc, &hash, bytes, signature, local)?);
-            }
+            out.push(stored_change(seq, &doc, &hash, bytes, signature, local)?);
         }
         // Fewer rows than asked for: everything up to the head was looked at. Otherwise every
         // change for the peer up to the last row is in this batch (rows come in log order).
-        let up_to = if count < limit { head.max(after_seq) } else { scanned };
+        let up_to = match out.last() {
+            Some(last) if out.len() >= limit => last.seq,
+            _ => head.max(after_seq),
+        };
         Ok((out, up_to))
     }
 
@@ -669,13 +654,23 @@ fn check_signed(
     Ok(Ok(()))
 }
 
-/// Whether `peer`'s scope is everything (a `*` row), rather than listed records.
-pub(crate) fn sees_everything(conn: &rusqlite::Connection, peer: &str) -> Result<bool> {
-    Ok(conn
+/// SQL condition on the log: the changes after `?1` that peer `?2` may see and did not send.
+///
+/// A peer scoped to listed records (a team's phone) reads them through the per-record index, so
+/// its cost follows its own records, not everything the county pushed since its cursor; a peer
+/// that sees everything (a `*` row: a hub) reads the log in order.
+pub(crate) fn for_peer(conn: &rusqlite::Connection, peer: &str) -> Result<&'static str> {
+    let everything = conn
         .prepare_cached("SELECT 1 FROM scope WHERE peer_id = ?1 AND doc_id = '*'")?
         .query_row([peer], |_| Ok(()))
         .optional()?
-        .is_some())
+        .is_some();
+    Ok(if everything {
+        "local_seq > ?1 AND coalesce(origin, '') != ?2"
+    } else {
+        "doc_id IN (SELECT doc_id FROM scope WHERE peer_id = ?2 AND reason != 'purge')
+         AND local_seq > ?1 AND coalesce(origin, '') != ?2"
+    })
 }
 
 /// How many log rows match `filter`, and the size of their changes in bytes.

@@ -17,7 +17,7 @@
 
 use super::Store;
 use super::docs::exists;
-use super::log::{count_and_bytes, sees_everything};
+use super::log::{count_and_bytes, for_peer};
 use crate::time::{Millis, now_ms};
 use crate::{Error, PatientId, Result};
 use rusqlite::{Connection, OptionalExtension, named_params, params};
@@ -165,14 +165,7 @@ impl Store {
     /// about to pull.
     pub fn pending_for_peer(&self, peer: &str, after_seq: i64) -> Result<(u64, u64)> {
         let inner = self.lock();
-        // As in `changes_for_peer`: listed records through the per-record index.
-        let filter = if sees_everything(&inner.conn, peer)? {
-            "local_seq > ?1 AND coalesce(origin, '') != ?2"
-        } else {
-            "doc_id IN (SELECT doc_id FROM scope WHERE peer_id = ?2 AND reason != 'purge')
-             AND local_seq > ?1 AND coalesce(origin, '') != ?2"
-        };
-        count_and_bytes(&inner.conn, filter, params![after_seq, peer])
+        count_and_bytes(&inner.conn, for_peer(&inner.conn, peer)?, params![after_seq, peer])
     }
 
     /// How far this child has read `parent`'s grants.
