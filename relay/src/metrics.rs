@@ -34,6 +34,8 @@ pub struct RelayMetrics {
     store_waited: Counter<f64, AtomicU64>,
     store_held: Counter<f64, AtomicU64>,
     store_taken: Counter<u64, AtomicU64>,
+    /// The store's totals at the last scrape (concurrent scrapes move the counters once).
+    contention_seen: std::sync::Mutex<StoreContention>,
 }
 
 impl Default for RelayMetrics {
@@ -86,6 +88,7 @@ impl Default for RelayMetrics {
             store_waited,
             store_held,
             store_taken,
+            contention_seen: std::sync::Mutex::default(),
         }
     }
 }
@@ -142,10 +145,14 @@ impl RelayMetrics {
         self.store_bytes.set(store.bytes);
         self.device_changes.set(store.device_changes);
         // The store keeps totals; the counters move by what was added since the last scrape.
-        let c = store.contention;
-        self.store_waited.inc_by((c.waited.as_secs_f64() - self.store_waited.get()).max(0.0));
-        self.store_held.inc_by((c.held.as_secs_f64() - self.store_held.get()).max(0.0));
-        self.store_taken.inc_by(c.acquisitions.saturating_sub(self.store_taken.get()));
+        {
+            let mut seen = self.contention_seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let now = store.contention;
+            self.store_waited.inc_by(now.waited.saturating_sub(seen.waited).as_secs_f64());
+            self.store_held.inc_by(now.held.saturating_sub(seen.held).as_secs_f64());
+            self.store_taken.inc_by(now.acquisitions.saturating_sub(seen.acquisitions));
+            *seen = now;
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
