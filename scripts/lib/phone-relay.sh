@@ -3,7 +3,7 @@
 # doctor (dr-wang, team-shiqiao) and a referral-desk doctor (dr-li, county), one enrollment code
 # for each, and `yilian-relay serve` on a free loopback port. Sourced; `start_phone_relay` exports
 # YILIAN_RELAY, YILIAN_FINGERPRINT, YILIAN_CODE_A (dr-wang), YILIAN_CODE_B (dr-li), YILIAN_CODE_C (dr-wang's second phone);
-# `stop_phone_relay` ends it. Expects target/debug/yilian-relay to be built.
+# `show_phone_relay_log` prints its last log lines; `stop_phone_relay` ends it. Expects target/debug/yilian-relay to be built.
 
 start_phone_relay() {
   local relay="$YILIAN_ROOT/target/debug/yilian-relay"
@@ -32,6 +32,13 @@ start_phone_relay() {
     return 1
   fi
   export YILIAN_RELAY YILIAN_FINGERPRINT YILIAN_CODE_A YILIAN_CODE_B YILIAN_CODE_C
+}
+
+# The relay's last log lines, for a failed test run (what the relay saw of the phones' sessions).
+show_phone_relay_log() {
+  [ -n "${PHONE_RELAY_DIR:-}" ] || return 0
+  echo "== the test relay's last log lines" >&2
+  tail -n 60 "$PHONE_RELAY_DIR/out" "$PHONE_RELAY_DIR/err" >&2 || true
 }
 
 stop_phone_relay() {

@@ -9,6 +9,7 @@ import kotlin.test.assertFailsWith
 import kotlin.test.assertTrue
 import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.TimeoutCancellationException
 import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
 import kotlinx.coroutines.channels.Channel
@@ -161,8 +162,8 @@ private val tests = linkedMapOf<String, suspend () -> Unit>(
                 assertTrue(wang.syncNow(30.seconds).synced)
 
                 li.startSync(syncConfig("kt-li"))
-                li.syncNow(30.seconds)
-                val arrived = withTimeout(30.seconds) {
+                assertTrue(li.syncNow(30.seconds).synced)
+                val arrived = step("the referral reaches the desk's worklist", "wang" to wang, "li" to li) {
                     li.store.live { openReferrals("county") }.first { list -> list.any { it.referralId == r } }
                 }
                 assertEquals("周大爷", arrived.single { it.referralId == r }.patientName)
@@ -170,7 +171,9 @@ private val tests = linkedMapOf<String, suspend () -> Unit>(
                 li.store.addReferralEvent(r, NewReferralEvent(TaskStatus.ACCEPTED, "dr-li", "county", "bed 12", null))
 
                 // The desk's acceptance flows back to the village phone (live session, no polling).
-                withTimeout(30.seconds) { wang.store.live { referralStatus(r) }.first { it == TaskStatus.ACCEPTED } }
+                step("the acceptance reaches the village phone", "wang" to wang, "li" to li) {
+                    wang.store.live { referralStatus(r) }.first { it == TaskStatus.ACCEPTED }
+                }
                 wang.stopSync()
                 li.stopSync()
             }
@@ -199,6 +202,14 @@ private val tests = linkedMapOf<String, suspend () -> Unit>(
         }
     },
 )
+
+/** Runs [block] for up to 30 s; on timeout the failure names the step and each phone's sync status. */
+private suspend fun <T> step(what: String, vararg phones: Pair<String, Yilian>, block: suspend () -> T): T = try {
+    withTimeout(30.seconds) { block() }
+} catch (e: TimeoutCancellationException) {
+    val states = phones.joinToString("; ") { (name, phone) -> "$name: ${phone.syncAgent?.status()}" }
+    throw AssertionError("timed out after 30 s: $what ($states)", e)
+}
 
 private fun upward() = NewReferral(
     direction = Direction.UPWARD,
