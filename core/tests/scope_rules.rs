@@ -13,8 +13,8 @@ use yilian_core::model::*;
 use yilian_core::sync::{PerfectLink, sync_in_process};
 use yilian_core::time::now_ms;
 use yilian_core::{
-    DeviceKind, Error, IncomingChange, Organization, OrganizationKind, PatientId, Practitioner, PractitionerRole,
-    Store, Team,
+    ApplyReport, ChildPush, DeviceKind, Error, IncomingChange, Organization, OrganizationKind, PatientId, Practitioner,
+    PractitionerRole, Store, Team,
 };
 
 const GRACE: Duration = Duration::from_secs(24 * 3600);
@@ -60,10 +60,27 @@ fn practitioner(id: &str, role: PractitionerRole, org: &str) -> Practitioner {
 /// A device of `practitioner`, enrolled on `relay` as `device_id` with a fresh code.
 fn enrolled(relay: &Store, device_id: &str, practitioner: &str) -> Store {
     let phone = memory_store();
+    enroll_on(relay, &phone, device_id, practitioner);
+    phone
+}
+
+/// Enrolls `phone` (its key) on `relay` as `device_id` of `practitioner`.
+fn enroll_on(relay: &Store, phone: &Store, device_id: &str, practitioner: &str) {
     let code =
         relay.issue_enrollment_code(practitioner, None, DeviceKind::Phone, Duration::from_secs(600), "admin").unwrap();
     relay.enroll_device(&code.code, device_id, phone.device_key().public_key(), now_ms()).unwrap();
-    phone
+}
+
+/// What `phone` authored after its log position `after` (up to `to`), as its push to the relay.
+fn push_of(phone: &Store, device_id: &str, after: i64, to: i64) -> ChildPush {
+    let items = phone
+        .local_changes_since(after, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.seq <= to)
+        .map(|c| IncomingChange { doc_id: c.doc_id, bytes: c.bytes, signature: c.signature })
+        .collect();
+    ChildPush { peer: device_id.into(), items, up_to: to }
 }
 
 /// A resident of village `v`, signed to its team, created on `phone`.
@@ -224,6 +241,62 @@ fn a_phone_may_push_only_the_changes_it_authored() {
     assert_eq!(relay.visits(p).unwrap().len(), 0);
     sync(&a, "phone-a", &relay);
     assert_eq!(relay.visits(p).unwrap().len(), 1);
+}
+
+#[test]
+fn pushes_stored_together_end_as_if_stored_one_after_the_other() {
+    let (together, apart) = (consortium(), consortium());
+    let (a, b, c, desk) = (memory_store(), memory_store(), memory_store(), memory_store());
+    for relay in [&together, &apart] {
+        enroll_on(relay, &a, "phone-a", "dr-a");
+        enroll_on(relay, &b, "phone-b", "dr-b");
+        enroll_on(relay, &c, "phone-c", "dr-c");
+        enroll_on(relay, &desk, "desk", "desk-zhao");
+    }
+    // Phone a registers a resident and refers her up: its push opens the record to the desk.
+    let p = contracted(&a, "a", "周桂英");
+    let referral = a.create_referral(p, upward("BP uncontrolled")).unwrap();
+    let first = a.last_local_seq().unwrap();
+    // The desk and phone c (another village) get the record out of band; the desk receives the
+    // referral, phone c writes to a record it may not see; phone a records a visit; phone b
+    // registers a resident of its own.
+    exchange(&a, &desk);
+    exchange(&a, &c);
+    desk.add_referral_event(referral, event(TaskStatus::Received, COUNTY)).unwrap();
+    c.record_visit(p, visit(150, 90)).unwrap();
+    a.record_visit(p, visit(160, 95)).unwrap();
+    let q = contracted(&b, "b", "李秀兰");
+    let head = |s: &Store| s.last_local_seq().unwrap();
+    let pushes = vec![
+        push_of(&a, "phone-a", 0, first),
+        push_of(&desk, "desk", 0, head(&desk)),
+        push_of(&b, "phone-b", 0, head(&b)),
+        push_of(&c, "phone-c", 0, head(&c)),
+        push_of(&a, "phone-a", first, head(&a)),
+    ];
+    let grouped: Vec<ApplyReport> = together.ingest_group(pushes.clone()).into_iter().map(Result::unwrap).collect();
+    let one_by_one: Vec<ApplyReport> =
+        pushes.into_iter().map(|p| apart.ingest_from_child(&p.peer, p.items, p.up_to).unwrap()).collect();
+    assert_eq!(grouped, one_by_one);
+    // The desk's push lands: the referral earlier in the same transaction opened its scope.
+    assert!(grouped[1].applied > 0 && grouped[1].rejected.is_empty(), "{:?}", grouped[1]);
+    // Phone c's write is refused, and only it.
+    assert!(!grouped[3].rejected.is_empty(), "{:?}", grouped[3]);
+    assert!(grouped[3].rejected.iter().all(|r| r.reason.contains("outside the scope of phone-c")), "{:?}", grouped[3]);
+    assert!([0, 2, 4].iter().all(|&i| grouped[i].rejected.is_empty() && grouped[i].applied > 0), "{grouped:?}");
+    for id in [p, q] {
+        assert_eq!(together.export_json(id).unwrap(), apart.export_json(id).unwrap());
+    }
+    assert_eq!(together.visits(p).unwrap().len(), 1, "phone a's visit, not phone c's");
+    assert_eq!(together.referral_status(referral).unwrap(), apart.referral_status(referral).unwrap());
+    assert_eq!(together.open_referrals(COUNTY).unwrap(), apart.open_referrals(COUNTY).unwrap());
+    for device in ["phone-a", "phone-b", "phone-c", "desk"] {
+        assert_eq!(together.scope_reasons(device).unwrap(), apart.scope_reasons(device).unwrap(), "{device}");
+        assert_eq!(together.peer_cursor(device).unwrap(), apart.peer_cursor(device).unwrap(), "{device}");
+    }
+    // What the desk pulls next is the same from both.
+    let pulled = |relay: &Store| relay.changes_for_peer("desk", 0, usize::MAX).unwrap().0.len();
+    assert_eq!(pulled(&together), pulled(&apart));
 }
 
 #[test]

@@ -71,7 +71,7 @@ impl Relay {
         tasks.spawn(accept_loop(
             endpoint.clone(),
             storage.clone(),
-            ServeOptions { me: config.name.clone(), device: None },
+            ServeOptions::new(&config.name),
             revocations.subscribe(),
             metrics.clone(),
             stop.clone(),

@@ -10,6 +10,7 @@
 
 mod child;
 mod framed;
+mod ingest;
 mod parent;
 mod tls;
 
@@ -17,6 +18,7 @@ pub use child::{
     ANSWER_TIMEOUT, Enrollment, SessionOptions, SessionProgress, SessionReport, WireStats, connect, connect_within,
     enroll, sync_over,
 };
+pub use ingest::{GROUP_PUSHES, IngestQueue};
 pub use parent::{ServeOptions, refuse, serve_child, serve_enrollment};
 pub use tls::{
     ALPN, Fingerprint, RELAY_SERVER_NAME, RelayIdentity, certificate_key, client_tls, device_certificate,

@@ -1,8 +1,9 @@
 //! The parent side over QUIC: the relay (or an edge hub) serving one child connection.
 
 use super::framed::{FramedRecv, FramedSend};
+use super::ingest::IngestQueue;
 use super::{is_bulk, network, with_store};
-use crate::sync::{ErrorCode, FrameError, Message, ParentDriver, ParentStorage, SessionOutcome};
+use crate::sync::{ErrorCode, FrameError, Message, ParentDriver, ParentStep, ParentStorage, SessionOutcome};
 use crate::{Error, Result};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -18,6 +19,16 @@ pub struct ServeOptions {
     /// The device this connection authenticated as (from its certificate): a hello that names
     /// another device is refused. `None` trusts the hello (in-process tools only).
     pub device: Option<String>,
+    /// Where the sessions' pushes wait to be stored together: one per storage, shared by all
+    /// the connections served from it.
+    pub ingest: Arc<IngestQueue>,
+}
+
+impl ServeOptions {
+    /// Options for a parent named `me`, with a queue of its own for the pushes.
+    pub fn new(me: &str) -> ServeOptions {
+        ServeOptions { me: me.to_string(), device: None, ingest: Arc::default() }
+    }
 }
 
 /// Closes a connection the relay refuses, telling the device why (it sees
@@ -106,6 +117,26 @@ pub async fn serve_child(
     }
 }
 
+/// Handles a message from the child; a push is stored with the other sessions' (see
+/// [`IngestQueue`]).
+async fn handle(
+    driver: &mut ParentDriver<'_>,
+    message: Message,
+    storage: &dyn ParentStorage,
+    ingest: &IngestQueue,
+) -> Result<Vec<Message>> {
+    let mut step = with_store(|| driver.begin(message)).await?;
+    loop {
+        match step {
+            ParentStep::Send(send) => return Ok(send),
+            ParentStep::Store(push) => {
+                let report = ingest.ingest(storage, push).await;
+                step = with_store(|| driver.stored(report)).await?;
+            }
+        }
+    }
+}
+
 async fn session(
     conn: &quinn::Connection,
     send: quinn::SendStream,
@@ -148,7 +179,7 @@ async fn session(
                         let now = events.borrow_and_update();
                         (seen_scope, seen_touched) = (now.scope_changes, now.touched(peer));
                     }
-                    with_store(|| driver.on_message(message)).await
+                    handle(&mut driver, message, storage, &options.ingest).await
                 }
                 Ok(None) => break Ok(()), // the child finished its session
                 Err(Error::Frame(e)) => {

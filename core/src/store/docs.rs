@@ -7,7 +7,7 @@ use crate::model::PatientRecord;
 use crate::time::now_ms;
 use crate::{Error, PatientId, Result};
 use automerge::{Author, Automerge, Change, ReadDoc};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// A document in memory with its typed record.
 ///
@@ -123,7 +123,7 @@ impl Inner {
     }
 
     /// Rebuilds a document from every change in the log and rewrites its snapshot.
-    fn rebuild_from_log(&self, id: PatientId) -> Result<Loaded> {
+    pub(crate) fn rebuild_from_log(&self, id: PatientId) -> Result<Loaded> {
         let mut doc = Automerge::new();
         doc.apply_changes(self.changes_of(id, 0)?).map_err(|e| corrupt(id, e))?;
         if doc.get_heads().is_empty() {
@@ -196,7 +196,7 @@ fn corrupt(id: PatientId, e: impl std::fmt::Display) -> Error {
 
 /// Inserts changes into the log, skipping those already there (by hash). Returns how many were new.
 pub(crate) fn store_changes(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: PatientId,
     changes: &[ChangeToStore],
     origin: Option<&str>,

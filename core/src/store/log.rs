@@ -67,6 +67,17 @@ pub struct ApplyReport {
     pub changed: Vec<PatientId>,
 }
 
+/// One child's push, for [`Store::ingest_group`]: its changes and how far its log they reach.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildPush {
+    /// The child (device or edge hub) that pushed.
+    pub peer: String,
+    /// Its changes, in the order it sent them.
+    pub items: Vec<IncomingChange>,
+    /// How much of the child's log is stored here once these are.
+    pub up_to: i64,
+}
+
 /// Sync cursors for one peer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerCursor {
@@ -310,6 +321,52 @@ impl Store {
         self.apply(Some(Source { peer, cursor: CursorMove::Read { up_to, log_id: "" }, enforce_scope: true }), batch)
     }
 
+    /// [`Store::ingest_from_child`] for the pushes of several children at once, as if one after
+    /// the other, in one transaction: one fsync for all of them, and each record changed by
+    /// several pushes has its view, indexes and scope written once. A result per push, in order.
+    /// Should the shared transaction fail, each push is tried again on its own, so one push's
+    /// error is never another's.
+    pub fn ingest_group(&self, pushes: Vec<ChildPush>) -> Vec<Result<ApplyReport>> {
+        if pushes.len() <= 1 {
+            return pushes.into_iter().map(|p| self.ingest_from_child(&p.peer, p.items, p.up_to)).collect();
+        }
+        let retry = pushes.clone();
+        let mut decoded: Vec<(ApplyReport, Batch)> = pushes.iter().map(|p| decode(p.items.clone())).collect();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let mut touched = Vec::new();
+        let applied = inner.in_transaction(|inner| {
+            let mut deferred = Deferred::default();
+            for (push, (report, by_doc)) in pushes.iter().zip(decoded.iter_mut()) {
+                let cursor = CursorMove::Read { up_to: push.up_to, log_id: "" };
+                let source = Source { peer: &push.peer, cursor, enforce_scope: true };
+                apply_batch(inner, std::mem::take(by_doc), report, &mut touched, Some(&source), &mut deferred)?;
+            }
+            deferred.flush_all(inner)
+        });
+        if let Err(e) = applied {
+            for id in touched {
+                inner.cache.pop(&id);
+            }
+            drop(guard);
+            tracing::warn!(error = %e, pushes = retry.len(), "a group of pushes failed together; storing each on its own");
+            return retry.into_iter().map(|p| self.ingest_from_child(&p.peer, p.items, p.up_to)).collect();
+        }
+        let mut changed: Vec<PatientId> = decoded.iter().flat_map(|(r, _)| r.changed.iter().copied()).collect();
+        changed.sort_unstable();
+        changed.dedup();
+        if decoded.iter().any(|(r, _)| r.applied > 0) {
+            inner.notify(false, Committed::Records(&changed));
+        }
+        decoded
+            .into_iter()
+            .map(|(mut report, _)| {
+                report.rejected.sort_by_key(|r| r.index);
+                Ok(report)
+            })
+            .collect()
+    }
+
     /// A child storing a document its parent sent whole (it entered the child's scope), and its
     /// grant cursor, in one transaction. `doc: None` grants every document: the read cursor goes
     /// back to 0 so the whole log comes again (re-sent changes are no-ops).
@@ -370,34 +427,24 @@ impl Store {
     }
 
     pub(super) fn apply(&self, source: Option<Source<'_>>, batch: Vec<IncomingChange>) -> Result<ApplyReport> {
-        let mut report = ApplyReport::default();
-        let mut by_doc: Batch = BTreeMap::new();
-        for (index, incoming) in batch.into_iter().enumerate() {
-            if incoming.bytes.len() > MAX_CHANGE_BYTES {
-                report.rejected.push(RejectedChange {
-                    index,
-                    reason: format!(
-                        "change is {} bytes, more than the {MAX_CHANGE_BYTES} allowed",
-                        incoming.bytes.len()
-                    ),
-                });
-                continue;
-            }
-            match decode_change(&incoming.bytes) {
-                Ok(change) => by_doc.entry(incoming.doc_id).or_default().push((index, change, incoming.signature)),
-                Err(e) => report.rejected.push(RejectedChange { index, reason: e.to_string() }),
-            }
-        }
-
+        let (mut report, by_doc) = decode(batch);
         let mut guard = self.lock();
         let inner = &mut *guard;
         let mut touched = Vec::new();
-        if let Err(e) = apply_batch(inner, by_doc, &mut report, &mut touched, source.as_ref()) {
+        let applied = inner.in_transaction(|inner| {
+            let mut deferred = Deferred::default();
+            apply_batch(inner, by_doc, &mut report, &mut touched, source.as_ref(), &mut deferred)?;
+            deferred.flush_all(inner)
+        });
+        if let Err(e) = applied {
             // Nothing was committed: forget the documents that ran ahead of the disk.
             for id in touched {
                 inner.cache.pop(&id);
             }
             return Err(e);
+        }
+        if report.applied > 0 {
+            inner.notify(false, Committed::Records(&report.changed));
         }
         report.rejected.sort_by_key(|r| r.index);
         Ok(report)
@@ -484,30 +531,85 @@ pub(super) enum CursorMove<'a> {
     },
 }
 
+/// Splits a batch by document, refusing what is too large or not an automerge change.
+fn decode(batch: Vec<IncomingChange>) -> (ApplyReport, Batch) {
+    let mut report = ApplyReport::default();
+    let mut by_doc: Batch = BTreeMap::new();
+    for (index, incoming) in batch.into_iter().enumerate() {
+        if incoming.bytes.len() > MAX_CHANGE_BYTES {
+            report.rejected.push(RejectedChange {
+                index,
+                reason: format!("change is {} bytes, more than the {MAX_CHANGE_BYTES} allowed", incoming.bytes.len()),
+            });
+            continue;
+        }
+        match decode_change(&incoming.bytes) {
+            Ok(change) => by_doc.entry(incoming.doc_id).or_default().push((index, change, incoming.signature)),
+            Err(e) => report.rejected.push(RejectedChange { index, reason: e.to_string() }),
+        }
+    }
+    (report, by_doc)
+}
+
+/// Documents a transaction changed whose record view, row, indexes and scope are written once,
+/// before it commits (or earlier, when a later batch needs the document's scope as it stands):
+/// with several pushes in one transaction, a record several of them change is read and written
+/// once. Each holds the document and how many changes were stored for it.
+#[derive(Default)]
+struct Deferred(BTreeMap<PatientId, (Loaded, usize)>);
+
+impl Deferred {
+    /// Writes one document's view and row, and puts it back in the cache.
+    fn flush(&mut self, inner: &mut Inner, doc_id: PatientId) -> Result<()> {
+        let Some((mut loaded, stored)) = self.0.remove(&doc_id) else {
+            return Ok(());
+        };
+        // Remote changes may touch anything: read the record once for all of them.
+        loaded.refresh(doc_id);
+        write_doc_row(&inner.conn, doc_id, &loaded, stored, i64::from(inner.options.compact_every.max(1)))?;
+        inner.cache.put(doc_id, loaded);
+        Ok(())
+    }
+
+    fn flush_all(&mut self, inner: &mut Inner) -> Result<()> {
+        while let Some(&doc_id) = self.0.keys().next() {
+            self.flush(inner, doc_id)?;
+        }
+        Ok(())
+    }
+}
+
 fn apply_batch(
     inner: &mut Inner,
     by_doc: Batch,
     report: &mut ApplyReport,
     touched: &mut Vec<PatientId>,
     source: Option<&Source<'_>>,
+    deferred: &mut Deferred,
 ) -> Result<()> {
-    let compact_every = i64::from(inner.options.compact_every.max(1));
     let origin = source.map(|s| s.peer);
-    let tx = inner.conn.unchecked_transaction()?;
     // An enrolled phone may push only the changes it authored (a hub forwards its phones').
     let own_key = match source.filter(|s| s.enforce_scope) {
-        Some(source) => own_changes_only(&tx, source.peer)?,
+        Some(source) => own_changes_only(&inner.conn, source.peer)?,
         None => None,
     };
     for (doc_id, items) in by_doc {
-        let known_doc = exists(&tx, doc_id)?;
+        let on_disk = exists(&inner.conn, doc_id)?;
+        let pending = deferred.0.contains_key(&doc_id);
+        let known_doc = on_disk || pending;
         if let Some(source) = source.filter(|s| s.enforce_scope)
             && known_doc
-            && !in_scope(&tx, source.peer, doc_id)?
+            && !in_scope(&inner.conn, source.peer, doc_id)?
+            // Who sees a record follows its team and referrals: for one this transaction changed,
+            // derive its scope now, as if the earlier push had committed, and ask again.
+            && !(pending && {
+                deferred.flush(inner, doc_id)?;
+                in_scope(&inner.conn, source.peer, doc_id)?
+            })
         {
             // Already-stored changes are harmless no-ops; anything new is refused.
             for (index, change, _) in items {
-                if is_stored(&tx, &change)? {
+                if is_stored(&inner.conn, &change)? {
                     report.duplicates += 1;
                 } else {
                     report.rejected.push(RejectedChange {
@@ -524,10 +626,11 @@ fn apply_batch(
         };
         let mut fresh = Vec::new();
         for (index, change, signature) in items {
-            let stored = is_stored(&tx, &change)?;
+            let stored = is_stored(&inner.conn, &change)?;
             if !stored
                 && let (Some(source), Some(genesis)) = (source, genesis)
-                && let Err(reason) = check_signed(&tx, genesis, &change, signature.as_deref(), own_key.as_deref())?
+                && let Err(reason) =
+                    check_signed(&inner.conn, genesis, &change, signature.as_deref(), own_key.as_deref())?
             {
                 tracing::warn!(child = %source.peer, %reason, "refused a change");
                 report.rejected.push(RejectedChange { index, reason });
@@ -544,19 +647,27 @@ fn apply_batch(
         }
         touched.push(doc_id);
         let fresh_doc = || Loaded { doc: Automerge::new(), record: None };
-        let mut loaded = match inner.cache.pop(&doc_id) {
-            Some(loaded) => loaded,
-            None if known_doc => inner.load(doc_id)?,
-            None => fresh_doc(),
+        // As committed so far in this transaction: the disk's snapshot and the changes stored
+        // after it (for a record new in this transaction, every change stored for it).
+        let committed = |inner: &Inner| match (on_disk, pending) {
+            (true, _) => inner.load(doc_id),
+            (false, true) => inner.rebuild_from_log(doc_id),
+            (false, false) => Ok(fresh_doc()),
+        };
+        let (mut loaded, stored_before) = match deferred.0.remove(&doc_id) {
+            Some(held) => held,
+            None => match inner.cache.pop(&doc_id) {
+                Some(loaded) => (loaded, 0),
+                None => (committed(inner)?, 0),
+            },
         };
         // Happy path: the whole batch at once. If automerge refuses it, start again from the
-        // committed document on disk and apply one change at a time, so only the bad ones are
-        // refused.
+        // committed document and apply one change at a time, so only the bad ones are refused.
         let all: Vec<Change> = fresh.iter().map(|(_, c, _)| c.clone()).collect();
         let accepted: Vec<ChangeToStore> = if loaded.doc.apply_changes(all).is_ok() {
             fresh.into_iter().map(|(_, change, signature)| ChangeToStore { change, signature, local: false }).collect()
         } else {
-            loaded = if known_doc { inner.load(doc_id)? } else { fresh_doc() };
+            loaded = committed(inner)?;
             let mut accepted = Vec::new();
             for (index, change, signature) in fresh {
                 let mut trial = loaded.doc.fork();
@@ -573,24 +684,23 @@ fn apply_batch(
             accepted
         };
         inner.adopt(&mut loaded.doc);
+        let mut stored = stored_before;
         if !accepted.is_empty() {
-            // Remote changes may touch anything: read the record once for the whole batch.
-            loaded.refresh(doc_id);
-            report.applied += store_changes(&tx, doc_id, &accepted, origin)?;
+            stored += accepted.len();
+            report.applied += store_changes(&inner.conn, doc_id, &accepted, origin)?;
             if let Some(source) = source.filter(|s| s.enforce_scope && !known_doc) {
-                record_created(&tx, source.peer, doc_id)?;
+                record_created(&inner.conn, source.peer, doc_id)?;
             }
-            write_doc_row(&tx, doc_id, &loaded, accepted.len(), compact_every)?;
             report.changed.push(doc_id);
         }
-        inner.cache.put(doc_id, loaded);
+        if stored > 0 {
+            deferred.0.insert(doc_id, (loaded, stored));
+        } else {
+            inner.cache.put(doc_id, loaded);
+        }
     }
     if let Some(source) = source {
-        move_cursor(&tx, source)?;
-    }
-    tx.commit()?;
-    if report.applied > 0 {
-        inner.notify(false, Committed::Records(&report.changed));
+        move_cursor(&inner.conn, source)?;
     }
     Ok(())
 }

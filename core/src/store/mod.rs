@@ -31,7 +31,7 @@ pub use directory::{
 pub use index::{PatientSummary, ReferralSummary};
 pub use scope::{DEFAULT_REFERRAL_GRACE, DocumentSnapshot, ScopeGrant};
 
-pub use log::{ApplyReport, IncomingChange, MAX_CHANGE_BYTES, PeerCursor, RejectedChange, StoredChange};
+pub use log::{ApplyReport, ChildPush, IncomingChange, MAX_CHANGE_BYTES, PeerCursor, RejectedChange, StoredChange};
 pub use operators::{ApiOperator, OperatorRole, RecordRead};
 pub use worklist::{MAX_WORKLIST_LINES, WorklistFilter, WorklistItem, WorklistSide};
 
@@ -178,6 +178,21 @@ impl Inner {
                 *e.touched.entry(peer).or_default() += 1;
             }
         });
+    }
+
+    /// Runs `f` in a transaction: committed when it returns `Ok`, rolled back otherwise (for
+    /// work that needs the rest of `Inner` while the transaction is open).
+    pub(crate) fn in_transaction<T>(&mut self, f: impl FnOnce(&mut Inner) -> Result<T>) -> Result<T> {
+        self.conn.execute_batch("BEGIN")?;
+        let result = f(self).and_then(|value| {
+            self.conn.execute_batch("COMMIT")?;
+            Ok(value)
+        });
+        if result.is_err() && !self.conn.is_autocommit() {
+            // What failed is the error to report; a failed rollback leaves SQLite to roll back.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        result
     }
 
     /// Runs a write whose loss at a power cut costs nothing but a little repeated work

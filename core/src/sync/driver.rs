@@ -6,8 +6,8 @@ use super::child::{ChildAction, ChildSession};
 use super::message::{ErrorCode, Grant, Message, ScopeChange, WireChange};
 use super::parent::{ParentAction, ParentSession};
 use super::storage::ParentStorage;
-use crate::store::{IncomingChange, StoredChange};
-use crate::{PatientId, PeerCursor, Result, Store};
+use crate::store::{ApplyReport, ChildPush, IncomingChange, StoredChange};
+use crate::{Error, PatientId, PeerCursor, Result, Store};
 use std::collections::VecDeque;
 
 /// Changes per batch. About 500 B each raw, ~165 B compressed: a batch frame of ~80 KB.
@@ -178,14 +178,41 @@ pub struct ParentDriver<'a> {
     store: &'a dyn ParentStorage,
     me: String,
     session: ParentSession,
+    /// A push handed to the caller to store ([`ParentStep::Store`]), and what follows it.
+    held: Option<HeldPush>,
     /// Progress so far.
     pub outcome: SessionOutcome,
+}
+
+/// What handling a message asks of the caller of [`ParentDriver::begin`].
+#[derive(Debug)]
+pub enum ParentStep {
+    /// Send these messages; the message is handled.
+    Send(Vec<Message>),
+    /// Store this push (with other sessions' pushes, in one transaction: see
+    /// [`ParentStorage::ingest_group`]), then hand the result to [`ParentDriver::stored`].
+    Store(ChildPush),
+}
+
+/// A push out for storing: the positions of its changes in the child's log (refusals name
+/// them), and the actions and messages that wait for it.
+struct HeldPush {
+    seqs: Vec<i64>,
+    up_to: i64,
+    queue: VecDeque<ParentAction>,
+    send: Vec<Message>,
 }
 
 impl<'a> ParentDriver<'a> {
     /// A driver waiting for a child's hello.
     pub fn new(store: &'a dyn ParentStorage, me: &str) -> ParentDriver<'a> {
-        ParentDriver { store, me: me.to_string(), session: ParentSession::new(), outcome: SessionOutcome::default() }
+        ParentDriver {
+            store,
+            me: me.to_string(),
+            session: ParentSession::new(),
+            held: None,
+            outcome: SessionOutcome::default(),
+        }
     }
 
     /// The child's peer id once known.
@@ -193,10 +220,36 @@ impl<'a> ParentDriver<'a> {
         self.session.peer()
     }
 
-    /// Handles a message from the child; returns the messages to send.
+    /// Handles a message from the child; returns the messages to send. A push is stored here,
+    /// on its own (a server with many children stores theirs together: [`ParentDriver::begin`]).
     pub fn on_message(&mut self, message: Message) -> Result<Vec<Message>> {
         let actions = self.session.on_message(message);
         self.run(actions)
+    }
+
+    /// Handles a message from the child, leaving a push for the caller to store: then the step is
+    /// [`ParentStep::Store`], and nothing else happens in this session until [`ParentDriver::stored`].
+    pub fn begin(&mut self, message: Message) -> Result<ParentStep> {
+        let actions = self.session.on_message(message);
+        self.step(actions.into(), Vec::new())
+    }
+
+    /// The push of the last [`ParentStep::Store`] was stored (or failed): acknowledges it and
+    /// carries on with what waited for it.
+    pub fn stored(&mut self, report: Result<ApplyReport>) -> Result<ParentStep> {
+        let held = self.held.take().ok_or_else(|| Error::Sync { reason: "no push is out for storing".into() })?;
+        let report = report?;
+        self.outcome.received += report.applied;
+        self.outcome.changed.extend(report.changed.iter().copied());
+        let peer = self.session.peer().to_string();
+        for r in &report.rejected {
+            tracing::warn!(child = %peer, reason = %r.reason, "refused a change");
+            self.outcome.refused.push(r.reason.clone());
+        }
+        let refused = report.rejected.into_iter().map(|r| (held.seqs[r.index], r.reason)).collect();
+        let mut queue = held.queue;
+        queue.extend(self.session.ingested(held.up_to, refused));
+        self.step(queue, held.send)
     }
 
     /// Our log grew while the child is connected: stream the new changes (and, when
@@ -224,9 +277,22 @@ impl<'a> ParentDriver<'a> {
         Message::Error { code: ErrorCode::Internal, message: why.to_string() }
     }
 
+    /// Runs the session's actions, storing a push on the spot.
     fn run(&mut self, actions: Vec<ParentAction>) -> Result<Vec<Message>> {
-        let mut queue: VecDeque<ParentAction> = actions.into();
-        let mut send = Vec::new();
+        let mut step = self.step(actions.into(), Vec::new())?;
+        loop {
+            match step {
+                ParentStep::Send(send) => return Ok(send),
+                ParentStep::Store(push) => {
+                    let report = self.store.ingest(&push.peer, push.items, push.up_to);
+                    step = self.stored(report)?;
+                }
+            }
+        }
+    }
+
+    /// Runs actions until they are done or a push is to be stored.
+    fn step(&mut self, mut queue: VecDeque<ParentAction>, mut send: Vec<Message>) -> Result<ParentStep> {
         while let Some(action) = queue.pop_front() {
             let next = match action {
                 ParentAction::Send(mut m) => {
@@ -281,15 +347,12 @@ impl<'a> ParentDriver<'a> {
                     self.outcome.change_bytes += items.iter().map(|c| c.bytes.len() as u64).sum::<u64>();
                     let seqs: Vec<i64> = items.iter().map(|c| c.seq).collect();
                     let peer = self.session.peer().to_string();
-                    let report = self.store.ingest(&peer, items.into_iter().map(incoming).collect(), up_to)?;
-                    self.outcome.received += report.applied;
-                    self.outcome.changed.extend(report.changed.iter().copied());
-                    for r in &report.rejected {
-                        tracing::warn!(child = %peer, reason = %r.reason, "refused a change");
-                        self.outcome.refused.push(r.reason.clone());
-                    }
-                    let refused = report.rejected.into_iter().map(|r| (seqs[r.index], r.reason)).collect();
-                    self.session.ingested(up_to, refused)
+                    self.held = Some(HeldPush { seqs, up_to, queue, send });
+                    return Ok(ParentStep::Store(ChildPush {
+                        peer,
+                        items: items.into_iter().map(incoming).collect(),
+                        up_to,
+                    }));
                 }
                 ParentAction::Failed(why) => {
                     self.outcome.error = Some(why);
@@ -298,6 +361,6 @@ impl<'a> ParentDriver<'a> {
             };
             queue.extend(next);
         }
-        Ok(send)
+        Ok(ParentStep::Send(send))
     }
 }

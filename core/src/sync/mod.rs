@@ -24,7 +24,7 @@ mod parent;
 mod storage;
 
 pub use child::{ChildAction, ChildSession, message_name};
-pub use driver::{BATCH_CHANGES, ChildDriver, ParentDriver, SessionOutcome};
+pub use driver::{BATCH_CHANGES, ChildDriver, ParentDriver, ParentStep, SessionOutcome};
 pub use frame::{FrameDecoder, FrameError, MAX_FRAME_BYTES, PROTOCOL_VERSION, decode_body, encode, exercise_decoder};
 pub use local::{Link, PerfectLink, SyncStats, sync_in_process};
 pub use message::{CatchUp, DocumentCopy, DocumentPage, ErrorCode, Grant, Message, ScopeChange, WireChange};

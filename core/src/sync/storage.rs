@@ -3,7 +3,7 @@
 //! trait and the sync engine does not change.
 
 use super::message::{DocumentCopy, Grant, ScopeChange};
-use crate::store::{ApplyReport, IncomingChange, ScopeGrant, StoredChange};
+use crate::store::{ApplyReport, ChildPush, IncomingChange, ScopeGrant, StoredChange};
 use crate::{Result, Store, StoreEvents};
 
 /// Grants read per request: each is a whole document, so keep batches small.
@@ -45,6 +45,12 @@ pub trait ParentStorage: Send + Sync {
     fn grants_for(&self, child: &str, after: i64) -> Result<(Vec<ScopeChange>, bool)>;
     /// Stores `child`'s pushed changes (scope enforced, item by item) and its cursor, atomically.
     fn ingest(&self, child: &str, items: Vec<IncomingChange>, up_to: i64) -> Result<ApplyReport>;
+    /// Stores several children's pushes, as [`ParentStorage::ingest`] one after the other would;
+    /// a storage that can does it in one transaction (one fsync for all). A result per push, in
+    /// order: one push's error is never another's.
+    fn ingest_group(&self, pushes: Vec<ChildPush>) -> Vec<Result<ApplyReport>> {
+        pushes.into_iter().map(|p| self.ingest(&p.peer, p.items, p.up_to)).collect()
+    }
     /// Wakes when the log grows or scope changes, so live sessions stream new changes (SQLite: in
     /// process; PostgreSQL: LISTEN/NOTIFY across relay nodes).
     fn watch(&self) -> tokio::sync::watch::Receiver<StoreEvents>;
@@ -114,6 +120,10 @@ impl ParentStorage for Store {
             });
         }
         Ok((out, more))
+    }
+
+    fn ingest_group(&self, pushes: Vec<ChildPush>) -> Vec<Result<ApplyReport>> {
+        Store::ingest_group(self, pushes)
     }
 
     fn ingest(&self, child: &str, items: Vec<IncomingChange>, up_to: i64) -> Result<ApplyReport> {

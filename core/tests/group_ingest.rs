@@ -1,0 +1,133 @@
+//! Group commit of the children's pushes on a parent: pushes that arrive while a group is being
+//! stored wait, and the next group stores all of them in one transaction, each with its own
+//! answer.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod common;
+
+use common::*;
+use std::sync::{Arc, Mutex, mpsc};
+use yilian_core::net::IngestQueue;
+use yilian_core::store::{ApplyReport, ChildPush, IncomingChange, ScopeGrant, StoredChange};
+use yilian_core::sync::{DocumentCopy, ParentStorage, ScopeChange};
+use yilian_core::{Result, Store, StoreEvents};
+
+/// A relay store whose first group waits for the test to open a gate, and which records the
+/// size of every group it stores.
+struct Gated {
+    store: Store,
+    gate: Mutex<Option<mpsc::Receiver<()>>>,
+    groups: Mutex<Vec<usize>>,
+}
+
+impl ParentStorage for Gated {
+    fn log_id(&self) -> Result<String> {
+        ParentStorage::log_id(&self.store)
+    }
+    fn head(&self) -> Result<i64> {
+        ParentStorage::head(&self.store)
+    }
+    fn child_acked(&self, child: &str) -> Result<i64> {
+        self.store.child_acked(child)
+    }
+    fn forget_child_log(&self, child: &str) -> Result<()> {
+        ParentStorage::forget_child_log(&self.store, child)
+    }
+    fn pending_for(&self, child: &str, after_seq: i64) -> Result<(u64, u64)> {
+        self.store.pending_for(child, after_seq)
+    }
+    fn changes_for(&self, child: &str, after_seq: i64, limit: usize) -> Result<(Vec<StoredChange>, i64)> {
+        self.store.changes_for(child, after_seq, limit)
+    }
+    fn documents_for(
+        &self,
+        child: &str,
+        after: Option<[u8; 16]>,
+    ) -> Result<(Vec<DocumentCopy>, Option<[u8; 16]>, bool)> {
+        self.store.documents_for(child, after)
+    }
+    fn grant_head(&self, child: &str) -> Result<i64> {
+        self.store.grant_head(child)
+    }
+    fn grants_for(&self, child: &str, after: i64) -> Result<(Vec<ScopeChange>, bool)> {
+        self.store.grants_for(child, after)
+    }
+    fn ingest(&self, child: &str, items: Vec<IncomingChange>, up_to: i64) -> Result<ApplyReport> {
+        self.store.ingest(child, items, up_to)
+    }
+    fn ingest_group(&self, pushes: Vec<ChildPush>) -> Vec<Result<ApplyReport>> {
+        let gate = self.gate.lock().unwrap().take();
+        if let Some(gate) = gate {
+            gate.recv().unwrap();
+        }
+        self.groups.lock().unwrap().push(pushes.len());
+        self.store.ingest_group(pushes)
+    }
+    fn watch(&self) -> tokio::sync::watch::Receiver<StoreEvents> {
+        ParentStorage::watch(&self.store)
+    }
+    fn note_child_read(&self, child: &str, read_seq: i64) -> Result<()> {
+        self.store.note_child_read(child, read_seq)
+    }
+    fn child_read(&self, child: &str) -> Result<i64> {
+        self.store.child_read(child)
+    }
+}
+
+/// A phone's first push: one resident registered with two visits.
+fn phone_push(device: &str) -> (ChildPush, usize) {
+    let phone = memory_store();
+    let p = registered(&phone, device);
+    phone.record_visit(p, visit(140, 90)).unwrap();
+    phone.record_visit(p, visit(135, 85)).unwrap();
+    let changes = phone.local_changes_since(0, usize::MAX).unwrap();
+    let up_to = changes.last().unwrap().seq;
+    let items: Vec<IncomingChange> = changes
+        .into_iter()
+        .map(|c| IncomingChange { doc_id: c.doc_id, bytes: c.bytes, signature: c.signature })
+        .collect();
+    let count = items.len();
+    (ChildPush { peer: device.into(), items, up_to }, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_that_arrive_while_a_group_is_stored_are_stored_together_each_with_its_answer() {
+    let devices: Vec<String> = (0..12).map(|i| format!("phone-{i}")).collect();
+    let store = memory_store();
+    for device in &devices {
+        store.grant_scope(device, ScopeGrant::Everything).unwrap();
+    }
+    let (open, gate) = mpsc::channel();
+    let storage = Arc::new(Gated { store, gate: Mutex::new(Some(gate)), groups: Mutex::new(Vec::new()) });
+    let queue = Arc::new(IngestQueue::default());
+    let pushes: Vec<(ChildPush, usize)> = devices.iter().map(|d| phone_push(d)).collect();
+    let expected: Vec<usize> = pushes.iter().map(|(_, n)| *n).collect();
+
+    let mut sessions = Vec::new();
+    let mut pushes = pushes.into_iter();
+    let mut start = |(push, _): (ChildPush, usize)| {
+        let (storage, queue) = (storage.clone(), queue.clone());
+        sessions.push(tokio::spawn(async move { queue.ingest(storage.as_ref(), push).await }));
+    };
+    // The first session stores its push alone and stops at the gate; the others queue behind it.
+    start(pushes.next().unwrap());
+    while storage.gate.lock().unwrap().is_some() {
+        tokio::task::yield_now().await;
+    }
+    pushes.for_each(&mut start);
+    while queue.queued() < devices.len() - 1 {
+        tokio::task::yield_now().await;
+    }
+    open.send(()).unwrap();
+
+    for (session, expected) in sessions.into_iter().zip(expected) {
+        let report = session.await.unwrap().unwrap();
+        assert_eq!((report.applied, report.rejected.len(), report.changed.len()), (expected, 0, 1));
+    }
+    assert_eq!(*storage.groups.lock().unwrap(), vec![1, devices.len() - 1]);
+    assert_eq!(queue.figures(), (2, devices.len() as u64));
+    assert_eq!(storage.store.patient_ids().unwrap().len(), devices.len());
+    for device in &devices {
+        assert!(storage.store.child_acked(device).unwrap() > 0, "{device}'s cursor moved with its push");
+    }
+}
