@@ -8,8 +8,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
+use yilian_core::net::IngestQueue;
 use yilian_core::{Error, StoreContention};
 
 /// A label with one value: the kind of error, the direction of bytes, the outcome of a session...
@@ -36,6 +38,13 @@ pub struct RelayMetrics {
     store_taken: Counter<u64, AtomicU64>,
     /// The store's totals at the last scrape (concurrent scrapes move the counters once).
     contention_seen: std::sync::Mutex<StoreContention>,
+    /// Where the sessions' pushes wait to be stored together (served with these metrics).
+    ingest: Arc<IngestQueue>,
+    ingest_groups: Counter<u64, AtomicU64>,
+    ingest_pushes: Counter<u64, AtomicU64>,
+    ingest_queued: Gauge<u64, AtomicU64>,
+    /// The queue's totals (groups, pushes) at the last scrape.
+    ingest_seen: std::sync::Mutex<(u64, u64)>,
 }
 
 impl Default for RelayMetrics {
@@ -75,6 +84,14 @@ impl Default for RelayMetrics {
         registry.register("store_busy_seconds", "Time the store's connection was held", store_held.clone());
         let store_taken = Counter::<u64, AtomicU64>::default();
         registry.register("store_acquisitions", "Times the store's connection was taken", store_taken.clone());
+        // Pushes stored together share a transaction and its fsync: pushes / groups says how
+        // many did, on average, and a queue that stays long says the store cannot keep up.
+        let ingest_groups = Counter::<u64, AtomicU64>::default();
+        registry.register("ingest_groups", "Transactions that stored devices' pushes", ingest_groups.clone());
+        let ingest_pushes = Counter::<u64, AtomicU64>::default();
+        registry.register("ingest_pushes", "Devices' pushes stored (several per transaction)", ingest_pushes.clone());
+        let ingest_queued = Gauge::<u64, AtomicU64>::default();
+        registry.register("ingest_queued", "Devices' pushes waiting to be stored now", ingest_queued.clone());
         RelayMetrics {
             registry,
             connected,
@@ -89,6 +106,11 @@ impl Default for RelayMetrics {
             store_held,
             store_taken,
             contention_seen: std::sync::Mutex::default(),
+            ingest: Arc::default(),
+            ingest_groups,
+            ingest_pushes,
+            ingest_queued,
+            ingest_seen: std::sync::Mutex::default(),
         }
     }
 }
@@ -140,6 +162,11 @@ impl RelayMetrics {
         self.refused.get_or_create(&kind(reason)).inc();
     }
 
+    /// The queue the relay's sessions store their pushes through.
+    pub fn ingest(&self) -> Arc<IngestQueue> {
+        self.ingest.clone()
+    }
+
     /// The metrics in Prometheus text format, with the store's figures as of now.
     pub fn render(&self, store: StoreFigures) -> String {
         self.store_bytes.set(store.bytes);
@@ -153,6 +180,14 @@ impl RelayMetrics {
             self.store_taken.inc_by(now.acquisitions.saturating_sub(seen.acquisitions));
             *seen = now;
         }
+        {
+            let mut seen = self.ingest_seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let now = self.ingest.figures();
+            self.ingest_groups.inc_by(now.0.saturating_sub(seen.0));
+            self.ingest_pushes.inc_by(now.1.saturating_sub(seen.1));
+            *seen = now;
+        }
+        self.ingest_queued.set(self.ingest.queued() as u64);
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

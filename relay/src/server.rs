@@ -71,7 +71,7 @@ impl Relay {
         tasks.spawn(accept_loop(
             endpoint.clone(),
             storage.clone(),
-            ServeOptions::new(&config.name),
+            ServeOptions { ingest: metrics.ingest(), ..ServeOptions::new(&config.name) },
             revocations.subscribe(),
             metrics.clone(),
             stop.clone(),

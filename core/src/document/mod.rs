@@ -20,8 +20,10 @@
 //! same maps instead of one device's subtree hiding the other's.
 
 mod json;
+mod parts;
 
 pub(crate) use json::put_json;
+pub(crate) use parts::{Touched, refresh_parts};
 
 use crate::model::{Condition, Contract, FollowUpPlan, Patient, PatientRecord, Referral, ReferralView, Visit};
 use crate::{Error, PatientId, Result};
@@ -50,6 +52,12 @@ pub(crate) fn genesis_hash(patient: PatientId) -> Result<automerge::ChangeHash> 
         doc_id: patient.to_string(),
         reason: "genesis document without a change".into(),
     })
+}
+
+/// Whether `change` is `patient`'s genesis change. Only a change by the genesis actor can be:
+/// the genesis is built (and hashed) for those alone, not for every change checked.
+pub(crate) fn is_genesis(patient: PatientId, change: &Change) -> Result<bool> {
+    Ok(*change.actor_id() == genesis_actor(patient) && change.hash() == genesis_hash(patient)?)
 }
 
 /// A document holding only the genesis change of `patient`.
@@ -122,12 +130,25 @@ fn entities<T: DeserializeOwned>(root: &Value, collection: &str, patient: Patien
     let map = root.get(collection).and_then(Value::as_object).unwrap_or(&empty);
     let mut out = Vec::with_capacity(map.len());
     for (key, value) in map {
+        if !entity_matches_key(value, patient, collection, key) {
+            continue;
+        }
         match serde_json::from_value::<T>(value.clone()) {
             Ok(entity) => out.push(entity),
             Err(e) => tracing::warn!(%patient, collection, key, error = %e, "skipping unreadable entity"),
         }
     }
     out
+}
+
+/// Whether an entity's JSON carries `key` as its id (collections are keyed by entity id; an
+/// entity under another key, which only a faulty or hostile peer writes, is left out).
+pub(crate) fn entity_matches_key(value: &Value, patient: PatientId, collection: &str, key: &str) -> bool {
+    let matches = value.get("id").and_then(Value::as_str) == Some(key);
+    if !matches {
+        tracing::warn!(%patient, collection, key, "skipping an entity whose id is not its key");
+    }
+    matches
 }
 
 /// Decodes change bytes received from elsewhere.

@@ -2,7 +2,7 @@
 //! record view and the indexes in one transaction.
 
 use super::{Inner, index};
-use crate::document::read_record;
+use crate::document::{Touched, read_record, refresh_parts};
 use crate::model::PatientRecord;
 use crate::time::now_ms;
 use crate::{Error, PatientId, Result};
@@ -33,6 +33,23 @@ impl Loaded {
                 None
             }
         };
+    }
+
+    /// Brings the record up to date after changes that touched `touched`: re-reads only those
+    /// entities when it can, the whole record otherwise.
+    pub(crate) fn refresh_touched(&mut self, id: PatientId, touched: &Touched) {
+        match (touched, self.record.as_mut()) {
+            (Touched::Nothing, _) => {}
+            (Touched::Parts(parts), Some(record)) => match refresh_parts(&self.doc, id, record, parts) {
+                Ok(true) => {}
+                Ok(false) => self.refresh(id),
+                Err(e) => {
+                    tracing::warn!(patient = %id, error = %e, "re-reading the record whole");
+                    self.refresh(id);
+                }
+            },
+            (Touched::Parts(_) | Touched::Everything, _) => self.refresh(id),
+        }
     }
 
     /// The record, or the reason there is none.

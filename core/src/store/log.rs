@@ -5,10 +5,10 @@ use super::directory::own_changes_only;
 use super::docs::{ChangeToStore, Loaded, exists, store_changes, write_doc_row};
 use super::scope::{in_scope, record_created};
 use super::{Committed, Inner, Store};
-use crate::document::decode_change;
+use crate::document::{Touched, decode_change};
 use crate::time::now_ms;
 use crate::{Error, PatientId, Result};
-use automerge::{Automerge, Change};
+use automerge::{Automerge, Change, PatchLog};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -554,18 +554,17 @@ fn decode(batch: Vec<IncomingChange>) -> (ApplyReport, Batch) {
 /// Documents a transaction changed whose record view, row, indexes and scope are written once,
 /// before it commits (or earlier, when a later batch needs the document's scope as it stands):
 /// with several pushes in one transaction, a record several of them change is read and written
-/// once. Each holds the document and how many changes were stored for it.
+/// once. Each holds the document, how many changes were stored for it and what they touched.
 #[derive(Default)]
-struct Deferred(BTreeMap<PatientId, (Loaded, usize)>);
+struct Deferred(BTreeMap<PatientId, (Loaded, usize, Touched)>);
 
 impl Deferred {
     /// Writes one document's view and row, and puts it back in the cache.
     fn flush(&mut self, inner: &mut Inner, doc_id: PatientId) -> Result<()> {
-        let Some((mut loaded, stored)) = self.0.remove(&doc_id) else {
+        let Some((mut loaded, stored, touched)) = self.0.remove(&doc_id) else {
             return Ok(());
         };
-        // Remote changes may touch anything: read the record once for all of them.
-        loaded.refresh(doc_id);
+        loaded.refresh_touched(doc_id, &touched);
         write_doc_row(&inner.conn, doc_id, &loaded, stored, i64::from(inner.options.compact_every.max(1)))?;
         inner.cache.put(doc_id, loaded);
         Ok(())
@@ -620,17 +619,14 @@ fn apply_batch(
             }
             continue;
         }
-        let genesis = match source.filter(|s| s.enforce_scope) {
-            Some(_) => Some(crate::document::genesis_hash(doc_id)?),
-            None => None,
-        };
+        let checked = source.filter(|s| s.enforce_scope);
         let mut fresh = Vec::new();
         for (index, change, signature) in items {
             let stored = is_stored(&inner.conn, &change)?;
             if !stored
-                && let (Some(source), Some(genesis)) = (source, genesis)
+                && let Some(source) = checked
                 && let Err(reason) =
-                    check_signed(&inner.conn, genesis, &change, signature.as_deref(), own_key.as_deref())?
+                    check_signed(&inner.conn, doc_id, &change, signature.as_deref(), own_key.as_deref())?
             {
                 tracing::warn!(child = %source.peer, %reason, "refused a change");
                 report.rejected.push(RejectedChange { index, reason });
@@ -654,19 +650,23 @@ fn apply_batch(
             (false, true) => inner.rebuild_from_log(doc_id),
             (false, false) => Ok(fresh_doc()),
         };
-        let (mut loaded, stored_before) = match deferred.0.remove(&doc_id) {
+        let (mut loaded, stored_before, mut touched) = match deferred.0.remove(&doc_id) {
             Some(held) => held,
             None => match inner.cache.pop(&doc_id) {
-                Some(loaded) => (loaded, 0),
-                None => (committed(inner)?, 0),
+                Some(loaded) => (loaded, 0, Touched::Nothing),
+                None => (committed(inner)?, 0, Touched::Nothing),
             },
         };
-        // Happy path: the whole batch at once. If automerge refuses it, start again from the
-        // committed document and apply one change at a time, so only the bad ones are refused.
+        // Happy path: the whole batch at once, noting what it touched in the record. If automerge
+        // refuses it, start again from the committed document and apply one change at a time, so
+        // only the bad ones are refused (and read the record whole after).
         let all: Vec<Change> = fresh.iter().map(|(_, c, _)| c.clone()).collect();
-        let accepted: Vec<ChangeToStore> = if loaded.doc.apply_changes(all).is_ok() {
+        let mut patches = PatchLog::active();
+        let accepted: Vec<ChangeToStore> = if loaded.doc.apply_changes_log_patches(all, &mut patches).is_ok() {
+            touched.add_patches(&loaded.doc.make_patches(&mut patches));
             fresh.into_iter().map(|(_, change, signature)| ChangeToStore { change, signature, local: false }).collect()
         } else {
+            touched = Touched::Everything;
             loaded = committed(inner)?;
             let mut accepted = Vec::new();
             for (index, change, signature) in fresh {
@@ -694,7 +694,7 @@ fn apply_batch(
             report.changed.push(doc_id);
         }
         if stored > 0 {
-            deferred.0.insert(doc_id, (loaded, stored));
+            deferred.0.insert(doc_id, (loaded, stored, touched));
         } else {
             inner.cache.put(doc_id, loaded);
         }
@@ -712,14 +712,14 @@ fn apply_batch(
 /// `Ok(Err(reason))` refuses the change.
 fn check_signed(
     conn: &rusqlite::Connection,
-    genesis: automerge::ChangeHash,
+    doc_id: PatientId,
     change: &Change,
     signature: Option<&[u8]>,
     own_key: Option<&[u8]>,
 ) -> Result<std::result::Result<(), String>> {
     let hash = change.hash();
     let short = crate::identity::hex(&hash.0[..6]);
-    if hash == genesis {
+    if crate::document::is_genesis(doc_id, change)? {
         return Ok(Ok(()));
     }
     let actor = change.actor_id().to_bytes().to_vec();

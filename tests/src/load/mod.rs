@@ -97,6 +97,8 @@ pub struct LoadReport {
     pub store_busy_push: f64,
     /// Callers waiting for the store's connection during the push phase, on average.
     pub store_waiting_push: f64,
+    /// Pushes stored per transaction on the relay, on average (they share its fsync).
+    pub pushes_per_group: f64,
     /// The load side's peak resident memory, MB.
     pub load_peak_rss_mb: f64,
     /// Seconds of the whole load phase.
@@ -304,6 +306,10 @@ pub async fn run(params: LoadParams, relay_binary: &Path, dir: &Path) -> Result<
     report.load_cpu_cores_push = per_second_until(&samples, last_push, |s| s.load_cpu);
     report.store_busy_push = per_second_until(&samples, last_push, |s| s.store_busy);
     report.store_waiting_push = per_second_until(&samples, last_push, |s| s.store_wait);
+    // Sampling ran until every session had ended: the last sample counts every push.
+    if let Some(last) = samples.last() {
+        report.pushes_per_group = last.ingest_pushes / last.ingest_groups.max(1.0);
+    }
     report.changes_per_second = pushed as f64 / report.push_seconds.max(1e-9);
     report.push_session = Percentiles::of(push_times);
     report.pull_session = Percentiles::of(pull_times);
@@ -377,7 +383,7 @@ pub fn summary(r: &LoadReport) -> String {
          connections held at once: {}   [target 1,000]\n\
          push+pull session: p50 {:.2} s, p99 {:.2} s, max {:.2} s; pull session: p50 {:.2} s, p99 {:.2} s ({} changes pulled)\n\
          relay: peak RSS {:.0} MB, CPU {:.2} cores over {:.1} s; load side peak RSS {:.0} MB, CPU {:.2} cores\n\
-         push phase CPU: relay {:.2} cores, load side {:.2} cores (the machine has {}); relay store held {:.0}% of the time, {:.1} callers waiting for it on average\n\
+         push phase CPU: relay {:.2} cores, load side {:.2} cores (the machine has {}); relay store held {:.0}% of the time, {:.1} callers waiting for it on average; {:.1} pushes stored per transaction\n\
          UDP datagrams dropped at full socket buffers during the load: {}\n\
          failed sessions: {}; phones diverged from their team: {}",
         r.pushed,
@@ -401,6 +407,7 @@ pub fn summary(r: &LoadReport) -> String {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         r.store_busy_push * 100.0,
         r.store_waiting_push,
+        r.pushes_per_group,
         r.udp_receive_drops,
         r.failures.len(),
         r.diverged,
@@ -428,6 +435,8 @@ mod tests {
             load_cpu: 0.0,
             store_busy: 0.0,
             store_wait: 0.0,
+            ingest_groups: 0.0,
+            ingest_pushes: 0.0,
         };
         let samples = [s(0, 0), s(500, 100), s(1000, 1000), s(1500, 4000), s(2000, 4500)];
         assert_eq!(peak_rate(&samples), 3900.0);
@@ -454,6 +463,8 @@ mod tests {
             load_cpu: 0.0,
             store_busy: 0.0,
             store_wait: 0.0,
+            ingest_groups: 0.0,
+            ingest_pushes: 0.0,
         };
         let samples = [s(0, 10.0), s(1000, 10.5), s(2000, 12.0), s(3000, 12.0)];
         assert_eq!(per_second_until(&samples, Duration::from_millis(1500), |s| s.relay_cpu), 1.0);

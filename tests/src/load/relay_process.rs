@@ -62,6 +62,10 @@ pub struct Sample {
     pub store_busy: f64,
     /// `yilian_relay_store_wait_seconds`: time callers had waited for it.
     pub store_wait: f64,
+    /// `yilian_relay_ingest_groups`: transactions that had stored pushes.
+    pub ingest_groups: f64,
+    /// `yilian_relay_ingest_pushes`: pushes they had stored.
+    pub ingest_pushes: f64,
 }
 
 /// Samples taken in the background until [`Sampler::stop`].
@@ -132,6 +136,8 @@ impl RelayProcess {
                             let load_cpu = cpu_seconds_of("self").unwrap_or(f64::NAN);
                             let store_busy = metric(&text, "yilian_relay_store_busy_seconds").unwrap_or(f64::NAN);
                             let store_wait = metric(&text, "yilian_relay_store_wait_seconds").unwrap_or(f64::NAN);
+                            let ingest_groups = metric(&text, "yilian_relay_ingest_groups").unwrap_or(f64::NAN);
+                            let ingest_pushes = metric(&text, "yilian_relay_ingest_pushes").unwrap_or(f64::NAN);
                             samples.push(Sample {
                                 at: started.elapsed(),
                                 ingested,
@@ -140,6 +146,8 @@ impl RelayProcess {
                                 load_cpu,
                                 store_busy,
                                 store_wait,
+                                ingest_groups,
+                                ingest_pushes,
                             });
                         }
                     }
