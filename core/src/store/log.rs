@@ -661,9 +661,14 @@ fn apply_batch(
         // refuses it, start again from the committed document and apply one change at a time, so
         // only the bad ones are refused (and read the record whole after).
         let all: Vec<Change> = fresh.iter().map(|(_, c, _)| c.clone()).collect();
-        let mut patches = PatchLog::active();
+        // A document without a record yet (new here) is read whole anyway: no patches to log.
+        let mut patches = if loaded.record.is_some() { PatchLog::active() } else { PatchLog::inactive() };
         let accepted: Vec<ChangeToStore> = if loaded.doc.apply_changes_log_patches(all, &mut patches).is_ok() {
-            touched.add_patches(&loaded.doc.make_patches(&mut patches));
+            if loaded.record.is_some() {
+                touched.add_patches(&loaded.doc.make_patches(&mut patches));
+            } else {
+                touched = Touched::Everything;
+            }
             fresh.into_iter().map(|(_, change, signature)| ChangeToStore { change, signature, local: false }).collect()
         } else {
             touched = Touched::Everything;
