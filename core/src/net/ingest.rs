@@ -48,7 +48,7 @@ impl IngestQueue {
                 biased;
                 stored = &mut result => {
                     return stored.unwrap_or_else(|_| {
-                        Err(Error::Sync { reason: "the relay stopped before storing the push".into() })
+                        Err(Error::Sync { reason: "the push was not stored (the relay stopped or its writer failed)".into() })
                     });
                 }
                 writer = self.writer.lock() => writer,

@@ -330,8 +330,11 @@ impl Store {
         if pushes.len() <= 1 {
             return pushes.into_iter().map(|p| self.ingest_from_child(&p.peer, p.items, p.up_to)).collect();
         }
+        // Kept whole for a retry push by push; the group works on its decoded copy.
         let retry = pushes.clone();
-        let mut decoded: Vec<(ApplyReport, Batch)> = pushes.iter().map(|p| decode(p.items.clone())).collect();
+        let mut pushes = pushes;
+        let mut decoded: Vec<(ApplyReport, Batch)> =
+            pushes.iter_mut().map(|p| decode(std::mem::take(&mut p.items))).collect();
         let mut guard = self.lock();
         let inner = &mut *guard;
         let mut touched = Vec::new();
