@@ -12,6 +12,10 @@ use yilian_core::store::{ApplyReport, ChildPush, IncomingChange, ScopeGrant, Sto
 use yilian_core::sync::{DocumentCopy, ParentStorage, ScopeChange};
 use yilian_core::{Result, Store, StoreEvents};
 
+/// How long the test waits for sessions to reach a point before it fails (they take
+/// milliseconds).
+const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A relay store whose first group waits for the test to open a gate, and which records the
 /// size of every group it stores.
 struct Gated {
@@ -111,13 +115,19 @@ async fn pushes_that_arrive_while_a_group_is_stored_are_stored_together_each_wit
     };
     // The first session stores its push alone and stops at the gate; the others queue behind it.
     start(pushes.next().unwrap());
-    while storage.gate.lock().unwrap().is_some() {
-        tokio::task::yield_now().await;
-    }
+    let waited = tokio::time::timeout(WAIT, async {
+        while storage.gate.lock().unwrap().is_some() {
+            tokio::task::yield_now().await;
+        }
+    });
+    waited.await.expect("the first push reached the store");
     pushes.for_each(&mut start);
-    while queue.queued() < devices.len() - 1 {
-        tokio::task::yield_now().await;
-    }
+    let waited = tokio::time::timeout(WAIT, async {
+        while queue.queued() < devices.len() - 1 {
+            tokio::task::yield_now().await;
+        }
+    });
+    waited.await.expect("the other pushes queued behind it");
     open.send(()).unwrap();
 
     for (session, expected) in sessions.into_iter().zip(expected) {
