@@ -36,62 +36,93 @@ pub struct RelayMetrics {
     store_waited: Counter<f64, AtomicU64>,
     store_held: Counter<f64, AtomicU64>,
     store_taken: Counter<u64, AtomicU64>,
-    /// The store's totals at the last scrape (concurrent scrapes move the counters once).
-    contention_seen: std::sync::Mutex<StoreContention>,
-    /// Where the sessions' pushes wait to be stored together (served with these metrics).
+    /// Where the relay's sessions store their pushes together (its totals are read at a scrape).
     ingest: Arc<IngestQueue>,
     ingest_groups: Counter<u64, AtomicU64>,
     ingest_pushes: Counter<u64, AtomicU64>,
     ingest_queued: Gauge<u64, AtomicU64>,
-    /// The queue's totals (groups, pushes) at the last scrape.
-    ingest_seen: std::sync::Mutex<(u64, u64)>,
+    /// The totals read at the last scrape: the counters move by the difference (under the lock,
+    /// so concurrent scrapes move them once).
+    seen: std::sync::Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    contention: StoreContention,
+    /// Groups and pushes of the ingest queue.
+    ingest: (u64, u64),
+}
+
+/// Registers `metric` under `name` and returns it.
+fn registered<M: prometheus_client::registry::Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 impl Default for RelayMetrics {
+    /// Metrics with an ingest queue of their own (tests).
     fn default() -> Self {
+        RelayMetrics::new(Arc::default())
+    }
+}
+
+impl RelayMetrics {
+    /// The relay's metrics; `ingest` is the queue its sessions store pushes through.
+    pub fn new(ingest: Arc<IngestQueue>) -> Self {
         let mut registry = Registry::with_prefix("yilian_relay");
-        let connected = Gauge::default();
-        registry.register("connected_devices", "Devices with a sync session open now", connected.clone());
-        let sessions = Family::<Kind, Counter>::default();
-        registry.register("sessions", "Sync sessions ended, by outcome (ok, error)", sessions.clone());
-        let errors = Family::<Kind, Counter>::default();
-        registry.register("sync_errors", "Sync sessions that failed, by kind of error", errors.clone());
-        let refused = Family::<Kind, Counter>::default();
-        registry.register(
+        let r = &mut registry;
+        let connected = registered(r, "connected_devices", "Devices with a sync session open now", Gauge::default());
+        let sessions = registered(
+            r,
+            "sessions",
+            "Sync sessions ended, by outcome (ok, error)",
+            Family::<Kind, Counter>::default(),
+        );
+        let errors = registered(r, "sync_errors", "Sync sessions that failed, by kind of error", Family::default());
+        let refused = registered(
+            r,
             "refused_connections",
             "Connections refused, by reason (revoked, no_certificate, directory)",
-            refused.clone(),
+            Family::default(),
         );
         // Read from the store at each scrape: exact, and right across restarts and sessions
         // that end with a broken link (most live sessions do).
-        let device_changes = Gauge::<u64, AtomicU64>::default();
-        registry.register("ingested_changes", "Changes received from devices and stored", device_changes.clone());
-        let bytes = Family::<Kind, Counter>::default();
-        registry.register("udp_bytes", "UDP bytes of device connections, by direction (in, out)", bytes.clone());
-        let duration = Histogram::new(exponential_buckets(0.01, 4.0, 10));
-        registry.register("session_duration_seconds", "How long device connections lasted", duration.clone());
-        let store_bytes = Gauge::<u64, AtomicU64>::default();
-        registry.register("store_bytes", "Size of the relay's database", store_bytes.clone());
+        let device_changes =
+            registered(r, "ingested_changes", "Changes received from devices and stored", Gauge::default());
+        let bytes =
+            registered(r, "udp_bytes", "UDP bytes of device connections, by direction (in, out)", Family::default());
+        let duration = registered(
+            r,
+            "session_duration_seconds",
+            "How long device connections lasted",
+            Histogram::new(exponential_buckets(0.01, 4.0, 10)),
+        );
+        let store_bytes = registered(r, "store_bytes", "Size of the relay's database", Gauge::default());
         // The store has one writer connection that every session takes in turn: how long they
         // waited for it and held it says whether the store is what limits the relay.
-        let store_waited = Counter::<f64, AtomicU64>::default();
-        registry.register(
+        let store_waited = registered(
+            r,
             "store_wait_seconds",
             "Time sessions and API calls waited for the store's connection, summed over callers",
-            store_waited.clone(),
+            Counter::<f64, AtomicU64>::default(),
         );
-        let store_held = Counter::<f64, AtomicU64>::default();
-        registry.register("store_busy_seconds", "Time the store's connection was held", store_held.clone());
-        let store_taken = Counter::<u64, AtomicU64>::default();
-        registry.register("store_acquisitions", "Times the store's connection was taken", store_taken.clone());
+        let store_held =
+            registered(r, "store_busy_seconds", "Time the store's connection was held", Counter::default());
+        let store_taken =
+            registered(r, "store_acquisitions", "Times the store's connection was taken", Counter::default());
         // Pushes stored together share a transaction and its fsync: pushes / groups says how
         // many did, on average, and a queue that stays long says the store cannot keep up.
-        let ingest_groups = Counter::<u64, AtomicU64>::default();
-        registry.register("ingest_groups", "Transactions that stored devices' pushes", ingest_groups.clone());
-        let ingest_pushes = Counter::<u64, AtomicU64>::default();
-        registry.register("ingest_pushes", "Devices' pushes stored (several per transaction)", ingest_pushes.clone());
-        let ingest_queued = Gauge::<u64, AtomicU64>::default();
-        registry.register("ingest_queued", "Devices' pushes waiting to be stored now", ingest_queued.clone());
+        let ingest_groups =
+            registered(r, "ingest_groups", "Transactions that stored devices' pushes", Counter::default());
+        let ingest_pushes =
+            registered(r, "ingest_pushes", "Devices' pushes stored (several per transaction)", Counter::default());
+        let ingest_queued =
+            registered(r, "ingest_queued", "Devices' pushes waiting to be stored now", Gauge::default());
         RelayMetrics {
             registry,
             connected,
@@ -105,12 +136,11 @@ impl Default for RelayMetrics {
             store_waited,
             store_held,
             store_taken,
-            contention_seen: std::sync::Mutex::default(),
-            ingest: Arc::default(),
+            ingest,
             ingest_groups,
             ingest_pushes,
             ingest_queued,
-            ingest_seen: std::sync::Mutex::default(),
+            seen: std::sync::Mutex::default(),
         }
     }
 }
@@ -162,30 +192,22 @@ impl RelayMetrics {
         self.refused.get_or_create(&kind(reason)).inc();
     }
 
-    /// The queue the relay's sessions store their pushes through.
-    pub fn ingest(&self) -> Arc<IngestQueue> {
-        self.ingest.clone()
-    }
-
     /// The metrics in Prometheus text format, with the store's figures as of now.
     pub fn render(&self, store: StoreFigures) -> String {
         self.store_bytes.set(store.bytes);
         self.device_changes.set(store.device_changes);
-        // The store keeps totals; the counters move by what was added since the last scrape.
+        // The store and the queue keep totals; the counters move by what was added since the
+        // last scrape.
         {
-            let mut seen = self.contention_seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let now = store.contention;
-            self.store_waited.inc_by(now.waited.saturating_sub(seen.waited).as_secs_f64());
-            self.store_held.inc_by(now.held.saturating_sub(seen.held).as_secs_f64());
-            self.store_taken.inc_by(now.acquisitions.saturating_sub(seen.acquisitions));
-            *seen = now;
-        }
-        {
-            let mut seen = self.ingest_seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let now = self.ingest.figures();
-            self.ingest_groups.inc_by(now.0.saturating_sub(seen.0));
-            self.ingest_pushes.inc_by(now.1.saturating_sub(seen.1));
-            *seen = now;
+            let mut seen = self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let (now, was) = (store.contention, seen.contention);
+            self.store_waited.inc_by(now.waited.saturating_sub(was.waited).as_secs_f64());
+            self.store_held.inc_by(now.held.saturating_sub(was.held).as_secs_f64());
+            self.store_taken.inc_by(now.acquisitions.saturating_sub(was.acquisitions));
+            let ((groups, pushes), (groups_was, pushes_was)) = (self.ingest.figures(), seen.ingest);
+            self.ingest_groups.inc_by(groups.saturating_sub(groups_was));
+            self.ingest_pushes.inc_by(pushes.saturating_sub(pushes_was));
+            *seen = Seen { contention: now, ingest: (groups, pushes) };
         }
         self.ingest_queued.set(self.ingest.queued() as u64);
         let mut out = String::new();

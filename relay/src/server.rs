@@ -66,12 +66,13 @@ impl Relay {
         let addr = endpoint.local_addr()?;
         let stop = CancellationToken::new();
         let revocations = Arc::new(watch::Sender::new(storage.revocation_count()?));
-        let metrics = Arc::new(RelayMetrics::default());
+        let options = ServeOptions::new(&config.name);
+        let metrics = Arc::new(RelayMetrics::new(options.ingest.clone()));
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(
             endpoint.clone(),
             storage.clone(),
-            ServeOptions { ingest: metrics.ingest(), ..ServeOptions::new(&config.name) },
+            options,
             revocations.subscribe(),
             metrics.clone(),
             stop.clone(),

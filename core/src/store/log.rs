@@ -573,6 +573,20 @@ impl Deferred {
         Ok(())
     }
 
+    /// Whether `peer` may see and write `doc_id` as the transaction stands. Who sees a record
+    /// follows its team and referrals: for one this transaction changed, its scope is derived
+    /// first, as if the earlier push had committed.
+    fn in_scope(&mut self, inner: &mut Inner, peer: &str, doc_id: PatientId) -> Result<bool> {
+        if in_scope(&inner.conn, peer, doc_id)? {
+            return Ok(true);
+        }
+        if !self.0.contains_key(&doc_id) {
+            return Ok(false);
+        }
+        self.flush(inner, doc_id)?;
+        in_scope(&inner.conn, peer, doc_id)
+    }
+
     fn flush_all(&mut self, inner: &mut Inner) -> Result<()> {
         while let Some(&doc_id) = self.0.keys().next() {
             self.flush(inner, doc_id)?;
@@ -601,13 +615,7 @@ fn apply_batch(
         let known_doc = on_disk || pending;
         if let Some(source) = source.filter(|s| s.enforce_scope)
             && known_doc
-            && !in_scope(&inner.conn, source.peer, doc_id)?
-            // Who sees a record follows its team and referrals: for one this transaction changed,
-            // derive its scope now, as if the earlier push had committed, and ask again.
-            && !(pending && {
-                deferred.flush(inner, doc_id)?;
-                in_scope(&inner.conn, source.peer, doc_id)?
-            })
+            && !deferred.in_scope(inner, source.peer, doc_id)?
         {
             // Already-stored changes are harmless no-ops; anything new is refused.
             for (index, change, _) in items {
