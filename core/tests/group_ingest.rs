@@ -91,7 +91,7 @@ fn phone_push(device: &str) -> (ChildPush, usize) {
         .map(|c| IncomingChange { doc_id: c.doc_id, bytes: c.bytes, signature: c.signature })
         .collect();
     let count = items.len();
-    (ChildPush { peer: device.into(), items, up_to }, count)
+    (ChildPush::new(device, items, up_to), count)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

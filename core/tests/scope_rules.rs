@@ -80,7 +80,7 @@ fn push_of(phone: &Store, device_id: &str, after: i64, to: i64) -> ChildPush {
         .filter(|c| c.seq <= to)
         .map(|c| IncomingChange { doc_id: c.doc_id, bytes: c.bytes, signature: c.signature })
         .collect();
-    ChildPush { peer: device_id.into(), items, up_to: to }
+    ChildPush::new(device_id, items, to)
 }
 
 /// A resident of village `v`, signed to its team, created on `phone`.
@@ -244,6 +244,67 @@ fn a_phone_may_push_only_the_changes_it_authored() {
 }
 
 #[test]
+fn a_signature_checked_ahead_counts_only_for_the_change_and_key_it_was_checked_with() {
+    let relay = consortium();
+    let a = enrolled(&relay, "phone-a", "dr-a");
+    relay.add_practitioner(&practitioner("dr-a2", PractitionerRole::Nurse, "village-a")).unwrap();
+    relay.set_team_member("team-a", "dr-a2", true).unwrap();
+    let a2 = enrolled(&relay, "phone-a2", "dr-a2");
+    let p = contracted(&a, "a", "陈建国");
+    sync(&a, "phone-a", &relay);
+    sync(&a2, "phone-a2", &relay);
+    a.record_visit(p, visit(150, 90)).unwrap();
+    // a2's actor is known to the relay once its first change (which names a2's key) is there.
+    a2.record_visit(p, visit(142, 88)).unwrap();
+    sync(&a2, "phone-a2", &relay);
+    let before = relay.export_json(p).unwrap();
+    a2.record_visit(p, visit(140, 85)).unwrap();
+    a2.record_visit(p, visit(138, 84)).unwrap();
+    let by_a = a.local_changes_since(0, usize::MAX).unwrap().pop().unwrap();
+    let mine = a2.local_changes_since(0, usize::MAX).unwrap();
+    let (first, second) = (&mine[mine.len() - 2], &mine[mine.len() - 1]);
+    let item = |c: &yilian_core::store::StoredChange, signature: &Option<Vec<u8>>| IncomingChange {
+        doc_id: c.doc_id,
+        bytes: c.bytes.clone(),
+        signature: signature.clone(),
+    };
+    let ahead = |claimed_key: Option<Vec<u8>>, items: Vec<IncomingChange>| {
+        let mut push = ChildPush::new("phone-a2", items, 99).from_phone(claimed_key);
+        push.check_ahead();
+        push
+    };
+    let a2_key = || relay.phone_key("phone-a2").unwrap();
+    let mut forged = first.signature.clone();
+    if let Some(forged) = forged.as_mut() {
+        forged[0] ^= 1;
+    }
+    // Checked ahead, then its bytes replaced by its next change (with the first's signature).
+    let mut replaced = ahead(a2_key(), vec![item(first, &first.signature)]);
+    replaced.items[0].bytes = second.bytes.clone();
+    let pushes = vec![
+        // Phone a's change pushed by a2, checked with a's key (which did sign it): a2 may push
+        // only its own.
+        ahead(Some(a.device_key().public_key().to_vec()), vec![item(&by_a, &by_a.signature)]),
+        // A signature that is not a2's: found bad ahead, and by the store.
+        ahead(a2_key(), vec![item(first, &forged)]),
+        // The check ahead was of other bytes: the store checks these, and refuses them.
+        replaced,
+    ];
+    let reports: Vec<ApplyReport> = relay.ingest_group(pushes).into_iter().map(Result::unwrap).collect();
+    assert!(reports.iter().all(|r| r.applied == 0 && r.rejected.len() == 1), "{reports:?}");
+    let reasons: Vec<&str> = reports.iter().map(|r| r.rejected[0].reason.as_str()).collect();
+    assert!(reasons[0].contains("a phone may push only its own changes"), "{reasons:?}");
+    assert!(reasons[1].contains("the signature is not by its device"), "{reasons:?}");
+    assert!(reasons[2].contains("the signature is not by its device"), "{reasons:?}");
+    assert_eq!(relay.export_json(p).unwrap(), before, "nothing of the refused changes is stored");
+    // Its own changes, rightly signed and checked ahead, land.
+    let own = ahead(a2_key(), vec![item(first, &first.signature), item(second, &second.signature)]);
+    let report = relay.ingest_group(vec![own]).pop().unwrap().unwrap();
+    assert_eq!((report.applied, report.rejected.len()), (2, 0), "{report:?}");
+    assert_eq!(relay.visits(p).unwrap().len(), 3);
+}
+
+#[test]
 fn pushes_stored_together_end_as_if_stored_one_after_the_other() {
     let (together, apart) = (consortium(), consortium());
     let (a, b, c, desk) = (memory_store(), memory_store(), memory_store(), memory_store());
@@ -274,7 +335,14 @@ fn pushes_stored_together_end_as_if_stored_one_after_the_other() {
         push_of(&c, "phone-c", 0, head(&c)),
         push_of(&a, "phone-a", first, head(&a)),
     ];
-    let grouped: Vec<ApplyReport> = together.ingest_group(pushes.clone()).into_iter().map(Result::unwrap).collect();
+    // The relay's sessions check the phones' signatures before a push waits for the store.
+    let checked_ahead = pushes.iter().map(|push| {
+        let mut push = push.clone().from_phone(together.phone_key(&push.peer).unwrap());
+        push.check_ahead();
+        push
+    });
+    let grouped: Vec<ApplyReport> =
+        together.ingest_group(checked_ahead.collect()).into_iter().map(Result::unwrap).collect();
     let one_by_one: Vec<ApplyReport> =
         pushes.into_iter().map(|p| apart.ingest_from_child(&p.peer, p.items, p.up_to).unwrap()).collect();
     assert_eq!(grouped, one_by_one);

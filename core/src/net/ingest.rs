@@ -7,7 +7,7 @@
 //! No thread of its own: the session whose push finds no group being stored stores the group
 //! (its own push and whatever queued with it); the others wait for their answers.
 
-use super::with_store;
+use super::{blocking, with_store};
 use crate::store::{ApplyReport, ChildPush};
 use crate::sync::ParentStorage;
 use crate::{Error, Result};
@@ -40,7 +40,9 @@ impl std::fmt::Debug for IngestQueue {
 
 impl IngestQueue {
     /// Stores `push` in `storage` with the pushes queued beside it; its own result.
-    pub async fn ingest(&self, storage: &dyn ParentStorage, push: ChildPush) -> Result<ApplyReport> {
+    pub async fn ingest(&self, storage: &dyn ParentStorage, mut push: ChildPush) -> Result<ApplyReport> {
+        // Decoding and signature checks need no store: done here, beside the other sessions.
+        blocking(|| push.check_ahead());
         let (answer, mut result) = oneshot::channel();
         self.lock_waiting().push((push, answer));
         loop {

@@ -344,6 +344,12 @@ impl Inner {
 }
 
 impl Store {
+    /// The key of enrolled phone `device` (the only author whose changes it may push), or `None`
+    /// when it is not an enrolled phone (an edge hub, or unknown here).
+    pub fn phone_key(&self, device: &str) -> Result<Option<Vec<u8>>> {
+        own_changes_only(&self.lock().conn, device)
+    }
+
     /// Adds an organization; its `part_of` must already exist.
     pub fn add_organization(&self, org: &Organization) -> Result<()> {
         check_id("organization.id", &org.id)?;

@@ -172,7 +172,7 @@ impl Inner {
             let loaded = cache.get(&id).ok_or(Error::NotFound { what: "patient", id: id.to_string() })?;
             let tx = conn.transaction()?;
             let stored = store_changes(&tx, id, &changes, None)?;
-            write_doc_row(&tx, id, loaded, stored, compact_every)?;
+            write_doc_row(&tx, id, loaded, view_json(loaded), stored, compact_every)?;
             tx.commit()?;
             Ok(stored)
         })();
@@ -248,17 +248,22 @@ pub(crate) fn store_changes(
     Ok(stored)
 }
 
-/// Updates the document row (heads, changes pending since the snapshot, the record view), the
-/// indexes, and writes a fresh snapshot when enough changes have piled up (never while changes
-/// wait for missing dependencies: the snapshot would not contain them).
+/// The record's JSON as stored in the document row (`None` while there is no record).
+pub(crate) fn view_json(loaded: &Loaded) -> Option<Vec<u8>> {
+    loaded.record.as_ref().and_then(|r| serde_json::to_vec(r).ok())
+}
+
+/// Updates the document row (heads, changes pending since the snapshot, the record view given,
+/// from [`view_json`]), the indexes, and writes a fresh snapshot when enough changes have piled
+/// up (never while changes wait for missing dependencies: the snapshot would not contain them).
 pub(crate) fn write_doc_row(
     tx: &Connection,
     id: PatientId,
     loaded: &Loaded,
+    view: Option<Vec<u8>>,
     stored: usize,
     compact_every: i64,
 ) -> Result<()> {
-    let view = loaded.record.as_ref().and_then(|r| serde_json::to_vec(r).ok());
     let heads = heads_bytes(&loaded.doc);
     tx.prepare_cached(
         "INSERT INTO docs (doc_id, heads, pending, updated_seq, view, view_heads)

@@ -2,16 +2,16 @@
 //! received from a peer (idempotently, by hash), and the peers' cursors.
 
 use super::directory::own_changes_only;
-use super::docs::{ChangeToStore, Loaded, exists, store_changes, write_doc_row};
+use super::docs::{ChangeToStore, Loaded, exists, store_changes, view_json, write_doc_row};
 use super::scope::{in_scope, record_created};
 use super::{Committed, Inner, Store};
 use crate::document::{Touched, decode_change};
 use crate::time::now_ms;
 use crate::{Error, PatientId, Result};
-use automerge::{Automerge, Change, PatchLog};
+use automerge::{Automerge, Change, ChangeHash, PatchLog};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// Largest change accepted from a peer. A visit is about 500 bytes; a big discharge summary a few
 /// kilobytes. Anything near this is an attack or a bug.
@@ -68,7 +68,7 @@ pub struct ApplyReport {
 }
 
 /// One child's push, for [`Store::ingest_group`]: its changes and how far its log they reach.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ChildPush {
     /// The child (device or edge hub) that pushed.
     pub peer: String,
@@ -76,6 +76,71 @@ pub struct ChildPush {
     pub items: Vec<IncomingChange>,
     /// How much of the child's log is stored here once these are.
     pub up_to: i64,
+    /// The pushing phone's key, when the push is a phone's (see [`ChildPush::check_ahead`]).
+    phone_key: Option<Vec<u8>>,
+    /// What [`ChildPush::check_ahead`] worked out before the push waited for the store.
+    prepared: Option<Prepared>,
+}
+
+impl PartialEq for ChildPush {
+    fn eq(&self, other: &ChildPush) -> bool {
+        // What was worked out ahead follows from the rest.
+        (&self.peer, &self.items, self.up_to, &self.phone_key)
+            == (&other.peer, &other.items, other.up_to, &other.phone_key)
+    }
+}
+
+impl Eq for ChildPush {}
+
+impl ChildPush {
+    /// `peer`'s push of `items`, reaching `up_to` in its log.
+    pub fn new(peer: &str, items: Vec<IncomingChange>, up_to: i64) -> ChildPush {
+        ChildPush { peer: peer.to_string(), items, up_to, phone_key: None, prepared: None }
+    }
+
+    /// The push is from the phone with this key (the only author a phone may push): its
+    /// signatures can be checked ahead, by [`ChildPush::check_ahead`].
+    pub fn from_phone(mut self, key: Option<Vec<u8>>) -> ChildPush {
+        self.phone_key = key;
+        self
+    }
+
+    /// Works out ahead, without the store, what storing a phone's push needs: its changes
+    /// decoded and their signatures checked against the phone's key. A relay does this in each
+    /// session while other pushes are being stored, so the work spreads over the cores instead of
+    /// waiting for the store's one writer. Storing the push checks again what this did not
+    /// settle, and counts a signature checked here only if the store finds the change's author
+    /// is this key. A push not known to be a phone's (an edge hub forwards its phones') is left
+    /// as it is.
+    pub fn check_ahead(&mut self) {
+        let Some(key) = self.phone_key.clone() else {
+            return;
+        };
+        let changes = self
+            .items
+            .iter()
+            .map(|item| {
+                let change = decode_change(&item.bytes).ok().filter(|_| item.bytes.len() <= MAX_CHANGE_BYTES)?;
+                let signed = item
+                    .signature
+                    .as_deref()
+                    .is_some_and(|signature| crate::identity::verify_signature(&key, &change.hash().0, signature));
+                Some((change, signed))
+            })
+            .collect();
+        self.prepared = Some(Prepared { key, changes });
+    }
+}
+
+/// A phone's push worked out ahead, outside the store: its changes decoded and their signatures
+/// checked against the phone's key (the only author a phone may push). The store then only looks
+/// up who owns each actor; what it finds must be this key for the check to count.
+#[derive(Clone, Debug)]
+struct Prepared {
+    key: Vec<u8>,
+    /// Per item: the decoded change and whether its signature is the key's (`None`: the item is
+    /// refused or decoded again when stored, which says why).
+    changes: Vec<Option<(Change, bool)>>,
 }
 
 /// Sync cursors for one peer.
@@ -327,47 +392,48 @@ impl Store {
     /// Should the shared transaction fail, each push is tried again on its own, so one push's
     /// error is never another's.
     pub fn ingest_group(&self, pushes: Vec<ChildPush>) -> Vec<Result<ApplyReport>> {
-        if pushes.len() <= 1 {
-            return pushes.into_iter().map(|p| self.ingest_from_child(&p.peer, p.items, p.up_to)).collect();
+        match self.store_pushes(&pushes) {
+            Ok(reports) => reports.into_iter().map(Ok).collect(),
+            Err(e) if pushes.len() > 1 => {
+                tracing::warn!(error = %e, pushes = pushes.len(), "a group of pushes failed together; storing each on its own");
+                pushes
+                    .iter()
+                    .map(|push| self.store_pushes(std::slice::from_ref(push)).map(|mut one| one.remove(0)))
+                    .collect()
+            }
+            Err(e) => vec![Err(e)],
         }
-        // Kept whole for a retry push by push; the group works on its decoded copy.
-        let retry = pushes.clone();
-        let mut pushes = pushes;
-        let mut decoded: Vec<(ApplyReport, Batch)> =
-            pushes.iter_mut().map(|p| decode(std::mem::take(&mut p.items))).collect();
+    }
+
+    /// Stores `pushes` in one transaction, or nothing of them; a report per push.
+    fn store_pushes(&self, pushes: &[ChildPush]) -> Result<Vec<ApplyReport>> {
+        let decoded: Vec<(ApplyReport, Batch<'_>)> =
+            pushes.iter().map(|p| decode(&p.items, p.prepared.as_ref())).collect();
         let mut guard = self.lock();
         let inner = &mut *guard;
-        let mut touched = Vec::new();
+        let mut group = Group::new();
         let applied = inner.in_transaction(|inner| {
-            let mut deferred = Deferred::default();
-            for (push, (report, by_doc)) in pushes.iter().zip(decoded.iter_mut()) {
+            for (push, (report, by_doc)) in pushes.iter().zip(decoded) {
                 let cursor = CursorMove::Read { up_to: push.up_to, log_id: "" };
                 let source = Source { peer: &push.peer, cursor, enforce_scope: true };
-                apply_batch(inner, std::mem::take(by_doc), report, &mut touched, Some(&source), &mut deferred)?;
+                group.add_batch(inner, by_doc, report, Some(&source))?;
             }
-            deferred.flush_all(inner)
+            group.settle_all(inner)
         });
         if let Err(e) = applied {
-            for id in touched {
+            // Nothing was committed: forget the documents that ran ahead of the disk.
+            for id in group.touched {
                 inner.cache.pop(&id);
             }
-            drop(guard);
-            tracing::warn!(error = %e, pushes = retry.len(), "a group of pushes failed together; storing each on its own");
-            return retry.into_iter().map(|p| self.ingest_from_child(&p.peer, p.items, p.up_to)).collect();
+            return Err(e);
         }
-        let mut changed: Vec<PatientId> = decoded.iter().flat_map(|(r, _)| r.changed.iter().copied()).collect();
+        let mut changed: Vec<PatientId> = group.reports.iter().flat_map(|r| r.changed.iter().copied()).collect();
         changed.sort_unstable();
         changed.dedup();
-        if decoded.iter().any(|(r, _)| r.applied > 0) {
+        if group.reports.iter().any(|r| r.applied > 0) {
             inner.notify(false, Committed::Records(&changed));
         }
-        decoded
-            .into_iter()
-            .map(|(mut report, _)| {
-                report.rejected.sort_by_key(|r| r.index);
-                Ok(report)
-            })
-            .collect()
+        Ok(group.reports.into_iter().map(finished).collect())
     }
 
     /// A child storing a document its parent sent whole (it entered the child's scope), and its
@@ -430,26 +496,26 @@ impl Store {
     }
 
     pub(super) fn apply(&self, source: Option<Source<'_>>, batch: Vec<IncomingChange>) -> Result<ApplyReport> {
-        let (mut report, by_doc) = decode(batch);
+        let (report, by_doc) = decode(&batch, None);
+        drop(batch);
         let mut guard = self.lock();
         let inner = &mut *guard;
-        let mut touched = Vec::new();
+        let mut group = Group::new();
         let applied = inner.in_transaction(|inner| {
-            let mut deferred = Deferred::default();
-            apply_batch(inner, by_doc, &mut report, &mut touched, source.as_ref(), &mut deferred)?;
-            deferred.flush_all(inner)
+            group.add_batch(inner, by_doc, report, source.as_ref())?;
+            group.settle_all(inner)
         });
         if let Err(e) = applied {
             // Nothing was committed: forget the documents that ran ahead of the disk.
-            for id in touched {
+            for id in group.touched {
                 inner.cache.pop(&id);
             }
             return Err(e);
         }
+        let report = group.reports.pop().map(finished).unwrap_or_default();
         if report.applied > 0 {
             inner.notify(false, Committed::Records(&report.changed));
         }
-        report.rejected.sort_by_key(|r| r.index);
         Ok(report)
     }
 
@@ -500,7 +566,17 @@ fn stored_change(
     })
 }
 
-type Batch = BTreeMap<PatientId, Vec<(usize, Change, Option<Vec<u8>>)>>;
+type Batch<'p> = BTreeMap<PatientId, Vec<Received<'p>>>;
+
+/// A change of a batch, decoded.
+struct Received<'p> {
+    /// Its position in the batch.
+    index: usize,
+    change: Change,
+    signature: Option<Vec<u8>>,
+    /// The key its signature was found to be by, ahead of storing (see [`ChildPush::check_ahead`]).
+    checked_with: Option<&'p [u8]>,
+}
 
 /// Where a batch of remote changes came from, and what moves with it.
 pub(super) struct Source<'a> {
@@ -534,11 +610,13 @@ pub(super) enum CursorMove<'a> {
     },
 }
 
-/// Splits a batch by document, refusing what is too large or not an automerge change.
-fn decode(batch: Vec<IncomingChange>) -> (ApplyReport, Batch) {
+/// Splits a batch by document, refusing what is too large or not an automerge change. Changes
+/// decoded ahead (`prepared`) are taken as they are, with whose key their signature was checked by.
+fn decode<'p>(batch: &[IncomingChange], prepared: Option<&'p Prepared>) -> (ApplyReport, Batch<'p>) {
     let mut report = ApplyReport::default();
-    let mut by_doc: Batch = BTreeMap::new();
-    for (index, incoming) in batch.into_iter().enumerate() {
+    let mut by_doc: Batch<'_> = BTreeMap::new();
+    let ahead = prepared.filter(|p| p.changes.len() == batch.len());
+    for (index, incoming) in batch.iter().enumerate() {
         if incoming.bytes.len() > MAX_CHANGE_BYTES {
             report.rejected.push(RejectedChange {
                 index,
@@ -546,80 +624,174 @@ fn decode(batch: Vec<IncomingChange>) -> (ApplyReport, Batch) {
             });
             continue;
         }
-        match decode_change(&incoming.bytes) {
-            Ok(change) => by_doc.entry(incoming.doc_id).or_default().push((index, change, incoming.signature)),
-            Err(e) => report.rejected.push(RejectedChange { index, reason: e.to_string() }),
-        }
+        let decoded_ahead = ahead
+            .and_then(|p| {
+                p.changes[index].as_ref().map(|(change, signed)| (change, signed.then_some(p.key.as_slice())))
+            })
+            .filter(|(change, _)| change.raw_bytes() == incoming.bytes.as_slice());
+        let (change, checked_with) = match decoded_ahead {
+            Some((change, checked_with)) => (change.clone(), checked_with),
+            None => match decode_change(&incoming.bytes) {
+                Ok(change) => (change, None),
+                Err(e) => {
+                    report.rejected.push(RejectedChange { index, reason: e.to_string() });
+                    continue;
+                }
+            },
+        };
+        by_doc.entry(incoming.doc_id).or_default().push(Received {
+            index,
+            change,
+            signature: incoming.signature.clone(),
+            checked_with,
+        });
     }
     (report, by_doc)
 }
 
-/// Documents a transaction changed whose record view, row, indexes and scope are written once,
-/// before it commits (or earlier, when a later batch needs the document's scope as it stands):
-/// with several pushes in one transaction, a record several of them change is read and written
-/// once. Each holds the document, how many changes were stored for it and what they touched.
-#[derive(Default)]
-struct Deferred(BTreeMap<PatientId, (Loaded, usize, Touched)>);
+/// A batch's report as returned: its refusals in the batch's order, its records in id order.
+fn finished(mut report: ApplyReport) -> ApplyReport {
+    report.rejected.sort_by_key(|r| r.index);
+    report.changed.sort_unstable();
+    report
+}
 
-impl Deferred {
-    /// Writes one document's view and row, and puts it back in the cache.
-    fn flush(&mut self, inner: &mut Inner, doc_id: PatientId) -> Result<()> {
-        let Some((mut loaded, stored, touched)) = self.0.remove(&doc_id) else {
-            return Ok(());
+/// A change received in a transaction, waiting to be applied to its document.
+struct Queued {
+    /// The batch of the transaction it came in (whose report tells of it).
+    batch: usize,
+    /// Its position in that batch.
+    index: usize,
+    change: Change,
+    signature: Option<Vec<u8>>,
+}
+
+/// A record a transaction changes. The changes received for it wait here and are applied to the
+/// document together when the record settles: several records at once on the machine's cores
+/// (automerge and reading the record are most of the cost of ingesting), then, one record after
+/// the other on the connection, their changes are stored and the record's view, row, indexes and
+/// scope written once.
+struct Pending {
+    loaded: Loaded,
+    queued: Vec<Queued>,
+    /// The batch (and child) whose push created the record here: it enters that child's scope.
+    created_by: Option<(usize, String)>,
+    /// What [`Pending::apply`] made of the queued changes.
+    applied: Applied,
+}
+
+/// Whether a record's queued changes applied together.
+enum Applied {
+    /// Not tried yet.
+    Waiting,
+    /// They did; the record's view to store.
+    Together { view: Option<Vec<u8>> },
+    /// Automerge refused them together: they are tried one by one from the stored document.
+    Refused,
+}
+
+impl Pending {
+    /// Applies the queued changes to the document and brings the record and its view up to date.
+    /// Touches nothing but itself, so records apply in parallel.
+    fn apply(&mut self, doc_id: PatientId) {
+        let all: Vec<Change> = self.queued.iter().map(|q| q.change.clone()).collect();
+        // A document without a record yet (new here) is read whole anyway: no patches to log.
+        let known = self.loaded.record.is_some();
+        let mut patches = if known { PatchLog::active() } else { PatchLog::inactive() };
+        if self.loaded.doc.apply_changes_log_patches(all, &mut patches).is_err() {
+            self.applied = Applied::Refused;
+            return;
+        }
+        let touched = if known {
+            let mut touched = Touched::Nothing;
+            touched.add_patches(&self.loaded.doc.make_patches(&mut patches));
+            touched
+        } else {
+            Touched::Everything
         };
-        loaded.refresh_touched(doc_id, &touched);
-        write_doc_row(&inner.conn, doc_id, &loaded, stored, i64::from(inner.options.compact_every.max(1)))?;
-        inner.cache.put(doc_id, loaded);
-        Ok(())
-    }
-
-    /// Whether `peer` may see and write `doc_id` as the transaction stands. Who sees a record
-    /// follows its team and referrals: for one this transaction changed, its scope is derived
-    /// first, as if the earlier push had committed.
-    fn in_scope(&mut self, inner: &mut Inner, peer: &str, doc_id: PatientId) -> Result<bool> {
-        if in_scope(&inner.conn, peer, doc_id)? {
-            return Ok(true);
-        }
-        if !self.0.contains_key(&doc_id) {
-            return Ok(false);
-        }
-        self.flush(inner, doc_id)?;
-        in_scope(&inner.conn, peer, doc_id)
-    }
-
-    fn flush_all(&mut self, inner: &mut Inner) -> Result<()> {
-        while let Some(&doc_id) = self.0.keys().next() {
-            self.flush(inner, doc_id)?;
-        }
-        Ok(())
+        self.loaded.refresh_touched(doc_id, &touched);
+        self.applied = Applied::Together { view: view_json(&self.loaded) };
     }
 }
 
-fn apply_batch(
-    inner: &mut Inner,
-    by_doc: Batch,
-    report: &mut ApplyReport,
-    touched: &mut Vec<PatientId>,
-    source: Option<&Source<'_>>,
-    deferred: &mut Deferred,
-) -> Result<()> {
-    let origin = source.map(|s| s.peer);
-    // An enrolled phone may push only the changes it authored (a hub forwards its phones').
-    let own_key = match source.filter(|s| s.enforce_scope) {
-        Some(source) => own_changes_only(&inner.conn, source.peer)?,
-        None => None,
-    };
-    for (doc_id, items) in by_doc {
+/// The records one transaction changes, for one batch of remote changes or for the pushes of
+/// several children stored together; a report per batch. A record several batches change is
+/// applied, read and written once, before the transaction commits (or earlier, when a later
+/// batch needs the record's scope as it stands).
+struct Group<'a> {
+    reports: Vec<ApplyReport>,
+    /// Where each batch came from (its new changes remember it).
+    origins: Vec<Option<&'a str>>,
+    pending: BTreeMap<PatientId, Pending>,
+    /// Hashes of the changes queued so far: a second copy in the transaction is a duplicate.
+    queued: HashSet<ChangeHash>,
+    /// Records whose loaded document ran ahead of the disk: forgotten if the transaction fails.
+    touched: Vec<PatientId>,
+}
+
+impl<'a> Group<'a> {
+    fn new() -> Group<'a> {
+        Group {
+            reports: Vec::new(),
+            origins: Vec::new(),
+            pending: BTreeMap::new(),
+            queued: HashSet::new(),
+            touched: Vec::new(),
+        }
+    }
+
+    /// Checks a batch (scope, duplicates, signatures) and queues its new changes; moves the
+    /// source's cursor. `report` holds what decoding already refused.
+    fn add_batch(
+        &mut self,
+        inner: &mut Inner,
+        by_doc: Batch<'_>,
+        mut report: ApplyReport,
+        source: Option<&Source<'a>>,
+    ) -> Result<()> {
+        let batch = self.reports.len();
+        let checked = source.filter(|s| s.enforce_scope);
+        // An enrolled phone may push only the changes it authored (a hub forwards its phones').
+        let own_key = match checked {
+            Some(source) => own_changes_only(&inner.conn, source.peer)?,
+            None => None,
+        };
+        let mut result = Ok(());
+        for (doc_id, items) in by_doc {
+            result = self.add_document(inner, batch, doc_id, items, checked, own_key.as_deref(), &mut report);
+            if result.is_err() {
+                break;
+            }
+        }
+        self.reports.push(report);
+        self.origins.push(source.map(|s| s.peer));
+        result?;
+        if let Some(source) = source {
+            move_cursor(&inner.conn, source)?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_document(
+        &mut self,
+        inner: &mut Inner,
+        batch: usize,
+        doc_id: PatientId,
+        items: Vec<Received<'_>>,
+        checked: Option<&Source<'a>>,
+        own_key: Option<&[u8]>,
+        report: &mut ApplyReport,
+    ) -> Result<()> {
         let on_disk = exists(&inner.conn, doc_id)?;
-        let pending = deferred.0.contains_key(&doc_id);
-        let known_doc = on_disk || pending;
-        if let Some(source) = source.filter(|s| s.enforce_scope)
+        let known_doc = on_disk || self.pending.contains_key(&doc_id);
+        if let Some(source) = checked
             && known_doc
-            && !deferred.in_scope(inner, source.peer, doc_id)?
+            && !self.in_scope(inner, source.peer, doc_id)?
         {
             // Already-stored changes are harmless no-ops; anything new is refused.
-            for (index, change, _) in items {
-                if is_stored(&inner.conn, &change)? {
+            for Received { index, change, .. } in items {
+                if self.is_stored(&inner.conn, &change)? {
                     report.duplicates += 1;
                 } else {
                     report.rejected.push(RejectedChange {
@@ -628,110 +800,153 @@ fn apply_batch(
                     });
                 }
             }
-            continue;
+            return Ok(());
         }
-        let checked = source.filter(|s| s.enforce_scope);
         let mut fresh = Vec::new();
-        for (index, change, signature) in items {
-            let stored = is_stored(&inner.conn, &change)?;
-            if !stored
-                && let Some(source) = checked
+        for Received { index, change, signature, checked_with } in items {
+            if self.is_stored(&inner.conn, &change)? {
+                report.duplicates += 1;
+                continue;
+            }
+            if let Some(source) = checked
                 && let Err(reason) =
-                    check_signed(&inner.conn, doc_id, &change, signature.as_deref(), own_key.as_deref())?
+                    check_signed(&inner.conn, doc_id, &change, signature.as_deref(), own_key, checked_with)?
             {
                 tracing::warn!(child = %source.peer, %reason, "refused a change");
                 report.rejected.push(RejectedChange { index, reason });
                 continue;
             }
-            if stored || fresh.iter().any(|(_, c, _): &(usize, Change, _)| c.hash() == change.hash()) {
-                report.duplicates += 1;
-            } else {
-                fresh.push((index, change, signature));
-            }
+            self.queued.insert(change.hash());
+            fresh.push(Queued { batch, index, change, signature });
         }
         if fresh.is_empty() {
-            continue;
+            return Ok(());
         }
-        touched.push(doc_id);
-        let fresh_doc = || Loaded { doc: Automerge::new(), record: None };
-        // As committed so far in this transaction: the disk's snapshot and the changes stored
-        // after it (for a record new in this transaction, every change stored for it).
-        let committed = |inner: &Inner| match (on_disk, pending) {
-            (true, _) => inner.load(doc_id),
-            (false, true) => inner.rebuild_from_log(doc_id),
-            (false, false) => Ok(fresh_doc()),
-        };
-        let (mut loaded, stored_before, mut touched) = match deferred.0.remove(&doc_id) {
-            Some(held) => held,
-            None => match inner.cache.pop(&doc_id) {
-                Some(loaded) => (loaded, 0, Touched::Nothing),
-                None => (committed(inner)?, 0, Touched::Nothing),
-            },
-        };
-        // Happy path: the whole batch at once, noting what it touched in the record. If automerge
-        // refuses it, start again from the committed document and apply one change at a time, so
-        // only the bad ones are refused (and read the record whole after).
-        let all: Vec<Change> = fresh.iter().map(|(_, c, _)| c.clone()).collect();
-        // A document without a record yet (new here) is read whole anyway: no patches to log.
-        let mut patches = if loaded.record.is_some() { PatchLog::active() } else { PatchLog::inactive() };
-        let accepted: Vec<ChangeToStore> = if loaded.doc.apply_changes_log_patches(all, &mut patches).is_ok() {
-            if loaded.record.is_some() {
-                touched.add_patches(&loaded.doc.make_patches(&mut patches));
-            } else {
-                touched = Touched::Everything;
-            }
-            fresh.into_iter().map(|(_, change, signature)| ChangeToStore { change, signature, local: false }).collect()
-        } else {
-            touched = Touched::Everything;
-            loaded = committed(inner)?;
-            let mut accepted = Vec::new();
-            for (index, change, signature) in fresh {
-                let mut trial = loaded.doc.fork();
-                match trial.apply_changes([change.clone()]) {
-                    Ok(()) => {
-                        loaded.doc = trial;
-                        accepted.push(ChangeToStore { change, signature, local: false });
+        if !self.pending.contains_key(&doc_id) {
+            let loaded = match inner.cache.pop(&doc_id) {
+                Some(loaded) => loaded,
+                None if on_disk => inner.load(doc_id)?,
+                None => Loaded { doc: Automerge::new(), record: None },
+            };
+            self.touched.push(doc_id);
+            let created_by = checked.filter(|_| !known_doc).map(|s| (batch, s.peer.to_string()));
+            self.pending.insert(doc_id, Pending { loaded, queued: Vec::new(), created_by, applied: Applied::Waiting });
+        }
+        if let Some(pending) = self.pending.get_mut(&doc_id) {
+            pending.queued.extend(fresh);
+        }
+        Ok(())
+    }
+
+    /// Stored before this transaction or earlier in it, or queued in it already.
+    fn is_stored(&self, conn: &rusqlite::Connection, change: &Change) -> Result<bool> {
+        Ok(self.queued.contains(&change.hash()) || is_stored(conn, change)?)
+    }
+
+    /// Whether `peer` may see and write `doc_id` as the transaction stands. Who sees a record
+    /// follows its team and referrals: for one this transaction changes, it settles first, as if
+    /// the earlier batch had committed.
+    fn in_scope(&mut self, inner: &mut Inner, peer: &str, doc_id: PatientId) -> Result<bool> {
+        if in_scope(&inner.conn, peer, doc_id)? {
+            return Ok(true);
+        }
+        if !self.pending.contains_key(&doc_id) {
+            return Ok(false);
+        }
+        self.settle(inner, vec![doc_id])?;
+        in_scope(&inner.conn, peer, doc_id)
+    }
+
+    /// Applies the queued changes of `ids` (in parallel), then stores them and writes each
+    /// record once, in order.
+    fn settle(&mut self, inner: &mut Inner, ids: Vec<PatientId>) -> Result<()> {
+        let mut records: Vec<(PatientId, Pending)> =
+            ids.into_iter().filter_map(|id| self.pending.remove(&id).map(|p| (id, p))).collect();
+        super::parallel::each(&mut records, |(id, pending)| pending.apply(*id));
+        for (doc_id, pending) in records {
+            self.store(inner, doc_id, pending)?;
+        }
+        Ok(())
+    }
+
+    /// Stores a record's applied changes with its row. If automerge refused them together, they
+    /// are tried one at a time from the document as stored, so only the bad ones are refused.
+    fn store(&mut self, inner: &mut Inner, doc_id: PatientId, pending: Pending) -> Result<()> {
+        let Pending { mut loaded, queued, created_by, applied } = pending;
+        let (accepted, view) = match applied {
+            Applied::Together { view } => (queued, view),
+            Applied::Refused | Applied::Waiting => {
+                loaded = if exists(&inner.conn, doc_id)? {
+                    inner.load(doc_id)?
+                } else {
+                    Loaded { doc: Automerge::new(), record: None }
+                };
+                let mut accepted = Vec::new();
+                for queued in queued {
+                    let mut trial = loaded.doc.fork();
+                    match trial.apply_changes([queued.change.clone()]) {
+                        Ok(()) => {
+                            loaded.doc = trial;
+                            accepted.push(queued);
+                        }
+                        Err(e) => {
+                            self.queued.remove(&queued.change.hash());
+                            self.reports[queued.batch].rejected.push(RejectedChange {
+                                index: queued.index,
+                                reason: format!("document {doc_id} refused the change: {e}"),
+                            });
+                        }
                     }
-                    Err(e) => report
-                        .rejected
-                        .push(RejectedChange { index, reason: format!("document {doc_id} refused the change: {e}") }),
                 }
+                loaded.refresh(doc_id);
+                let view = view_json(&loaded);
+                (accepted, view)
             }
-            accepted
         };
         inner.adopt(&mut loaded.doc);
-        let mut stored = stored_before;
-        if !accepted.is_empty() {
-            stored += accepted.len();
-            report.applied += store_changes(&inner.conn, doc_id, &accepted, origin)?;
-            if let Some(source) = source.filter(|s| s.enforce_scope && !known_doc) {
-                record_created(&inner.conn, source.peer, doc_id)?;
-            }
-            report.changed.push(doc_id);
-        }
-        if stored > 0 {
-            deferred.0.insert(doc_id, (loaded, stored, touched));
-        } else {
+        if accepted.is_empty() {
             inner.cache.put(doc_id, loaded);
+            return Ok(());
         }
+        // Each batch's changes in one run (they were queued batch after batch).
+        for run in accepted.chunk_by(|a, b| a.batch == b.batch) {
+            let batch = run[0].batch;
+            let changes: Vec<ChangeToStore> = run
+                .iter()
+                .map(|q| ChangeToStore { change: q.change.clone(), signature: q.signature.clone(), local: false })
+                .collect();
+            self.reports[batch].applied += store_changes(&inner.conn, doc_id, &changes, self.origins[batch])?;
+            self.reports[batch].changed.push(doc_id);
+            if let Some((_, peer)) = created_by.as_ref().filter(|(by, _)| *by == batch) {
+                record_created(&inner.conn, peer, doc_id)?;
+            }
+        }
+        let compact_every = i64::from(inner.options.compact_every.max(1));
+        write_doc_row(&inner.conn, doc_id, &loaded, view, accepted.len(), compact_every)?;
+        inner.cache.put(doc_id, loaded);
+        Ok(())
     }
-    if let Some(source) = source {
-        move_cursor(&inner.conn, source)?;
+
+    /// Settles every record still pending: the transaction may commit after this.
+    fn settle_all(&mut self, inner: &mut Inner) -> Result<()> {
+        let ids: Vec<PatientId> = self.pending.keys().copied().collect();
+        self.settle(inner, ids)
     }
-    Ok(())
 }
 
 /// Whether a change a child pushed is attributable: signed by the device that owns its actor.
 /// Automerge names the author (the device key) only in an actor's first change; the parent binds
 /// the actor to that key then (first binding wins) and checks every later change of the actor
 /// against it. The genesis change, identical on every device, is the one unsigned change.
-/// `Ok(Err(reason))` refuses the change.
+/// `checked_with`: the key the signature was already found to be by (see [`ChildPush::check_ahead`]);
+/// when that is the author's, it is not checked again. `Ok(Err(reason))` refuses the change.
 fn check_signed(
     conn: &rusqlite::Connection,
     doc_id: PatientId,
     change: &Change,
     signature: Option<&[u8]>,
     own_key: Option<&[u8]>,
+    checked_with: Option<&[u8]>,
 ) -> Result<std::result::Result<(), String>> {
     let hash = change.hash();
     let short = crate::identity::hex(&hash.0[..6]);
@@ -768,7 +983,7 @@ fn check_signed(
     let Some(signature) = signature else {
         return Ok(Err(format!("change {short} is not signed")));
     };
-    if !crate::identity::verify_signature(&author, &hash.0, signature) {
+    if checked_with != Some(author.as_slice()) && !crate::identity::verify_signature(&author, &hash.0, signature) {
         return Ok(Err(format!(
             "change {short}: the signature is not by its device {}",
             crate::identity::hex(&author[..author.len().min(8)])

@@ -16,6 +16,7 @@ mod edits;
 mod index;
 mod log;
 mod operators;
+mod parallel;
 mod queries;
 pub(crate) mod schema;
 mod scope;

@@ -180,6 +180,8 @@ pub struct ParentDriver<'a> {
     session: ParentSession,
     /// A push handed to the caller to store ([`ParentStep::Store`]), and what follows it.
     held: Option<HeldPush>,
+    /// The child's key, when it is a phone (read at its hello): its pushes are checked ahead.
+    phone_key: Option<Vec<u8>>,
     /// Progress so far.
     pub outcome: SessionOutcome,
 }
@@ -211,6 +213,7 @@ impl<'a> ParentDriver<'a> {
             me: me.to_string(),
             session: ParentSession::new(),
             held: None,
+            phone_key: None,
             outcome: SessionOutcome::default(),
         }
     }
@@ -309,6 +312,7 @@ impl<'a> ParentDriver<'a> {
                     let pending = self.store.pending_for(&peer, read_seq)?;
                     self.store.note_child_read(&peer, read_seq)?;
                     let grant_head = self.store.grant_head(&peer)?;
+                    self.phone_key = self.store.phone_key(&peer)?;
                     self.session.welcome(acked, &log_id, head, grant_head, pending)
                 }
                 ParentAction::ReadLog { after_seq } => {
@@ -348,11 +352,8 @@ impl<'a> ParentDriver<'a> {
                     let seqs: Vec<i64> = items.iter().map(|c| c.seq).collect();
                     let peer = self.session.peer().to_string();
                     self.held = Some(HeldPush { seqs, up_to, queue, send });
-                    return Ok(ParentStep::Store(ChildPush {
-                        peer,
-                        items: items.into_iter().map(incoming).collect(),
-                        up_to,
-                    }));
+                    let push = ChildPush::new(&peer, items.into_iter().map(incoming).collect(), up_to);
+                    return Ok(ParentStep::Store(push.from_phone(self.phone_key.clone())));
                 }
                 ParentAction::Failed(why) => {
                     self.outcome.error = Some(why);

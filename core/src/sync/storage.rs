@@ -51,6 +51,13 @@ pub trait ParentStorage: Send + Sync {
     fn ingest_group(&self, pushes: Vec<ChildPush>) -> Vec<Result<ApplyReport>> {
         pushes.into_iter().map(|p| self.ingest(&p.peer, p.items, p.up_to)).collect()
     }
+    /// The key of `child` when it is an enrolled phone (which may push only changes it authored),
+    /// so its pushes' signatures can be checked before they wait for the store
+    /// ([`ChildPush::check_ahead`]). `None` (the default) leaves every check to storing.
+    fn phone_key(&self, child: &str) -> Result<Option<Vec<u8>>> {
+        let _ = child;
+        Ok(None)
+    }
     /// Wakes when the log grows or scope changes, so live sessions stream new changes (SQLite: in
     /// process; PostgreSQL: LISTEN/NOTIFY across relay nodes).
     fn watch(&self) -> tokio::sync::watch::Receiver<StoreEvents>;
@@ -128,6 +135,10 @@ impl ParentStorage for Store {
 
     fn ingest(&self, child: &str, items: Vec<IncomingChange>, up_to: i64) -> Result<ApplyReport> {
         self.ingest_from_child(child, items, up_to)
+    }
+
+    fn phone_key(&self, child: &str) -> Result<Option<Vec<u8>>> {
+        Store::phone_key(self, child)
     }
 
     fn watch(&self) -> tokio::sync::watch::Receiver<StoreEvents> {

@@ -70,6 +70,10 @@ pub struct LoadReport {
     pub changes_per_second: f64,
     /// The best one-second window of the relay's `ingested_changes` counter.
     pub peak_changes_per_second: f64,
+    /// Each whole second of the push phase: changes ingested, connections open at its end, and
+    /// the relay's and the load side's CPU (cores): where the time went (connecting, the steady
+    /// state, the last pushes).
+    pub push_timeline: Vec<(u64, u64, f64, f64)>,
     /// Most connections the relay reported open at once (`connected_devices`).
     pub max_connected: u64,
     /// Push-and-pull session times, seconds: p50, p99, max.
@@ -299,6 +303,7 @@ pub async fn run(params: LoadParams, relay_binary: &Path, dir: &Path) -> Result<
     let samples = sampler.stop().await;
     report.max_connected = samples.iter().map(|s| s.connected).max().unwrap_or(0);
     report.peak_changes_per_second = peak_rate(&samples);
+    report.push_timeline = per_second(&samples, last_push);
     report.relay_peak_rss_mb = relay.peak_rss_mb()?;
     relay.stop().await?;
     report.push_seconds = last_push.as_secs_f64();
@@ -360,6 +365,25 @@ fn peak_rate(samples: &[relay_process::Sample]) -> f64 {
     best
 }
 
+/// Each whole second up to `end` (and a last part second): changes ingested, connections open
+/// at its end, relay and load-side CPU in cores.
+fn per_second(samples: &[relay_process::Sample], end: Duration) -> Vec<(u64, u64, f64, f64)> {
+    let mut out = Vec::new();
+    let Some(mut last) = samples.first() else { return out };
+    for second in 1..=end.as_secs() + 1 {
+        let Some(s) = samples.iter().rev().find(|s| s.at <= Duration::from_secs(second)) else { continue };
+        let seconds = s.at.saturating_sub(last.at).as_secs_f64().max(1e-9);
+        out.push((
+            s.ingested.saturating_sub(last.ingested),
+            s.connected,
+            (s.relay_cpu - last.relay_cpu) / seconds,
+            (s.load_cpu - last.load_cpu) / seconds,
+        ));
+        last = s;
+    }
+    out
+}
+
 /// How fast a total of seconds (CPU time, time the store was held...) grew per second of wall
 /// time, from the first sample to the first sample at or after `end`: cores for CPU time.
 fn per_second_until(
@@ -384,6 +408,7 @@ pub fn summary(r: &LoadReport) -> String {
          push+pull session: p50 {:.2} s, p99 {:.2} s, max {:.2} s; pull session: p50 {:.2} s, p99 {:.2} s ({} changes pulled)\n\
          relay: peak RSS {:.0} MB, CPU {:.2} cores over {:.1} s; load side peak RSS {:.0} MB, CPU {:.2} cores\n\
          push phase CPU: relay {:.2} cores, load side {:.2} cores (the machine has {}); relay store held {:.0}% of the time, {:.1} callers waiting for it on average; {:.1} pushes stored per transaction\n\
+         each second: changes ingested (connections open, relay + load-side CPU cores): {}\n\
          UDP datagrams dropped at full socket buffers during the load: {}\n\
          failed sessions: {}; phones diverged from their team: {}",
         r.pushed,
@@ -408,6 +433,11 @@ pub fn summary(r: &LoadReport) -> String {
         r.store_busy_push * 100.0,
         r.store_waiting_push,
         r.pushes_per_group,
+        r.push_timeline
+            .iter()
+            .map(|(n, open, relay, load)| format!("{n} ({open}, {relay:.1}+{load:.1})"))
+            .collect::<Vec<_>>()
+            .join(", "),
         r.udp_receive_drops,
         r.failures.len(),
         r.diverged,
