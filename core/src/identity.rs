@@ -45,16 +45,28 @@ impl fmt::Debug for DeviceKey {
 
 /// Checks an Ed25519 signature made by `public_key` over `message`.
 pub fn verify_signature(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
-    let Ok(key_bytes) = <[u8; 32]>::try_from(public_key) else {
-        return false;
-    };
-    let Ok(sig_bytes) = <[u8; 64]>::try_from(signature) else {
-        return false;
-    };
-    let Ok(key) = VerifyingKey::from_bytes(&key_bytes) else {
-        return false;
-    };
-    key.verify(message, &Signature::from_bytes(&sig_bytes)).is_ok()
+    SignatureChecker::new(public_key).is_some_and(|checker| checker.verify(message, signature))
+}
+
+/// Checks many signatures of one key: the key is read (a point decompression) once, not per
+/// signature (a relay checks every change of a phone's push against the phone's key). Each
+/// signature is checked on its own, exactly as [`verify_signature`] does.
+pub struct SignatureChecker(VerifyingKey);
+
+impl SignatureChecker {
+    /// A checker for `public_key`; `None` when it is not an Ed25519 public key.
+    pub fn new(public_key: &[u8]) -> Option<SignatureChecker> {
+        let key_bytes = <[u8; 32]>::try_from(public_key).ok()?;
+        VerifyingKey::from_bytes(&key_bytes).ok().map(SignatureChecker)
+    }
+
+    /// Whether `signature` is the key's over `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        let Ok(sig_bytes) = <[u8; 64]>::try_from(signature) else {
+            return false;
+        };
+        self.0.verify(message, &Signature::from_bytes(&sig_bytes)).is_ok()
+    }
 }
 
 /// Lowercase hex of bytes.

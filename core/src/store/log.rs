@@ -116,15 +116,16 @@ impl ChildPush {
         let Some(key) = self.phone_key.clone() else {
             return;
         };
+        let checker = crate::identity::SignatureChecker::new(&key);
         let changes = self
             .items
             .iter()
             .map(|item| {
                 let change = decode_change(&item.bytes).ok().filter(|_| item.bytes.len() <= MAX_CHANGE_BYTES)?;
-                let signed = item
-                    .signature
-                    .as_deref()
-                    .is_some_and(|signature| crate::identity::verify_signature(&key, &change.hash().0, signature));
+                let signed = match (&checker, item.signature.as_deref()) {
+                    (Some(checker), Some(signature)) => checker.verify(&change.hash().0, signature),
+                    _ => false,
+                };
                 Some((change, signed))
             })
             .collect();

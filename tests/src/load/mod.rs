@@ -70,10 +70,10 @@ pub struct LoadReport {
     pub changes_per_second: f64,
     /// The best one-second window of the relay's `ingested_changes` counter.
     pub peak_changes_per_second: f64,
-    /// Each whole second of the push phase: changes ingested, connections open at its end, and
-    /// the relay's and the load side's CPU (cores): where the time went (connecting, the steady
-    /// state, the last pushes).
-    pub push_timeline: Vec<(u64, u64, f64, f64)>,
+    /// Each whole second of the push phase: changes ingested, connections open at its end, the
+    /// relay's and the load side's CPU (cores), and the share of it the relay's store was held:
+    /// where the time went (connecting, the steady state, the last pushes).
+    pub push_timeline: Vec<(u64, u64, f64, f64, f64)>,
     /// Most connections the relay reported open at once (`connected_devices`).
     pub max_connected: u64,
     /// Push-and-pull session times, seconds: p50, p99, max.
@@ -366,8 +366,8 @@ fn peak_rate(samples: &[relay_process::Sample]) -> f64 {
 }
 
 /// Each whole second up to `end` (and a last part second): changes ingested, connections open
-/// at its end, relay and load-side CPU in cores.
-fn per_second(samples: &[relay_process::Sample], end: Duration) -> Vec<(u64, u64, f64, f64)> {
+/// at its end, relay and load-side CPU in cores, share of it the relay's store was held.
+fn per_second(samples: &[relay_process::Sample], end: Duration) -> Vec<(u64, u64, f64, f64, f64)> {
     let mut out = Vec::new();
     let Some(mut last) = samples.first() else { return out };
     for second in 1..=end.as_secs() + 1 {
@@ -378,6 +378,7 @@ fn per_second(samples: &[relay_process::Sample], end: Duration) -> Vec<(u64, u64
             s.connected,
             (s.relay_cpu - last.relay_cpu) / seconds,
             (s.load_cpu - last.load_cpu) / seconds,
+            (s.store_busy - last.store_busy) / seconds,
         ));
         last = s;
     }
@@ -408,7 +409,7 @@ pub fn summary(r: &LoadReport) -> String {
          push+pull session: p50 {:.2} s, p99 {:.2} s, max {:.2} s; pull session: p50 {:.2} s, p99 {:.2} s ({} changes pulled)\n\
          relay: peak RSS {:.0} MB, CPU {:.2} cores over {:.1} s; load side peak RSS {:.0} MB, CPU {:.2} cores\n\
          push phase CPU: relay {:.2} cores, load side {:.2} cores (the machine has {}); relay store held {:.0}% of the time, {:.1} callers waiting for it on average; {:.1} pushes stored per transaction\n\
-         each second: changes ingested (connections open, relay + load-side CPU cores): {}\n\
+         each second: changes ingested (connections open, relay + load-side CPU cores, relay store held): {}\n\
          UDP datagrams dropped at full socket buffers during the load: {}\n\
          failed sessions: {}; phones diverged from their team: {}",
         r.pushed,
@@ -435,7 +436,7 @@ pub fn summary(r: &LoadReport) -> String {
         r.pushes_per_group,
         r.push_timeline
             .iter()
-            .map(|(n, open, relay, load)| format!("{n} ({open}, {relay:.1}+{load:.1})"))
+            .map(|(n, open, relay, load, busy)| format!("{n} ({open}, {relay:.1}+{load:.1}, {:.0}%)", busy * 100.0))
             .collect::<Vec<_>>()
             .join(", "),
         r.udp_receive_drops,
