@@ -452,3 +452,36 @@ fn a_relay_refuses_unsigned_forged_and_actor_stealing_changes() {
     assert!(report.rejected[1].reason.contains("belongs to another device"), "{report:?}");
     assert!(report.applied == 0);
 }
+
+/// Found by the phone tests: a desk's second referral event, made while the first was being read
+/// for a push, was covered by that push (acknowledged) without being in it, and never sent. A
+/// batch and how far it covers are read together, so whatever commits meanwhile is either in the
+/// batch or after what it covers.
+#[test]
+fn a_push_batch_never_covers_an_edit_it_does_not_carry() {
+    let store = std::sync::Arc::new(memory_store());
+    let p = store.create_patient(new_patient("孙秀英")).unwrap();
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            for i in 0..400u16 {
+                store.record_visit(p, visit(110 + i % 60, 80)).unwrap();
+            }
+        })
+    };
+    let (mut after, mut carried) = (0, std::collections::BTreeSet::new());
+    loop {
+        let done = writer.is_finished();
+        let (batch, up_to) = store.local_batch(after, 3).unwrap();
+        assert!(batch.iter().all(|c| c.seq > after && c.seq <= up_to), "a batch past what it covers");
+        carried.extend(batch.iter().map(|c| c.seq));
+        after = up_to;
+        if done && after == store.last_local_seq().unwrap() {
+            break;
+        }
+    }
+    writer.join().unwrap();
+    let all: std::collections::BTreeSet<i64> =
+        store.local_changes_since(0, usize::MAX).unwrap().into_iter().map(|c| c.seq).collect();
+    assert_eq!(carried, all, "every edit is in the batch that covers it");
+}

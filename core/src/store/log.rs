@@ -164,6 +164,25 @@ impl Store {
         self.read_log("local = 1 AND local_seq > ?1", after_seq, limit)
     }
 
+    /// What a child pushes next: its own changes after `after_seq` (at most `limit`), and how far
+    /// its log they cover — the newest local change when the batch is not full (the log looked
+    /// at up to its head), else the batch's last. Both are read under one lock, so a change
+    /// committed meanwhile is either in the batch or after what it covers: a batch that covered
+    /// an edit it did not carry would be acknowledged and that edit never pushed.
+    pub fn local_batch(&self, after_seq: i64, limit: usize) -> Result<(Vec<StoredChange>, i64)> {
+        let inner = self.lock();
+        let head: i64 =
+            inner
+                .conn
+                .query_row("SELECT coalesce(max(local_seq), 0) FROM changes WHERE local = 1", [], |r| r.get(0))?;
+        let changes = read_log(&inner.conn, "local = 1 AND local_seq > ?1", after_seq, limit)?;
+        let up_to = match changes.last() {
+            Some(last) if changes.len() >= limit => last.seq,
+            _ => head.max(after_seq),
+        };
+        Ok((changes, up_to))
+    }
+
     /// This replica's changes after `after_seq` in `peer`'s scope that did not come from `peer`,
     /// at most `limit`, and how far the log has been looked at for `peer` (the cursor moves past
     /// the changes left out).
@@ -340,20 +359,7 @@ impl Store {
     }
 
     fn read_log(&self, filter: &str, after_seq: i64, limit: usize) -> Result<Vec<StoredChange>> {
-        let inner = self.lock();
-        let sql = format!(
-            "SELECT local_seq, doc_id, hash, bytes, signature, local FROM changes WHERE {filter} ORDER BY local_seq LIMIT ?2"
-        );
-        let mut stmt = inner.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![after_seq, limit.min(i64::MAX as usize) as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, doc, hash, bytes, signature, local) = row?;
-            out.push(stored_change(seq, &doc, &hash, bytes, signature, local)?);
-        }
-        Ok(out)
+        read_log(&self.lock().conn, filter, after_seq, limit)
     }
 
     /// Applies changes received from a peer, in one transaction. Re-sent changes are no-ops;
@@ -543,6 +549,23 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// Log rows matching `filter` (with `?1` the sequence to read after), in log order, at most `limit`.
+fn read_log(conn: &rusqlite::Connection, filter: &str, after_seq: i64, limit: usize) -> Result<Vec<StoredChange>> {
+    let sql = format!(
+        "SELECT local_seq, doc_id, hash, bytes, signature, local FROM changes WHERE {filter} ORDER BY local_seq LIMIT ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![after_seq, limit.min(i64::MAX as usize) as i64], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, doc, hash, bytes, signature, local) = row?;
+        out.push(stored_change(seq, &doc, &hash, bytes, signature, local)?);
+    }
+    Ok(out)
 }
 
 /// A log row as a [`StoredChange`]; a malformed row is reported, not trusted.

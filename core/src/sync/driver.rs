@@ -95,12 +95,9 @@ impl<'a> ChildDriver<'a> {
                     continue;
                 }
                 ChildAction::ReadLocal { after_seq } => {
-                    let changes = self.store.local_changes_since(after_seq, BATCH_CHANGES)?;
-                    let up_to = if changes.len() < BATCH_CHANGES {
-                        self.store.last_local_seq()?.max(after_seq)
-                    } else {
-                        changes.last().map_or(after_seq, |c| c.seq)
-                    };
+                    // The batch and how far it covers, read together: an edit committed between
+                    // two separate reads would be covered (and acknowledged) without being sent.
+                    let (changes, up_to) = self.store.local_batch(after_seq, BATCH_CHANGES)?;
                     self.outcome.sent += changes.len();
                     self.outcome.change_bytes += changes.iter().map(|c| c.bytes.len() as u64).sum::<u64>();
                     self.session.push(changes.into_iter().map(wire).collect(), up_to)

@@ -70,6 +70,34 @@ private func within<T: Sendable>(
     }
 }
 
+/// The phone's sync status as it is now (the first value of its status stream).
+private func statusNow(_ phone: Yilian) async -> String {
+    for await status in phone.syncStatus() {
+        return "\(status.state) connected \(status.connected) synced \(status.synced) "
+            + "unacknowledged \(status.unacknowledged) sessions \(status.sessions) "
+            + "last error \(status.lastError ?? "none")"
+    }
+    return "no status"
+}
+
+/// `within`, for a step of a test with two phones: a step that does not happen in time fails
+/// naming it, with both phones' sync status (where it stuck).
+private func step<T: Sendable>(
+    _ what: String, _ seconds: Double, _ phones: [(String, Yilian)],
+    _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    do {
+        return try await within(seconds, body)
+    } catch is CancellationError {
+        var where_ = [String]()
+        for (name, phone) in phones {
+            where_.append("\(name): \(await statusNow(phone))")
+        }
+        XCTFail("\(what) did not happen within \(Int(seconds)) s; " + where_.joined(separator: "; "))
+        throw CancellationError()
+    }
+}
+
 final class YilianTests: XCTestCase {
     func testAStoreInATempFolderKeepsTheVisitsAcrossAReopen() async throws {
         let folder = tempFolder()
@@ -207,7 +235,7 @@ final class YilianTests: XCTestCase {
         try li.startSync(try syncConfig("sw-li"))
         try await li.syncNow(timeout: 30)
         let desk = li.store
-        let arrived = try await within(30) {
+        let arrived = try await step("the referral reaching the desk", 30, [("village", wang), ("desk", li)]) {
             for try await list in desk.live({ try await $0.openReferrals(organizationId: "county") })
             where list.contains(where: { $0.referralId == referral }) {
                 return list
@@ -224,7 +252,7 @@ final class YilianTests: XCTestCase {
 
         // The desk's acceptance flows back to the village phone over its live session.
         let village = wang.store
-        let status = try await within(30) {
+        let status = try await step("the desk's acceptance reaching the village", 30, [("village", wang), ("desk", li)]) {
             for try await status in village.live({ try await $0.referralStatus(referralId: referral) })
             where status == .accepted {
                 return status
