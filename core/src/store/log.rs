@@ -121,7 +121,10 @@ impl ChildPush {
             .items
             .iter()
             .map(|item| {
-                let change = decode_change(&item.bytes).ok().filter(|_| item.bytes.len() <= MAX_CHANGE_BYTES)?;
+                if item.bytes.len() > MAX_CHANGE_BYTES {
+                    return None; // refused when stored, saying so
+                }
+                let change = decode_change(&item.bytes).ok()?;
                 let signed = match (&checker, item.signature.as_deref()) {
                     (Some(checker), Some(signature)) => checker.verify(&change.hash().0, signature),
                     _ => false,
