@@ -207,8 +207,9 @@ fn a_write_outside_the_scope_is_refused_and_nothing_of_it_is_stored() {
     assert_eq!(relay.export_json(p).unwrap(), before, "nothing of the refused write is stored");
 }
 
-#[test]
-fn a_phone_may_push_only_the_changes_it_authored() {
+/// Village a's team with two members' phones (`phone-a` of dr-a, `phone-a2` of nurse dr-a2),
+/// both synced with a resident phone a registered.
+fn two_phones_of_team_a() -> (Store, Store, Store, PatientId) {
     let relay = consortium();
     let a = enrolled(&relay, "phone-a", "dr-a");
     relay.add_practitioner(&practitioner("dr-a2", PractitionerRole::Nurse, "village-a")).unwrap();
@@ -217,6 +218,12 @@ fn a_phone_may_push_only_the_changes_it_authored() {
     let p = contracted(&a, "a", "陈建国");
     sync(&a, "phone-a", &relay);
     sync(&a2, "phone-a2", &relay);
+    (relay, a, a2, p)
+}
+
+#[test]
+fn a_phone_may_push_only_the_changes_it_authored() {
+    let (relay, a, a2, p) = two_phones_of_team_a();
     // Phone a's next visit reaches phone a2 out of band (Bluetooth, say) before the relay.
     a.record_visit(p, visit(150, 90)).unwrap();
     let newest = a.changes_since(0, usize::MAX).unwrap().pop().unwrap();
@@ -245,14 +252,7 @@ fn a_phone_may_push_only_the_changes_it_authored() {
 
 #[test]
 fn a_signature_checked_ahead_counts_only_for_the_change_and_key_it_was_checked_with() {
-    let relay = consortium();
-    let a = enrolled(&relay, "phone-a", "dr-a");
-    relay.add_practitioner(&practitioner("dr-a2", PractitionerRole::Nurse, "village-a")).unwrap();
-    relay.set_team_member("team-a", "dr-a2", true).unwrap();
-    let a2 = enrolled(&relay, "phone-a2", "dr-a2");
-    let p = contracted(&a, "a", "陈建国");
-    sync(&a, "phone-a", &relay);
-    sync(&a2, "phone-a2", &relay);
+    let (relay, a, a2, p) = two_phones_of_team_a();
     a.record_visit(p, visit(150, 90)).unwrap();
     // a2's actor is known to the relay once its first change (which names a2's key) is there.
     a2.record_visit(p, visit(142, 88)).unwrap();

@@ -773,33 +773,27 @@ impl<'a> Group<'a> {
         &mut self,
         inner: &mut Inner,
         by_doc: Batch<'_>,
-        mut report: ApplyReport,
+        report: ApplyReport,
         source: Option<&Source<'a>>,
     ) -> Result<()> {
         let batch = self.reports.len();
+        self.reports.push(report);
+        self.origins.push(source.map(|s| s.peer));
         let checked = source.filter(|s| s.enforce_scope);
         // An enrolled phone may push only the changes it authored (a hub forwards its phones').
         let own_key = match checked {
             Some(source) => own_changes_only(&inner.conn, source.peer)?,
             None => None,
         };
-        let mut result = Ok(());
         for (doc_id, items) in by_doc {
-            result = self.add_document(inner, batch, doc_id, items, checked, own_key.as_deref(), &mut report);
-            if result.is_err() {
-                break;
-            }
+            self.add_document(inner, batch, doc_id, items, checked, own_key.as_deref())?;
         }
-        self.reports.push(report);
-        self.origins.push(source.map(|s| s.peer));
-        result?;
         if let Some(source) = source {
             move_cursor(&inner.conn, source)?;
         }
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn add_document(
         &mut self,
         inner: &mut Inner,
@@ -808,7 +802,6 @@ impl<'a> Group<'a> {
         items: Vec<Received<'_>>,
         checked: Option<&Source<'a>>,
         own_key: Option<&[u8]>,
-        report: &mut ApplyReport,
     ) -> Result<()> {
         let on_disk = exists(&inner.conn, doc_id)?;
         let known_doc = on_disk || self.pending.contains_key(&doc_id);
@@ -819,9 +812,9 @@ impl<'a> Group<'a> {
             // Already-stored changes are harmless no-ops; anything new is refused.
             for Received { index, change, .. } in items {
                 if self.is_stored(&inner.conn, &change)? {
-                    report.duplicates += 1;
+                    self.reports[batch].duplicates += 1;
                 } else {
-                    report.rejected.push(RejectedChange {
+                    self.reports[batch].rejected.push(RejectedChange {
                         index,
                         reason: format!("document {doc_id} is outside the scope of {}", source.peer),
                     });
@@ -832,7 +825,7 @@ impl<'a> Group<'a> {
         let mut fresh = Vec::new();
         for Received { index, change, signature, checked_with } in items {
             if self.is_stored(&inner.conn, &change)? {
-                report.duplicates += 1;
+                self.reports[batch].duplicates += 1;
                 continue;
             }
             if let Some(source) = checked
@@ -840,7 +833,7 @@ impl<'a> Group<'a> {
                     check_signed(&inner.conn, doc_id, &change, signature.as_deref(), own_key, checked_with)?
             {
                 tracing::warn!(child = %source.peer, %reason, "refused a change");
-                report.rejected.push(RejectedChange { index, reason });
+                self.reports[batch].rejected.push(RejectedChange { index, reason });
                 continue;
             }
             self.queued.insert(change.hash());
