@@ -101,11 +101,8 @@ impl Store {
         type Position = (Option<i64>, Option<i64>, Option<Vec<u8>>);
         let row: Option<Position> = inner
             .conn
-            .query_row(
-                "SELECT catch_up_head, catch_up_grant, catch_up_after FROM peers WHERE peer_id = ?1",
-                [parent],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .prepare_cached("SELECT catch_up_head, catch_up_grant, catch_up_after FROM peers WHERE peer_id = ?1")?
+            .query_row([parent], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         Ok(match row {
             Some((Some(head), Some(grant), Some(after))) => {

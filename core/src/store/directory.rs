@@ -271,7 +271,7 @@ fn insert_unique(
     sql: &str,
     args: impl rusqlite::Params,
 ) -> Result<()> {
-    match conn.execute(sql, args) {
+    match conn.prepare_cached(sql)?.execute(args) {
         Ok(_) => Ok(()),
         Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
             Err(Error::AlreadyExists { what, id: id.to_string() })
@@ -444,10 +444,8 @@ impl Store {
         )?;
         let mut changed = 0;
         for member in &team.members {
-            tx.execute(
-                "INSERT OR IGNORE INTO team_members (team_id, practitioner_id) VALUES (?1, ?2)",
-                params![team.id, member],
-            )?;
+            tx.prepare_cached("INSERT OR IGNORE INTO team_members (team_id, practitioner_id) VALUES (?1, ?2)")?
+                .execute(params![team.id, member])?;
             changed += inner.refresh_practitioner_devices(&tx, member)?;
         }
         tx.commit()?;
@@ -469,7 +467,7 @@ impl Store {
         } else {
             "DELETE FROM team_members WHERE team_id = ?1 AND practitioner_id = ?2"
         };
-        tx.execute(sql, params![team, practitioner])?;
+        tx.prepare_cached(sql)?.execute(params![team, practitioner])?;
         let changed = inner.refresh_practitioner_devices(&tx, practitioner)?;
         tx.commit()?;
         if changed > 0 {
@@ -514,7 +512,8 @@ impl Store {
         let inner = self.lock();
         let home: Option<String> = inner
             .conn
-            .query_row("SELECT organization_id FROM practitioners WHERE id = ?1", [practitioner], |r| r.get(0))
+            .prepare_cached("SELECT organization_id FROM practitioners WHERE id = ?1")?
+            .query_row([practitioner], |r| r.get(0))
             .optional()?;
         let Some(home) = home else {
             return Err(Error::NotFound { what: "practitioner", id: practitioner.to_string() });
@@ -524,10 +523,8 @@ impl Store {
         let code = random_code();
         let issued_at = now_ms();
         let expires_at = issued_at.saturating_add(valid_for.as_millis().min(i64::MAX as u128) as i64);
-        inner.conn.execute(
-            "INSERT INTO enrollment_codes (code_hash, practitioner_id, organization_id, kind, issued_by, issued_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![secret_hash(&code), practitioner, organization, kind.as_str(), issued_by, issued_at, expires_at],
+        inner.conn.prepare_cached("INSERT INTO enrollment_codes (code_hash, practitioner_id, organization_id, kind, issued_by, issued_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(params![secret_hash(&code), practitioner, organization, kind.as_str(), issued_by, issued_at, expires_at],
         )?;
         Ok(EnrollmentCode {
             code,
@@ -547,21 +544,20 @@ impl Store {
         let inner = self.lock();
         let tx = inner.conn.unchecked_transaction()?;
         let found: Option<IssuedCode> = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT practitioner_id, organization_id, kind, expires_at, used_at, used_by
                  FROM enrollment_codes WHERE code_hash = ?1",
-                [secret_hash(code)],
-                |r| {
-                    Ok(IssuedCode {
-                        practitioner_id: r.get(0)?,
-                        organization_id: r.get(1)?,
-                        kind: r.get(2)?,
-                        expires_at: r.get(3)?,
-                        used_at: r.get(4)?,
-                        used_by: r.get(5)?,
-                    })
-                },
-            )
+            )?
+            .query_row([secret_hash(code)], |r| {
+                Ok(IssuedCode {
+                    practitioner_id: r.get(0)?,
+                    organization_id: r.get(1)?,
+                    kind: r.get(2)?,
+                    expires_at: r.get(3)?,
+                    used_at: r.get(4)?,
+                    used_by: r.get(5)?,
+                })
+            })
             .optional()?;
         let forbidden = |reason: String| Err(Error::Forbidden { reason });
         let Some(IssuedCode { practitioner_id, organization_id, kind, expires_at, used_at, used_by }) = found else {
@@ -578,7 +574,8 @@ impl Store {
             return forbidden(format!("enrollment code expired at {}", crate::time::format_ms(expires_at)));
         }
         let existing: Option<String> = tx
-            .query_row("SELECT device_id FROM devices WHERE public_key = ?1", [public_key.to_vec()], |r| r.get(0))
+            .prepare_cached("SELECT device_id FROM devices WHERE public_key = ?1")?
+            .query_row([public_key.to_vec()], |r| r.get(0))
             .optional()?;
         if let Some(existing) = existing {
             return forbidden(format!("this device key is already enrolled as {existing}"));
@@ -591,10 +588,8 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![device_id, public_key.to_vec(), practitioner_id, organization_id, kind, now],
         )?;
-        tx.execute(
-            "UPDATE enrollment_codes SET used_at = ?2, used_by = ?3 WHERE code_hash = ?1",
-            params![secret_hash(code), now, device_id],
-        )?;
+        tx.prepare_cached("UPDATE enrollment_codes SET used_at = ?2, used_by = ?3 WHERE code_hash = ?1")?
+            .execute(params![secret_hash(code), now, device_id])?;
         refresh_device_scope(&tx, device_id, now, referral_grace_ms(&tx)?)?;
         tx.commit()?;
         inner.notify(false, super::Committed::Scope);
@@ -621,11 +616,13 @@ impl Store {
     /// seconds); the changes it signed before stay valid history.
     pub fn revoke_device(&self, device_id: &str, by: &str, reason: &str) -> Result<Device> {
         let inner = self.lock();
-        let updated = inner.conn.execute(
-            "UPDATE devices SET revoked_at = ?2, revoked_by = ?3, revoke_reason = ?4
+        let updated = inner
+            .conn
+            .prepare_cached(
+                "UPDATE devices SET revoked_at = ?2, revoked_by = ?3, revoke_reason = ?4
              WHERE device_id = ?1 AND revoked_at IS NULL",
-            params![device_id, now_ms(), by, reason],
-        )?;
+            )?
+            .execute(params![device_id, now_ms(), by, reason])?;
         let device = devices_where(&inner.conn, "device_id = ?1", [device_id])?.into_iter().next();
         let device = device.ok_or_else(|| Error::NotFound { what: "device", id: device_id.to_string() })?;
         if updated > 0 {
@@ -639,8 +636,10 @@ impl Store {
     /// revoked devices' connections when the revocation came from another process.
     pub fn revocation_count(&self) -> Result<u64> {
         let inner = self.lock();
-        let n: i64 =
-            inner.conn.query_row("SELECT count(*) FROM devices WHERE revoked_at IS NOT NULL", [], |r| r.get(0))?;
+        let n: i64 = inner
+            .conn
+            .prepare_cached("SELECT count(*) FROM devices WHERE revoked_at IS NOT NULL")?
+            .query_row([], |r| r.get(0))?;
         Ok(n.max(0) as u64)
     }
 }

@@ -97,11 +97,8 @@ impl Inner {
         type Row = (Option<Vec<u8>>, i64, Option<Vec<u8>>, Option<Vec<u8>>);
         let row: Option<Row> = self
             .conn
-            .query_row(
-                "SELECT snapshot, snapshot_seq, view, view_heads FROM docs WHERE doc_id = ?1",
-                [id.to_string()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
+            .prepare_cached("SELECT snapshot, snapshot_seq, view, view_heads FROM docs WHERE doc_id = ?1")?
+            .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .optional()?;
         let Some((snapshot, snapshot_seq, view, view_heads)) = row else {
             return Err(Error::NotFound { what: "patient", id: id.to_string() });
@@ -146,15 +143,13 @@ impl Inner {
         if doc.get_heads().is_empty() {
             return Err(corrupt(id, "snapshot unreadable and no changes in the log"));
         }
-        let max_seq: i64 = self.conn.query_row(
-            "SELECT coalesce(max(local_seq), 0) FROM changes WHERE doc_id = ?1",
-            [id.to_string()],
-            |r| r.get(0),
-        )?;
-        self.conn.execute(
-            "UPDATE docs SET snapshot = ?2, snapshot_seq = ?3, pending = 0 WHERE doc_id = ?1",
-            params![id.to_string(), doc.save(), max_seq],
-        )?;
+        let max_seq: i64 = self
+            .conn
+            .prepare_cached("SELECT coalesce(max(local_seq), 0) FROM changes WHERE doc_id = ?1")?
+            .query_row([id.to_string()], |r| r.get(0))?;
+        self.conn
+            .prepare_cached("UPDATE docs SET snapshot = ?2, snapshot_seq = ?3, pending = 0 WHERE doc_id = ?1")?
+            .execute(params![id.to_string(), doc.save(), max_seq])?;
         self.adopt(&mut doc);
         let mut loaded = Loaded { doc, record: None };
         loaded.refresh(id);
@@ -304,5 +299,9 @@ fn snapshot(tx: &Connection, id: PatientId, doc: &Automerge) -> Result<bool> {
 
 /// Whether a document row exists.
 pub(crate) fn exists(conn: &Connection, id: PatientId) -> Result<bool> {
-    Ok(conn.query_row("SELECT 1 FROM docs WHERE doc_id = ?1", [id.to_string()], |_| Ok(())).optional()?.is_some())
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM docs WHERE doc_id = ?1")?
+        .query_row([id.to_string()], |_| Ok(()))
+        .optional()?
+        .is_some())
 }

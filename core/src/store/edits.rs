@@ -347,9 +347,8 @@ impl Store {
         let mut inner = self.lock();
         let patient: Option<String> = inner
             .conn
-            .query_row("SELECT patient_id FROM referral_index WHERE referral_id = ?1", [referral.to_string()], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT patient_id FROM referral_index WHERE referral_id = ?1")?
+            .query_row([referral.to_string()], |r| r.get(0))
             .optional()?;
         let patient: PatientId =
             patient.ok_or(Error::NotFound { what: "referral", id: referral.to_string() })?.parse()?;

@@ -174,10 +174,10 @@ impl Store {
     /// an edit it did not carry would be acknowledged and that edit never pushed.
     pub fn local_batch(&self, after_seq: i64, limit: usize) -> Result<(Vec<StoredChange>, i64)> {
         let inner = self.lock();
-        let head: i64 =
-            inner
-                .conn
-                .query_row("SELECT coalesce(max(local_seq), 0) FROM changes WHERE local = 1", [], |r| r.get(0))?;
+        let head: i64 = inner
+            .conn
+            .prepare_cached("SELECT coalesce(max(local_seq), 0) FROM changes WHERE local = 1")?
+            .query_row([], |r| r.get(0))?;
         let changes = read_log(&inner.conn, "local = 1 AND local_seq > ?1", after_seq, limit)?;
         let up_to = match changes.last() {
             Some(last) if changes.len() >= limit => last.seq,
@@ -191,7 +191,10 @@ impl Store {
     /// the changes left out).
     pub fn changes_for_peer(&self, peer: &str, after_seq: i64, limit: usize) -> Result<(Vec<StoredChange>, i64)> {
         let inner = self.lock();
-        let head: i64 = inner.conn.query_row("SELECT coalesce(max(local_seq), 0) FROM changes", [], |r| r.get(0))?;
+        let head: i64 = inner
+            .conn
+            .prepare_cached("SELECT coalesce(max(local_seq), 0) FROM changes")?
+            .query_row([], |r| r.get(0))?;
         let sql = format!(
             "SELECT local_seq, doc_id, hash, bytes, signature, local FROM changes
              WHERE {} ORDER BY local_seq LIMIT ?3",
@@ -225,7 +228,10 @@ impl Store {
     /// The id of this replica's log; a peer whose cursor names another log starts again at 0.
     pub fn log_id(&self) -> Result<String> {
         let inner = self.lock();
-        Ok(inner.conn.query_row("SELECT CAST(value AS TEXT) FROM meta WHERE key = 'log_id'", [], |r| r.get(0))?)
+        Ok(inner
+            .conn
+            .prepare_cached("SELECT CAST(value AS TEXT) FROM meta WHERE key = 'log_id'")?
+            .query_row([], |r| r.get(0))?)
     }
 
     /// The peer's log id our cursor refers to ('' when none).
@@ -233,7 +239,8 @@ impl Store {
         let inner = self.lock();
         Ok(inner
             .conn
-            .query_row("SELECT log_id FROM peers WHERE peer_id = ?1", [peer], |r| r.get(0))
+            .prepare_cached("SELECT log_id FROM peers WHERE peer_id = ?1")?
+            .query_row([peer], |r| r.get(0))
             .optional()?
             .unwrap_or_default())
     }
@@ -241,12 +248,14 @@ impl Store {
     /// Starts reading `peer`'s log (and its grants) again from 0: its log was replaced.
     pub fn reset_peer_read_cursor(&self, peer: &str, log_id: &str) -> Result<()> {
         let inner = self.lock();
-        inner.conn.execute(
-            "INSERT INTO peers (peer_id, read_seq, log_id, updated_at) VALUES (?1, 0, ?2, ?3)
+        inner
+            .conn
+            .prepare_cached(
+                "INSERT INTO peers (peer_id, read_seq, log_id, updated_at) VALUES (?1, 0, ?2, ?3)
              ON CONFLICT(peer_id) DO UPDATE SET read_seq = 0, grant_seq = 0, log_id = excluded.log_id,
                  updated_at = excluded.updated_at",
-            params![peer, log_id, now_ms()],
-        )?;
+            )?
+            .execute(params![peer, log_id, now_ms()])?;
         Ok(())
     }
 
@@ -265,8 +274,9 @@ impl Store {
     pub fn forget_child_log(&self, child: &str) -> Result<()> {
         let inner = self.lock();
         let tx = inner.conn.unchecked_transaction()?;
-        tx.execute("UPDATE peers SET read_seq = 0, updated_at = ?2 WHERE peer_id = ?1", params![child, now_ms()])?;
-        tx.execute("UPDATE changes SET origin = NULL WHERE origin = ?1", [child])?;
+        tx.prepare_cached("UPDATE peers SET read_seq = 0, updated_at = ?2 WHERE peer_id = ?1")?
+            .execute(params![child, now_ms()])?;
+        tx.prepare_cached("UPDATE changes SET origin = NULL WHERE origin = ?1")?.execute([child])?;
         tx.commit()?;
         Ok(())
     }
@@ -276,17 +286,26 @@ impl Store {
         Ok(self
             .lock()
             .conn
-            .query_row("SELECT coalesce(max(local_seq), 0) FROM changes WHERE local = 1", [], |r| r.get(0))?)
+            .prepare_cached("SELECT coalesce(max(local_seq), 0) FROM changes WHERE local = 1")?
+            .query_row([], |r| r.get(0))?)
     }
 
     /// The newest sequence number in the log (0 when empty).
     pub fn last_seq(&self) -> Result<i64> {
-        Ok(self.lock().conn.query_row("SELECT coalesce(max(local_seq), 0) FROM changes", [], |r| r.get(0))?)
+        Ok(self
+            .lock()
+            .conn
+            .prepare_cached("SELECT coalesce(max(local_seq), 0) FROM changes")?
+            .query_row([], |r| r.get(0))?)
     }
 
     /// How many changes in the log came from peers (on a relay: ingested from devices).
     pub fn remote_change_count(&self) -> Result<u64> {
-        let n: i64 = self.lock().conn.query_row("SELECT count(*) FROM changes WHERE local = 0", [], |r| r.get(0))?;
+        let n: i64 = self
+            .lock()
+            .conn
+            .prepare_cached("SELECT count(*) FROM changes WHERE local = 0")?
+            .query_row([], |r| r.get(0))?;
         Ok(n.max(0) as u64)
     }
 
@@ -491,8 +510,8 @@ impl Store {
         let inner = &mut *guard;
         let tx = inner.conn.unchecked_transaction()?;
         let id = doc.to_string();
-        let dropped = tx.execute("DELETE FROM changes WHERE doc_id = ?1", [&id])?;
-        tx.execute("DELETE FROM docs WHERE doc_id = ?1", [&id])?;
+        let dropped = tx.prepare_cached("DELETE FROM changes WHERE doc_id = ?1")?.execute([&id])?;
+        tx.prepare_cached("DELETE FROM docs WHERE doc_id = ?1")?.execute([&id])?;
         super::index::remove(&tx, doc)?;
         move_cursor(
             &tx,
@@ -534,9 +553,8 @@ impl Store {
         let inner = self.lock();
         Ok(inner
             .conn
-            .query_row("SELECT acked_seq, read_seq FROM peers WHERE peer_id = ?1", [peer], |r| {
-                Ok(PeerCursor { acked_seq: r.get(0)?, read_seq: r.get(1)? })
-            })
+            .prepare_cached("SELECT acked_seq, read_seq FROM peers WHERE peer_id = ?1")?
+            .query_row([peer], |r| Ok(PeerCursor { acked_seq: r.get(0)?, read_seq: r.get(1)? }))
             .optional()?
             .unwrap_or_default())
     }
@@ -544,12 +562,14 @@ impl Store {
     /// Stores the cursors for `peer`. Cursors only move forward.
     pub fn set_peer_cursor(&self, peer: &str, cursor: PeerCursor) -> Result<()> {
         let inner = self.lock();
-        inner.conn.execute(
-            "INSERT INTO peers (peer_id, acked_seq, read_seq, updated_at) VALUES (?1, ?2, ?3, ?4)
+        inner
+            .conn
+            .prepare_cached(
+                "INSERT INTO peers (peer_id, acked_seq, read_seq, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(peer_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq),
                  read_seq = max(read_seq, excluded.read_seq), updated_at = excluded.updated_at",
-            params![peer, cursor.acked_seq, cursor.read_seq, now_ms()],
-        )?;
+            )?
+            .execute(params![peer, cursor.acked_seq, cursor.read_seq, now_ms()])?;
         Ok(())
     }
 }

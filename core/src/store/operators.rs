@@ -69,9 +69,7 @@ impl Store {
         if let Some(org) = organization {
             require(&inner.conn, "organizations", "organization", org)?;
         }
-        match inner.conn.execute(
-            "INSERT INTO admin_tokens (token_hash, name, created_at, role, organization_id) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![secret_hash(&token), name, now_ms(), role.as_str(), organization],
+        match inner.conn.prepare_cached("INSERT INTO admin_tokens (token_hash, name, created_at, role, organization_id) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![secret_hash(&token), name, now_ms(), role.as_str(), organization],
         ) {
             Ok(_) => Ok(token),
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
@@ -104,10 +102,10 @@ impl Store {
     /// Revokes the operator's token.
     pub fn revoke_admin_token(&self, name: &str) -> Result<()> {
         let inner = self.lock();
-        let n = inner.conn.execute(
-            "UPDATE admin_tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
-            params![name, now_ms()],
-        )?;
+        let n = inner
+            .conn
+            .prepare_cached("UPDATE admin_tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL")?
+            .execute(params![name, now_ms()])?;
         if n == 0 {
             return Err(Error::NotFound { what: "token", id: name.to_string() });
         }

@@ -1,7 +1,7 @@
 //! Spreading independent pieces of work over the machine's cores, for the CPU-heavy part of a
 //! transaction (applying changes to several records) while the store stays locked.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Threads used at most, the calling one included: a phone has many small cores and its UI to
 /// keep smooth; a relay on 2 cores uses both.
@@ -11,8 +11,7 @@ const MAX_THREADS: usize = 4;
 /// that end before this returns); each thread takes the next item left. One item, or one core:
 /// on the calling thread only. A panic in `work` reaches the caller.
 pub(crate) fn each<T: Send>(items: &mut [T], work: impl Fn(&mut T) + Sync) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(MAX_THREADS).min(items.len());
+    let threads = cores().min(MAX_THREADS).min(items.len());
     if threads <= 1 {
         items.iter_mut().for_each(work);
         return;
@@ -33,6 +32,13 @@ pub(crate) fn each<T: Send>(items: &mut [T], work: impl Fn(&mut T) + Sync) {
     });
 }
 
+/// The cores this process may use, read once: `available_parallelism` reads the cgroup's files
+/// on every call, and a relay settles many groups a second.
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::each;
@@ -48,8 +54,7 @@ mod tests {
             threads.lock().unwrap().insert(std::thread::current().id());
         });
         assert!(items.iter().all(|(i, done)| *done == *i + 1));
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert!(threads.lock().unwrap().len() <= cores.min(super::MAX_THREADS));
+        assert!(threads.lock().unwrap().len() <= super::cores().min(super::MAX_THREADS));
     }
 
     #[test]

@@ -23,9 +23,8 @@ impl Inner {
     fn patient_of_referral(&self, referral: ReferralId) -> Result<PatientId> {
         let patient: Option<String> = self
             .conn
-            .query_row("SELECT patient_id FROM referral_index WHERE referral_id = ?1", [referral.to_string()], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT patient_id FROM referral_index WHERE referral_id = ?1")?
+            .query_row([referral.to_string()], |r| r.get(0))
             .optional()?;
         patient.ok_or(Error::NotFound { what: "referral", id: referral.to_string() })?.parse()
     }

@@ -85,23 +85,21 @@ impl Store {
         }
         // A purged document comes back as a new grant (the child deleted it).
         let tx = inner.conn.unchecked_transaction()?;
-        tx.execute(
-            "DELETE FROM scope WHERE peer_id = ?1 AND doc_id = ?2 AND reason = 'purge'",
-            params![peer, grant.key()],
-        )?;
-        let added = tx.execute(
-            "INSERT OR IGNORE INTO scope (peer_id, doc_id, reason, granted_at) VALUES (?1, ?2, 'assigned', ?3)",
-            params![peer, grant.key(), now_ms()],
-        )?;
+        tx.prepare_cached("DELETE FROM scope WHERE peer_id = ?1 AND doc_id = ?2 AND reason = 'purge'")?
+            .execute(params![peer, grant.key()])?;
+        let added = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO scope (peer_id, doc_id, reason, granted_at) VALUES (?1, ?2, 'assigned', ?3)",
+            )?
+            .execute(params![peer, grant.key(), now_ms()])?;
         tx.commit()?;
         if added > 0 {
             inner.notify(false, super::Committed::Scope);
         }
-        Ok(inner.conn.query_row(
-            "SELECT grant_id FROM scope WHERE peer_id = ?1 AND doc_id = ?2",
-            params![peer, grant.key()],
-            |r| r.get(0),
-        )?)
+        Ok(inner
+            .conn
+            .prepare_cached("SELECT grant_id FROM scope WHERE peer_id = ?1 AND doc_id = ?2")?
+            .query_row(params![peer, grant.key()], |r| r.get(0))?)
     }
 
     /// The documents in `peer`'s scope (`*` for every document), oldest grant first.
@@ -173,7 +171,8 @@ impl Store {
         let inner = self.lock();
         Ok(inner
             .conn
-            .query_row("SELECT grant_seq FROM peers WHERE peer_id = ?1", [parent], |r| r.get(0))
+            .prepare_cached("SELECT grant_seq FROM peers WHERE peer_id = ?1")?
+            .query_row([parent], |r| r.get(0))
             .optional()?
             .unwrap_or_default())
     }
@@ -291,10 +290,10 @@ impl Store {
     /// Sets how long a closed referral keeps the record in the receiving organization's scope.
     pub fn set_referral_grace(&self, grace: Duration) -> Result<()> {
         let inner = self.lock();
-        inner.conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('referral_grace_ms', ?1)",
-            [grace.as_millis().min(i64::MAX as u128) as i64],
-        )?;
+        inner
+            .conn
+            .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('referral_grace_ms', ?1)")?
+            .execute([grace.as_millis().min(i64::MAX as u128) as i64])?;
         Ok(())
     }
 
@@ -305,7 +304,7 @@ impl Store {
         let inner = self.lock();
         let tx = inner.conn.unchecked_transaction()?;
         let grace = referral_grace_ms(&tx)?;
-        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('scope_swept_at', ?1)", [now])?;
+        tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('scope_swept_at', ?1)")?.execute([now])?;
         let docs: Vec<String> = {
             let mut stmt = tx.prepare_cached("SELECT DISTINCT doc_id FROM scope WHERE reason = 'referral'")?;
             stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
