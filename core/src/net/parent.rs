@@ -11,6 +11,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// How long a connected child's session gathers commits that concern it before reading them
+/// out: in a burst the store commits many times a second, and one batch of several commits
+/// costs the relay one query and one frame, and the phone one transaction per record, instead
+/// of one each per commit. Live updates reach a phone this much later at most.
+const LIVE_GATHER: Duration = Duration::from_millis(100);
+
 /// How a parent serves its children.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
@@ -156,12 +162,20 @@ async fn session(
     // What the store had announced when the child said hello: later commits that concern it
     // (or the scope) wake the session; the rest pass it by without a query.
     let (mut seen_scope, mut seen_touched) = (events.borrow_and_update().scope_changes, 0);
+    // Commits gathered for the child: when to read them out, and whether the scope changed.
+    let mut gathered: Option<(tokio::time::Instant, bool)> = None;
 
     let result: Result<()> = loop {
         if let Some(why) = driver.outcome.error.clone() {
             break Err(Error::Sync { reason: why });
         }
         let welcomed = driver.session().is_welcomed();
+        let gathering = async {
+            match gathered {
+                Some((at, _)) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let out = tokio::select! {
             biased;
             _ = stop.cancelled() => break Ok(()),
@@ -198,13 +212,17 @@ async fn session(
                     let now = events.borrow_and_update();
                     (now.scope_changes, now.touched(driver.peer()))
                 };
-                if scope == seen_scope && touched == seen_touched {
-                    Ok(Vec::new())
-                } else {
-                    let scope_changed = scope != seen_scope;
+                if scope != seen_scope || touched != seen_touched {
+                    let scope_changed = scope != seen_scope || gathered.is_some_and(|(_, s)| s);
+                    let at = gathered.map_or_else(|| tokio::time::Instant::now() + LIVE_GATHER, |(at, _)| at);
+                    gathered = Some((at, scope_changed));
                     (seen_scope, seen_touched) = (scope, touched);
-                    with_store(|| driver.log_grew(scope_changed)).await
                 }
+                Ok(Vec::new())
+            }
+            () = gathering => {
+                let scope_changed = gathered.take().is_some_and(|(_, s)| s);
+                with_store(|| driver.log_grew(scope_changed)).await
             }
         };
         let out = match out {

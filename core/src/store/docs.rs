@@ -63,6 +63,52 @@ impl Loaded {
     }
 }
 
+/// A document's bytes as stored: its snapshot, the changes logged after it, and the view of
+/// the record kept with it (and the heads that view is of).
+pub(crate) struct StoredDoc {
+    snapshot: Option<Vec<u8>>,
+    changes: Vec<Vec<u8>>,
+    view: Option<Vec<u8>>,
+    view_heads: Option<Vec<u8>>,
+}
+
+/// Why stored bytes did not open.
+pub(crate) enum StoredDocError {
+    /// The snapshot does not load: the document is rebuilt from its change log.
+    Snapshot(String),
+    /// A logged change does not parse or apply.
+    Other(Error),
+}
+
+impl StoredDoc {
+    /// Parses the document and reads its record (from the stored view when it is of the same
+    /// heads). Touches nothing but itself. The caller sets the document's actor
+    /// ([`Inner::adopt`]) before writing to it.
+    pub(crate) fn open(self, id: PatientId) -> std::result::Result<Loaded, StoredDocError> {
+        let mut doc = match self.snapshot.map(|bytes| Automerge::load(&bytes)) {
+            None => Automerge::new(),
+            Some(Ok(doc)) => doc,
+            Some(Err(e)) => return Err(StoredDocError::Snapshot(e.to_string())),
+        };
+        let changes = self
+            .changes
+            .into_iter()
+            .map(|bytes| Change::from_bytes(bytes).map_err(|e| corrupt(id, format!("change log: {e}"))))
+            .collect::<Result<Vec<_>>>()
+            .map_err(StoredDocError::Other)?;
+        doc.apply_changes(changes).map_err(|e| StoredDocError::Other(corrupt(id, e)))?;
+        let cached = match (self.view, self.view_heads) {
+            (Some(view), Some(heads)) if heads == heads_bytes(&doc) => serde_json::from_slice(&view).ok(),
+            _ => None,
+        };
+        let mut loaded = Loaded { doc, record: cached };
+        if loaded.record.is_none() {
+            loaded.refresh(id);
+        }
+        Ok(loaded)
+    }
+}
+
 /// A change to commit, with what the log keeps beside its bytes.
 pub(crate) struct ChangeToStore {
     pub(crate) change: Change,
@@ -94,6 +140,22 @@ impl Inner {
     /// Reads a document from disk: its snapshot plus the changes logged after it, and its record
     /// from the stored view when that view is of the same heads.
     pub(crate) fn load(&self, id: PatientId) -> Result<Loaded> {
+        match self.read_stored(id)?.open(id) {
+            Ok(mut loaded) => {
+                self.adopt(&mut loaded.doc);
+                Ok(loaded)
+            }
+            Err(StoredDocError::Snapshot(e)) => {
+                tracing::warn!(patient = %id, error = %e, "snapshot unreadable; rebuilding from the change log");
+                self.rebuild_from_log(id)
+            }
+            Err(StoredDocError::Other(e)) => Err(e),
+        }
+    }
+
+    /// A document's stored bytes, read but not parsed: parsing (most of a load) can then run
+    /// outside the store's lock or on another thread ([`StoredDoc::open`]).
+    pub(crate) fn read_stored(&self, id: PatientId) -> Result<StoredDoc> {
         type Row = (Option<Vec<u8>>, i64, Option<Vec<u8>>, Option<Vec<u8>>);
         let row: Option<Row> = self
             .conn
@@ -103,25 +165,13 @@ impl Inner {
         let Some((snapshot, snapshot_seq, view, view_heads)) = row else {
             return Err(Error::NotFound { what: "patient", id: id.to_string() });
         };
-        let mut doc = match snapshot.map(|bytes| Automerge::load(&bytes)) {
-            None => Automerge::new(),
-            Some(Ok(doc)) => doc,
-            Some(Err(e)) => {
-                tracing::warn!(patient = %id, error = %e, "snapshot unreadable; rebuilding from the change log");
-                return self.rebuild_from_log(id);
-            }
-        };
-        doc.apply_changes(self.changes_of(id, snapshot_seq)?).map_err(|e| corrupt(id, e))?;
-        self.adopt(&mut doc);
-        let cached = match (view, view_heads) {
-            (Some(view), Some(heads)) if heads == heads_bytes(&doc) => serde_json::from_slice(&view).ok(),
-            _ => None,
-        };
-        let mut loaded = Loaded { doc, record: cached };
-        if loaded.record.is_none() {
-            loaded.refresh(id);
-        }
-        Ok(loaded)
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 AND local_seq > ?2 ORDER BY local_seq")?;
+        let changes = stmt
+            .query_map(params![id.to_string(), snapshot_seq], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(StoredDoc { snapshot, changes, view, view_heads })
     }
 
     fn changes_of(&self, id: PatientId, after_seq: i64) -> Result<Vec<Change>> {

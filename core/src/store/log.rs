@@ -2,7 +2,7 @@
 //! received from a peer (idempotently, by hash), and the peers' cursors.
 
 use super::directory::own_changes_only;
-use super::docs::{ChangeToStore, Loaded, exists, store_changes, view_json, write_doc_row};
+use super::docs::{ChangeToStore, Loaded, StoredDoc, exists, store_changes, view_json, write_doc_row};
 use super::scope::{in_scope, record_created};
 use super::{Committed, Inner, Store};
 use crate::document::{Touched, decode_change};
@@ -720,6 +720,9 @@ struct Queued {
 /// scope written once.
 struct Pending {
     loaded: Loaded,
+    /// The document as stored, when it was not loaded: opened by [`Pending::apply`] (in
+    /// parallel), then `loaded`.
+    stored: Option<StoredDoc>,
     queued: Vec<Queued>,
     /// The batch (and child) whose push created the record here: it enters that child's scope.
     created_by: Option<(usize, String)>,
@@ -741,6 +744,16 @@ impl Pending {
     /// Applies the queued changes to the document and brings the record and its view up to date.
     /// Touches nothing but itself, so records apply in parallel.
     fn apply(&mut self, doc_id: PatientId) {
+        if let Some(stored) = self.stored.take() {
+            match stored.open(doc_id) {
+                Ok(loaded) => self.loaded = loaded,
+                // Storing reads it again on the connection (which can rebuild it from the log).
+                Err(_) => {
+                    self.applied = Applied::Refused;
+                    return;
+                }
+            }
+        }
         let all: Vec<Change> = self.queued.iter().map(|q| q.change.clone()).collect();
         // A document without a record yet (new here) is read whole anyway: no patches to log.
         let known = self.loaded.record.is_some();
@@ -863,14 +876,17 @@ impl<'a> Group<'a> {
             return Ok(());
         }
         if !self.pending.contains_key(&doc_id) {
-            let loaded = match inner.cache.pop(&doc_id) {
-                Some(loaded) => loaded,
-                None if on_disk => inner.load(doc_id)?,
-                None => Loaded { doc: Automerge::new(), record: None },
+            let empty = || Loaded { doc: Automerge::new(), record: None };
+            let (loaded, stored) = match inner.cache.pop(&doc_id) {
+                Some(loaded) => (loaded, None),
+                // Read now, parsed with the group's other records.
+                None if on_disk => (empty(), Some(inner.read_stored(doc_id)?)),
+                None => (empty(), None),
             };
             self.touched.push(doc_id);
             let created_by = checked.filter(|_| !known_doc).map(|s| (batch, s.peer.to_string()));
-            self.pending.insert(doc_id, Pending { loaded, queued: Vec::new(), created_by, applied: Applied::Waiting });
+            let applied = Applied::Waiting;
+            self.pending.insert(doc_id, Pending { loaded, stored, queued: Vec::new(), created_by, applied });
         }
         if let Some(pending) = self.pending.get_mut(&doc_id) {
             pending.queued.extend(fresh);
@@ -912,7 +928,7 @@ impl<'a> Group<'a> {
     /// Stores a record's applied changes with its row. If automerge refused them together, they
     /// are tried one at a time from the document as stored, so only the bad ones are refused.
     fn store(&mut self, inner: &mut Inner, doc_id: PatientId, pending: Pending) -> Result<()> {
-        let Pending { mut loaded, queued, created_by, applied } = pending;
+        let Pending { mut loaded, queued, created_by, applied, .. } = pending;
         let (accepted, view) = match applied {
             Applied::Together { view } => (queued, view),
             Applied::Refused | Applied::Waiting => {
