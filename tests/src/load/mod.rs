@@ -64,10 +64,19 @@ pub struct LoadReport {
     pub params: Option<LoadParams>,
     /// Changes the phones pushed.
     pub pushed: u64,
-    /// Seconds from the first connection attempt to the last push acknowledged.
+    /// Seconds until the relay had stored every pushed change, by its `ingested_changes`
+    /// counter (sampled every 0.1 s from just before the phones start, so up to 0.1 s late).
+    pub ingest_seconds: f64,
+    /// `pushed / ingest_seconds`: the relay's ingest rate.
+    pub ingested_per_second: f64,
+    /// Seconds from the first connection attempt to the end of the last push session (a phone's
+    /// push, then the teammates' changes that reached the relay meanwhile): the push phase.
     pub push_seconds: f64,
     /// `pushed / push_seconds`.
     pub changes_per_second: f64,
+    /// The relay's CPU time over the push phase per change pushed, microseconds (storing the
+    /// pushes and serving the teammates' pulls).
+    pub relay_cpu_us_per_change: f64,
     /// The best one-second window of the relay's `ingested_changes` counter.
     pub peak_changes_per_second: f64,
     /// Each whole second of the push phase: changes ingested, connections open at its end, the
@@ -316,6 +325,11 @@ pub async fn run(params: LoadParams, relay_binary: &Path, dir: &Path) -> Result<
         report.pushes_per_group = last.ingest_pushes / last.ingest_groups.max(1.0);
     }
     report.changes_per_second = pushed as f64 / report.push_seconds.max(1e-9);
+    if let Some(at) = all_ingested_at(&samples, pushed) {
+        report.ingest_seconds = at.as_secs_f64();
+        report.ingested_per_second = pushed as f64 / report.ingest_seconds.max(1e-9);
+    }
+    report.relay_cpu_us_per_change = report.relay_cpu_cores_push * report.push_seconds * 1e6 / (pushed as f64).max(1.0);
     report.push_session = Percentiles::of(push_times);
     report.pull_session = Percentiles::of(pull_times);
     report.diverged = diverged(&phones, params.doctors)?;
@@ -399,12 +413,19 @@ fn per_second_until(
     if seconds > 0.0 { (total(last) - total(first)) / seconds } else { f64::NAN }
 }
 
+/// When the relay's count of ingested changes reached `pushed` (the first sample at or past it),
+/// since sampling started; `None` if it never did.
+fn all_ingested_at(samples: &[relay_process::Sample], pushed: u64) -> Option<Duration> {
+    samples.iter().find(|s| s.ingested >= pushed).map(|s| s.at)
+}
+
 /// The report as the lines the benchmark prints.
 pub fn summary(r: &LoadReport) -> String {
     let devices = r.params.as_ref().map_or(0, |p| p.devices);
     format!(
         "relay load: {devices} phones over QUIC on loopback, relay = yilian-relay serve (SQLite, fsync per commit)\n\
-         pushed {} changes in {:.2} s = {:.0} changes/s ingested (best second {:.0}/s)   [target >= 5,000/s]\n\
+         ingested {} changes in {:.2} s by the relay's count = {:.0} changes/s (best second {:.0}/s)   [target >= 5,000/s]\n\
+         every push session (a push, then the teammates' changes that reached the relay meanwhile) ended within {:.2} s = {:.0} changes/s; relay CPU {:.0} us per change\n\
          connections held at once: {}   [target 1,000]\n\
          push+pull session: p50 {:.2} s, p99 {:.2} s, max {:.2} s; pull session: p50 {:.2} s, p99 {:.2} s ({} changes pulled)\n\
          relay: peak RSS {:.0} MB, CPU {:.2} cores over {:.1} s; load side peak RSS {:.0} MB, CPU {:.2} cores\n\
@@ -413,9 +434,12 @@ pub fn summary(r: &LoadReport) -> String {
          UDP datagrams dropped at full socket buffers during the load: {}\n\
          failed sessions: {}; phones diverged from their team: {}",
         r.pushed,
+        r.ingest_seconds,
+        r.ingested_per_second,
+        r.peak_changes_per_second,
         r.push_seconds,
         r.changes_per_second,
-        r.peak_changes_per_second,
+        r.relay_cpu_us_per_change,
         r.max_connected,
         r.push_session.p50,
         r.push_session.p99,
@@ -471,6 +495,10 @@ mod tests {
         };
         let samples = [s(0, 0), s(500, 100), s(1000, 1000), s(1500, 4000), s(2000, 4500)];
         assert_eq!(peak_rate(&samples), 3900.0);
+        // Everything was stored by the first sample that counts it all.
+        assert_eq!(all_ingested_at(&samples, 4000), Some(Duration::from_millis(1500)));
+        assert_eq!(all_ingested_at(&samples, 4500), Some(Duration::from_millis(2000)));
+        assert_eq!(all_ingested_at(&samples, 5000), None);
     }
 
     #[test]
