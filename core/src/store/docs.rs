@@ -93,7 +93,7 @@ impl StoredDoc {
         let changes = self
             .changes
             .into_iter()
-            .map(|bytes| Change::from_bytes(bytes).map_err(|e| corrupt(id, format!("change log: {e}"))))
+            .map(|bytes| parse_logged(id, bytes))
             .collect::<Result<Vec<_>>>()
             .map_err(StoredDocError::Other)?;
         doc.apply_changes(changes).map_err(|e| StoredDocError::Other(corrupt(id, e)))?;
@@ -165,25 +165,21 @@ impl Inner {
         let Some((snapshot, snapshot_seq, view, view_heads)) = row else {
             return Err(Error::NotFound { what: "patient", id: id.to_string() });
         };
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 AND local_seq > ?2 ORDER BY local_seq")?;
-        let changes = stmt
-            .query_map(params![id.to_string(), snapshot_seq], |r| r.get::<_, Vec<u8>>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let changes = self.logged_bytes(id, snapshot_seq)?;
         Ok(StoredDoc { snapshot, changes, view, view_heads })
     }
 
     fn changes_of(&self, id: PatientId, after_seq: i64) -> Result<Vec<Change>> {
+        self.logged_bytes(id, after_seq)?.into_iter().map(|bytes| parse_logged(id, bytes)).collect()
+    }
+
+    /// The bytes of a document's changes logged after `after_seq`, in log order.
+    fn logged_bytes(&self, id: PatientId, after_seq: i64) -> Result<Vec<Vec<u8>>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 AND local_seq > ?2 ORDER BY local_seq")?;
         let rows = stmt.query_map(params![id.to_string(), after_seq], |r| r.get::<_, Vec<u8>>(0))?;
-        let mut out = Vec::new();
-        for bytes in rows {
-            out.push(Change::from_bytes(bytes?).map_err(|e| corrupt(id, format!("change log: {e}")))?);
-        }
-        Ok(out)
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     /// Rebuilds a document from every change in the log and rewrites its snapshot.
@@ -250,6 +246,11 @@ impl Inner {
         }
         Ok(done)
     }
+}
+
+/// A change read back from the log.
+fn parse_logged(id: PatientId, bytes: Vec<u8>) -> Result<Change> {
+    Change::from_bytes(bytes).map_err(|e| corrupt(id, format!("change log: {e}")))
 }
 
 fn corrupt(id: PatientId, e: impl std::fmt::Display) -> Error {
