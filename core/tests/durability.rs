@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use rusqlite::Connection;
+use yilian_core::model::{TaskStatus, VisitAmendment, VisitField};
 use yilian_core::{Error, IncomingChange, Store, StoreOptions};
 
 fn options() -> StoreOptions {
@@ -31,6 +32,57 @@ fn records_survive_reopening_and_the_device_key_is_kept() {
     store.record_visit(p, visit(126, 80)).unwrap();
     assert_eq!(store.visits(p).unwrap().len(), 6);
     store.check_integrity().unwrap();
+}
+
+/// The view saved with a record's snapshot, and how many of its changes were logged after it.
+fn snapshot_view_and_changes_after(path: &std::path::Path, p: yilian_core::PatientId) -> (bool, i64) {
+    let conn = Connection::open(path).unwrap();
+    conn.query_row(
+        "SELECT view IS NOT NULL,
+                (SELECT count(*) FROM changes c WHERE c.doc_id = d.doc_id AND c.local_seq > d.snapshot_seq)
+         FROM docs d WHERE doc_id = ?1",
+        [p.to_string()],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+/// A cold load reads the record from the view saved with the snapshot and re-reads only what the
+/// changes logged since touched: later visits, an amended visit, a referral and its status move.
+/// The record reopened must be the record as it was, on the phone that made the changes and on a
+/// peer that received them.
+#[test]
+fn a_reopened_record_is_its_snapshot_view_brought_up_to_date_by_later_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, peer_path) = (dir.path().join("device.db"), dir.path().join("peer.db"));
+    let options = || StoreOptions { compact_every: 5, ..StoreOptions::default() };
+    let (p, before) = {
+        let store = Store::open(&path, options()).unwrap();
+        let p = registered(&store, "视图");
+        let first = store.record_visit(p, visit(150, 95)).unwrap();
+        for systolic in 120..123 {
+            store.record_visit(p, visit(systolic, 80)).unwrap();
+        }
+        let peer = Store::open(&peer_path, options()).unwrap();
+        exchange(&store, &peer);
+        let amendment = VisitAmendment {
+            field: VisitField::SystolicMmhg(Some(148)),
+            practitioner_id: DR_WANG.into(),
+            reason: "misread".into(),
+        };
+        store.amend_visit(p, first, amendment).unwrap();
+        let referral = store.create_referral(p, upward("blood pressure uncontrolled")).unwrap();
+        store.add_referral_event(referral, event(TaskStatus::Received, "county-hospital")).unwrap();
+        exchange(&store, &peer);
+        assert_eq!(peer.patient(p).unwrap(), store.patient(p).unwrap());
+        (p, store.patient(p).unwrap())
+    };
+    for path in [&path, &peer_path] {
+        let (view, after) = snapshot_view_and_changes_after(path, p);
+        assert!(view && after > 0, "{path:?}: a snapshot with its view, and changes logged after it ({view}, {after})");
+        let reopened = Store::open(path, options()).unwrap();
+        assert_eq!(reopened.patient(p).unwrap(), before, "{path:?}");
+    }
 }
 
 /// A store at `path` with two residents of `visits` visits each, compacted into snapshots.

@@ -2,13 +2,13 @@
 //! received from a peer (idempotently, by hash), and the peers' cursors.
 
 use super::directory::own_changes_only;
-use super::docs::{ChangeToStore, Loaded, StoredDoc, exists, store_changes, view_json, write_doc_row};
+use super::docs::{ChangeToStore, Loaded, StoredDoc, exists, store_changes, write_doc_row};
 use super::scope::{in_scope, record_created};
 use super::{Committed, Inner, Store};
-use crate::document::{Touched, decode_change};
+use crate::document::decode_change;
 use crate::time::now_ms;
 use crate::{Error, PatientId, Result};
-use automerge::{Automerge, Change, ChangeHash, PatchLog};
+use automerge::{Automerge, Change, ChangeHash};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -734,8 +734,8 @@ struct Pending {
 enum Applied {
     /// Not tried yet.
     Waiting,
-    /// They did; the record's view to store.
-    Together { view: Option<Vec<u8>> },
+    /// They did, and the record is up to date.
+    Together,
     /// Automerge refused them together: they are tried one by one from the stored document.
     Refused,
 }
@@ -755,22 +755,10 @@ impl Pending {
             }
         }
         let all: Vec<Change> = self.queued.iter().map(|q| q.change.clone()).collect();
-        // A document without a record yet (new here) is read whole anyway: no patches to log.
-        let known = self.loaded.record.is_some();
-        let mut patches = if known { PatchLog::active() } else { PatchLog::inactive() };
-        if self.loaded.doc.apply_changes_log_patches(all, &mut patches).is_err() {
-            self.applied = Applied::Refused;
-            return;
-        }
-        let touched = if known {
-            let mut touched = Touched::Nothing;
-            touched.add_patches(&self.loaded.doc.make_patches(&mut patches));
-            touched
-        } else {
-            Touched::Everything
+        self.applied = match self.loaded.apply_changes(doc_id, all) {
+            Ok(()) => Applied::Together,
+            Err(_) => Applied::Refused,
         };
-        self.loaded.refresh_touched(doc_id, &touched);
-        self.applied = Applied::Together { view: view_json(&self.loaded) };
     }
 }
 
@@ -929,8 +917,8 @@ impl<'a> Group<'a> {
     /// are tried one at a time from the document as stored, so only the bad ones are refused.
     fn store(&mut self, inner: &mut Inner, doc_id: PatientId, pending: Pending) -> Result<()> {
         let Pending { mut loaded, queued, created_by, applied, .. } = pending;
-        let (accepted, view) = match applied {
-            Applied::Together { view } => (queued, view),
+        let accepted = match applied {
+            Applied::Together => queued,
             Applied::Refused | Applied::Waiting => {
                 loaded = if exists(&inner.conn, doc_id)? {
                     inner.load(doc_id)?
@@ -955,8 +943,7 @@ impl<'a> Group<'a> {
                     }
                 }
                 loaded.refresh(doc_id);
-                let view = view_json(&loaded);
-                (accepted, view)
+                accepted
             }
         };
         inner.adopt(&mut loaded.doc);
@@ -978,7 +965,7 @@ impl<'a> Group<'a> {
             }
         }
         let compact_every = i64::from(inner.options.compact_every.max(1));
-        write_doc_row(&inner.conn, doc_id, &loaded, view, accepted.len(), compact_every)?;
+        write_doc_row(&inner.conn, doc_id, &loaded, accepted.len(), compact_every)?;
         inner.cache.put(doc_id, loaded);
         Ok(())
     }
