@@ -63,15 +63,20 @@ pub(crate) fn from_hydrated(value: &hydrate::Value) -> Value {
         }
         hydrate::Value::List(list) => Value::Array(list.iter().map(|item| from_hydrated(&item.value)).collect()),
         hydrate::Value::Text(text) => Value::String(text.to_string()),
-        hydrate::Value::Scalar(scalar) => match scalar {
-            ScalarValue::Str(s) => Value::String(s.to_string()),
-            ScalarValue::Int(i) | ScalarValue::Timestamp(i) => Value::from(*i),
-            ScalarValue::Uint(u) => Value::from(*u),
-            ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
-            ScalarValue::Counter(c) => Value::from(i64::from(c)),
-            ScalarValue::Boolean(b) => Value::Bool(*b),
-            ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } | ScalarValue::Null => Value::Null,
-        },
+        hydrate::Value::Scalar(scalar) => scalar_json(scalar),
+    }
+}
+
+/// The JSON of one scalar, as [`from_hydrated`] gives it.
+pub(crate) fn scalar_json(scalar: &ScalarValue) -> Value {
+    match scalar {
+        ScalarValue::Str(s) => Value::String(s.to_string()),
+        ScalarValue::Int(i) | ScalarValue::Timestamp(i) => Value::from(*i),
+        ScalarValue::Uint(u) => Value::from(*u),
+        ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        ScalarValue::Counter(c) => Value::from(i64::from(c)),
+        ScalarValue::Boolean(b) => Value::Bool(*b),
+        ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } | ScalarValue::Null => Value::Null,
     }
 }
 

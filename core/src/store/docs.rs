@@ -37,7 +37,7 @@ impl Loaded {
 
     /// Brings the record up to date after changes that touched `touched`: re-reads only those
     /// entities when it can, the whole record otherwise.
-    pub(crate) fn refresh_touched(&mut self, id: PatientId, touched: &Touched) {
+    pub(crate) fn refresh_touched(&mut self, id: PatientId, touched: Touched) {
         match (touched, self.record.as_mut()) {
             (Touched::Nothing, _) => {}
             (Touched::Parts(parts), Some(record)) => match refresh_parts(&self.doc, id, record, parts) {
@@ -70,7 +70,7 @@ impl Loaded {
         } else {
             Touched::Everything
         };
-        self.refresh_touched(id, &touched);
+        self.refresh_touched(id, touched);
         Ok(())
     }
 
