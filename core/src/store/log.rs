@@ -417,7 +417,7 @@ impl Store {
 
     /// [`Store::ingest_from_child`] for the pushes of several children at once, as if one after
     /// the other, in one transaction: one fsync for all of them, and each record changed by
-    /// several pushes has its view, indexes and scope written once. A result per push, in order.
+    /// several pushes has its row, indexes and scope written once. A result per push, in order.
     /// Should the shared transaction fail, each push is tried again on its own, so one push's
     /// error is never another's.
     pub fn ingest_group(&self, pushes: Vec<ChildPush>) -> Vec<Result<ApplyReport>> {
@@ -716,8 +716,8 @@ struct Queued {
 /// A record a transaction changes. The changes received for it wait here and are applied to the
 /// document together when the record settles: several records at once on the machine's cores
 /// (automerge and reading the record are most of the cost of ingesting), then, one record after
-/// the other on the connection, their changes are stored and the record's view, row, indexes and
-/// scope written once.
+/// the other on the connection, their changes are stored and the record's row, indexes and scope
+/// written once.
 struct Pending {
     loaded: Loaded,
     /// The document as stored, when it was not loaded: opened by [`Pending::apply`] (in
@@ -741,7 +741,7 @@ enum Applied {
 }
 
 impl Pending {
-    /// Applies the queued changes to the document and brings the record and its view up to date.
+    /// Applies the queued changes to the document and brings the record up to date.
     /// Touches nothing but itself, so records apply in parallel.
     fn apply(&mut self, doc_id: PatientId) {
         if let Some(stored) = self.stored.take() {
