@@ -40,15 +40,10 @@ impl Touched {
     }
 
     fn add(&mut self, collection: String, key: String, patch: &Patch) {
-        let parts = match self {
-            Touched::Everything => return,
-            Touched::Parts(parts) => parts,
-            Touched::Nothing => {
-                *self = Touched::Parts(BTreeMap::new());
-                let Touched::Parts(parts) = self else { return };
-                parts
-            }
-        };
+        if *self == Touched::Nothing {
+            *self = Touched::Parts(BTreeMap::new());
+        }
+        let Touched::Parts(parts) = self else { return };
         let demographics = collection == "patient";
         let built = parts.entry((collection, key)).or_insert(None);
         if demographics {
@@ -270,12 +265,12 @@ fn upsert<T, E: DeserializeOwned>(
 mod tests {
     #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
     use super::*;
+    use crate::care::test_records::{bp, day, record};
     use crate::document::read_record;
     use crate::model::*;
     use crate::time::now_ms;
     use crate::{Store, StoreOptions};
     use automerge::PatchLog;
-    use chrono::NaiveDate;
 
     const VILLAGE: &str = "shiqiao-clinic";
     const COUNTY: &str = "county-hospital";
@@ -286,7 +281,7 @@ mod tests {
             organization_id: VILLAGE.into(),
             practitioner_id: "dr-wang".into(),
             kind: VisitKind::FollowUp,
-            vitals: Vitals { systolic_mmhg: Some(systolic), diastolic_mmhg: Some(85), ..Vitals::default() },
+            vitals: bp(systolic, 85),
             symptoms: vec!["dizziness".into()],
             diagnoses: vec!["I10".into()],
             medicines: vec![Medicine {
@@ -329,19 +324,10 @@ mod tests {
     #[test]
     fn entities_built_from_patches_read_as_the_document_gives_them() {
         let store = Store::open_in_memory(StoreOptions::default()).unwrap();
-        let demographics = Demographics {
-            name: "王芳".into(),
-            sex: Sex::Female,
-            birth_date: NaiveDate::from_ymd_opt(1950, 6, 1).unwrap(),
-            national_id: None,
-            phone: None,
-            address: None,
-            village: Some("石桥村".into()),
-        };
         let p = store
             .create_patient(NewPatient {
                 id: None,
-                demographics,
+                demographics: record().patient.demographics,
                 practitioner_id: "dr-wang".into(),
                 organization_id: VILLAGE.into(),
             })
@@ -358,11 +344,8 @@ mod tests {
             reason: "misread".into(),
         };
         store.amend_visit(p, first, amendment).unwrap();
-        let plan = NewFollowUpPlan {
-            due: NaiveDate::from_ymd_opt(2030, 1, 15).unwrap(),
-            reason: "BP check".into(),
-            practitioner_id: "dr-wang".into(),
-        };
+        let plan =
+            NewFollowUpPlan { due: day(2030, 1, 15), reason: "BP check".into(), practitioner_id: "dr-wang".into() };
         let plan = store.schedule_follow_up(p, plan).unwrap();
         let after = Automerge::load(&store.document_snapshot(p).unwrap().bytes).unwrap();
 
