@@ -9,7 +9,9 @@ SWIFT_ROOT="$YILIAN_ROOT/.tools/swift-trixie"
 
 as_root() { if [ "$(id -u)" -ne 0 ]; then sudo "$@"; else "$@"; fi; }
 
-if [ ! -x "$SWIFT_ROOT/usr/bin/swift" ]; then
+# usr/bin/swift is an absolute symlink (to /usr/libexec/...), which only resolves inside the
+# chroot: test the compiler it points at.
+if [ ! -x "$SWIFT_ROOT/usr/libexec/swift/bin/swift-frontend" ]; then
   echo "swift: installing swiftlang 6 in a Debian trixie chroot at .tools/swift-trixie (once, ~1.5 GB)" >&2
   if ! command -v debootstrap >/dev/null 2>&1; then
     as_root apt-get update -qq
