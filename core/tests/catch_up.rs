@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use yilian_core::sync::{DocumentPage, Link, Message, decode_body, sync_in_process};
+use yilian_core::sync::{DocumentPage, FrameDecoder, Link, Message, encode, sync_in_process};
 use yilian_core::{ScopeGrant, Store, StoreOptions};
 
 /// A perfect link that keeps what went down, and may cut the session once the first page of a
@@ -14,6 +14,10 @@ use yilian_core::{ScopeGrant, Store, StoreOptions};
 #[derive(Default)]
 struct Recorder {
     down: Vec<Message>,
+    /// The frames that went down, as sent.
+    down_frames: Vec<Vec<u8>>,
+    /// Reads them as the child does: a catch-up page is compressed against the page before it.
+    decoder: FrameDecoder,
     cut_after_first_page: bool,
 }
 
@@ -35,7 +39,9 @@ impl Link for Recorder {
             if up {
                 continue;
             }
-            let message = decode_body(&frame[4..]).unwrap();
+            self.decoder.push(&frame);
+            let message = self.decoder.next_message().unwrap().unwrap();
+            self.down_frames.push(frame);
             let page = matches!(message, Message::Documents(_));
             self.down.push(message);
             if page && self.cut_after_first_page {
@@ -108,6 +114,27 @@ fn a_first_sync_brings_each_record_whole_with_its_signatures() {
     assert_eq!(nurse.peer_catch_up("relay").unwrap(), None);
     let idle = sync_in_process(&nurse, "nurse", &relay, "relay", &mut Recorder::default()).unwrap();
     assert_eq!((idle.round_trips, idle.child.received), (1, 0));
+}
+
+#[test]
+fn each_page_after_the_first_is_compressed_against_the_page_before_it() {
+    let (_doctor, relay) = relay_with_records(100);
+    let nurse = memory_store();
+    let mut link = Recorder::default();
+    let stats = sync_in_process(&nurse, "nurse", &relay, "relay", &mut link).unwrap();
+    assert!(stats.child.synced, "{stats:?}");
+    assert_holds_the_relays_records(&nurse, &relay);
+    let pages: Vec<(&Vec<u8>, &Message)> =
+        link.down_frames.iter().zip(&link.down).filter(|(_, m)| matches!(m, Message::Documents(_))).collect();
+    assert!(pages.len() >= 3, "{} pages", pages.len());
+    // Frame flags: bit 0 zstd, bit 1 compressed with the previous page as its prefix.
+    let flags: Vec<u8> = pages.iter().map(|(frame, _)| frame[5]).collect();
+    assert_eq!(flags[0], 1, "the first page has no page before it");
+    assert!(flags[1..].iter().all(|f| *f == 3), "{flags:?}");
+    // The prefix is worth it: the same pages each compressed alone cost more.
+    let sent: usize = pages.iter().map(|(frame, _)| frame.len()).sum();
+    let alone: usize = pages.iter().map(|(_, page)| encode(page).len()).sum();
+    assert!((sent as f64) < 0.97 * alone as f64, "{sent} bytes with prefixes, {alone} without");
 }
 
 #[test]

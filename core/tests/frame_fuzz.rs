@@ -158,6 +158,17 @@ fn write_seeds(dir: &std::path::Path) {
     let v = yilian_core::sync::PROTOCOL_VERSION;
     seeds.push(("bad-garbage", vec![0, 0, 0, 6, v, 0, 0xff, 0xff, 0xff, 0xff]));
     seeds.push(("bad-zstd", vec![0, 0, 0, 6, v, 1, 0x28, 0xb5, 0x2f, 0x00]));
+    // Two pages of a catch-up, the second compressed against the first; alone, it cannot decode.
+    let pages: Vec<Vec<u8>> = {
+        let mut encoder = yilian_core::sync::FrameEncoder::new();
+        let first = sample_messages().pop().unwrap();
+        let Message::Documents(mut second) = first.clone() else { unreachable!("the sample's last message is a page") };
+        second.docs[0].doc = [10; 16];
+        second.done = true;
+        [first, Message::Documents(second)].iter().map(|m| encoder.encode(m, yilian_core::sync::PAGE_LEVEL)).collect()
+    };
+    seeds.push(("valid-prefixed-pages", pages.concat()));
+    seeds.push(("bad-prefix-without-page", pages[1].clone()));
     for (name, bytes) in seeds {
         std::fs::write(dir.join(name), bytes).unwrap();
     }

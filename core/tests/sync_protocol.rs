@@ -252,7 +252,7 @@ fn malformed_frames_and_protocol_violations_end_the_session_with_a_reason() {
     frame[4] = 1;
     assert_eq!(
         decode_body(&frame[4..]).unwrap_err().to_string(),
-        "protocol version 1 is not supported (this side speaks 2)"
+        "protocol version 1 is not supported (this side speaks 3)"
     );
     // A change that is not automerge is refused item by item; the rest is stored.
     let device = memory_store();

@@ -146,8 +146,8 @@ pub async fn enroll(
         let (send, recv) = conn.open_bi().await.map_err(|e| connection_error("open stream", &e))?;
         let mut tasks = tokio::task::JoinSet::new();
         let bytes = Arc::new(AtomicU64::new(0));
-        let out = FramedSend::start(send, &mut tasks, None, bytes.clone());
-        out.send(&Message::Enroll { code: code.to_string(), device: device.to_string() });
+        let out = FramedSend::start(send, &mut tasks, None, bytes.clone(), None);
+        out.send(Message::Enroll { code: code.to_string(), device: device.to_string() });
         let mut input = FramedRecv::new(recv, bytes);
         let answer = tokio::time::timeout(ANSWER_TIMEOUT, input.next())
             .await
@@ -203,7 +203,7 @@ async fn session(
     let (up, down) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let (send, recv) = conn.open_bi().await.map_err(|e| connection_error("open stream", &e))?;
     let mut tasks = tokio::task::JoinSet::new();
-    let control_out = FramedSend::start(send, &mut tasks, None, up.clone());
+    let control_out = FramedSend::start(send, &mut tasks, None, up.clone(), None);
     let mut control_in = FramedRecv::new(recv, down.clone());
     let mut bulk_in: Option<FramedRecv> = None;
     let mut held = Vec::new();
@@ -331,7 +331,7 @@ struct Counters {
 
 impl Counters {
     fn send(&mut self, out: &FramedSend, message: Message) {
-        out.send(&message);
+        out.send(message);
         self.sent_since_answer = true;
     }
 

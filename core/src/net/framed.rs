@@ -3,7 +3,7 @@
 //! each other's full windows would deadlock).
 
 use super::{connection_error, network};
-use crate::sync::{FrameDecoder, Message, encode};
+use crate::sync::{FrameDecoder, FrameEncoder, Message, PAGE_LEVEL, page_level};
 use crate::{Error, Result};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,25 +58,47 @@ impl FramedRecv {
     }
 }
 
-/// Sends messages on a stream from a task of its own. Each frame sent is reported on `sent`
-/// (with the message's kind) so the session can pace reading against the network.
+/// Sends messages on a stream from a task of its own, which also encodes them: a catch-up page
+/// compressed hard for a slow link takes a core for a while, and that must hold back neither
+/// the session nor the runtime (it runs on the blocking pool). Each pull batch written is
+/// reported on `sent` so the session can pace reading against the network.
 pub(crate) struct FramedSend {
-    queue: mpsc::UnboundedSender<(Vec<u8>, bool)>,
-    /// Protocol bytes queued.
-    pub(crate) bytes: Arc<AtomicU64>,
+    queue: mpsc::UnboundedSender<Message>,
 }
 
 impl FramedSend {
-    /// Starts the writer task on `tasks`. `sent` receives `true` for each pull batch written.
+    /// Starts the writer task on `tasks`, counting the protocol bytes it writes in `bytes`.
+    /// `sent` receives `()` for each pull batch written;
+    /// `link`, when given, is the connection whose speed sets how hard catch-up pages are
+    /// compressed ([`link_bytes_per_second`]).
     pub(crate) fn start(
         mut stream: quinn::SendStream,
         tasks: &mut tokio::task::JoinSet<()>,
         sent: Option<mpsc::UnboundedSender<()>>,
         bytes: Arc<AtomicU64>,
+        link: Option<quinn::Connection>,
     ) -> FramedSend {
-        let (queue, mut rx) = mpsc::unbounded_channel::<(Vec<u8>, bool)>();
+        let (queue, mut rx) = mpsc::unbounded_channel::<Message>();
         tasks.spawn(async move {
-            while let Some((frame, is_pull)) = rx.recv().await {
+            let mut encoder = FrameEncoder::new();
+            while let Some(message) = rx.recv().await {
+                let is_pull = message.is_pull_batch();
+                let frame = if matches!(message, Message::Documents(_)) {
+                    let level = page_level(link.as_ref().map(link_bytes_per_second));
+                    let mut page_encoder = std::mem::take(&mut encoder);
+                    let encoded = tokio::task::spawn_blocking(move || {
+                        let frame = page_encoder.encode(&message, level);
+                        (page_encoder, frame)
+                    });
+                    let Ok((page_encoder, frame)) = encoded.await else {
+                        return; // the runtime is shutting down
+                    };
+                    encoder = page_encoder;
+                    frame
+                } else {
+                    encoder.encode(&message, PAGE_LEVEL)
+                };
+                bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
                 if stream.write_all(&frame).await.is_err() {
                     return; // the connection is gone; the session notices on its reads
                 }
@@ -91,15 +113,18 @@ impl FramedSend {
                 let _ = stream.stopped().await;
             }
         });
-        FramedSend { queue, bytes }
+        FramedSend { queue }
     }
 
-    /// Queues a message; returns its size on the wire.
-    pub(crate) fn send(&self, message: &Message) -> u64 {
-        let frame = encode(message);
-        let len = frame.len() as u64;
-        self.bytes.fetch_add(len, Ordering::Relaxed);
-        let _ = self.queue.send((frame, message.is_pull_batch()));
-        len
+    /// Queues a message for the stream.
+    pub(crate) fn send(&self, message: Message) {
+        let _ = self.queue.send(message);
     }
+}
+
+/// What the connection carries per second by its congestion controller's estimate: the window
+/// over the smoothed round trip.
+pub(crate) fn link_bytes_per_second(conn: &quinn::Connection) -> f64 {
+    let path = conn.stats().path;
+    path.cwnd as f64 / path.rtt.as_secs_f64().max(1e-4)
 }

@@ -69,7 +69,7 @@ pub async fn serve_enrollment(
         }
     };
     let mut tasks = tokio::task::JoinSet::new();
-    let control = FramedSend::start(send, &mut tasks, None, Arc::new(AtomicU64::new(0)));
+    let control = FramedSend::start(send, &mut tasks, None, Arc::new(AtomicU64::new(0)), None);
     let result = match message {
         Some(Message::Enroll { code, device }) => with_store(|| enroll(&code, &device)).await,
         _ => Err(Error::Forbidden {
@@ -88,7 +88,7 @@ pub async fn serve_enrollment(
         }
         Err(_) => ParentDriver::internal_error("the relay could not enroll this device; try again later"),
     };
-    control.send(&answer);
+    control.send(answer);
     drop(control);
     let _ = tokio::time::timeout(Duration::from_secs(2), async { while tasks.join_next().await.is_some() {} }).await;
     result
@@ -153,7 +153,7 @@ async fn session(
 ) -> Result<SessionOutcome> {
     let (up, down) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut tasks = tokio::task::JoinSet::new();
-    let control = FramedSend::start(send, &mut tasks, None, down.clone());
+    let control = FramedSend::start(send, &mut tasks, None, down.clone(), None);
     let mut bulk: Option<FramedSend> = None;
     let (sent_tx, mut sent_rx) = mpsc::unbounded_channel();
     let mut input = FramedRecv::new(recv, up);
@@ -185,7 +185,7 @@ async fn session(
                         "hello names device {peer}, but this connection's certificate belongs to {}",
                         options.device.as_deref().unwrap_or_default()
                     );
-                    control.send(&Message::Error { code: ErrorCode::Forbidden, message: why.clone() });
+                    control.send(Message::Error { code: ErrorCode::Forbidden, message: why.clone() });
                     break Err(Error::Forbidden { reason: why });
                 }
                 Ok(Some(message)) => {
@@ -198,7 +198,7 @@ async fn session(
                 Ok(None) => break Ok(()), // the child finished its session
                 Err(Error::Frame(e)) => {
                     let code = if matches!(e, FrameError::UnsupportedVersion { .. }) { ErrorCode::Version } else { ErrorCode::Protocol };
-                    control.send(&Message::Error { code, message: e.to_string() });
+                    control.send(Message::Error { code, message: e.to_string() });
                     break Err(Error::Frame(e));
                 }
                 Err(e) => break Err(e),
@@ -228,7 +228,7 @@ async fn session(
         let out = match out {
             Ok(out) => out,
             Err(e) => {
-                control.send(&ParentDriver::internal_error("the relay could not serve this session; try again later"));
+                control.send(ParentDriver::internal_error("the relay could not serve this session; try again later"));
                 break Err(e);
             }
         };
@@ -239,13 +239,19 @@ async fn session(
             if is_bulk(&message) {
                 if bulk.is_none() {
                     let stream = conn.open_uni().await.map_err(|e| network("open stream")(&e))?;
-                    bulk = Some(FramedSend::start(stream, &mut tasks, Some(sent_tx.clone()), down.clone()));
+                    bulk = Some(FramedSend::start(
+                        stream,
+                        &mut tasks,
+                        Some(sent_tx.clone()),
+                        down.clone(),
+                        Some(conn.clone()),
+                    ));
                 }
                 if let Some(bulk) = &bulk {
-                    bulk.send(&message);
+                    bulk.send(message);
                 }
             } else {
-                control.send(&message);
+                control.send(message);
             }
         }
     };

@@ -3,7 +3,7 @@
 //! drop, duplicate, reorder or cut frames deterministically (no sockets, no sleeps).
 
 use super::driver::{ChildDriver, ParentDriver, SessionOutcome};
-use super::frame::{FrameDecoder, encode};
+use super::frame::{FrameDecoder, FrameEncoder, PAGE_LEVEL};
 use super::message::Message;
 use crate::{Result, Store};
 
@@ -50,12 +50,13 @@ pub fn sync_in_process(
     let (mut c, mut up) = ChildDriver::start(child, child_id, parent_id)?;
     let mut p = ParentDriver::new(parent, parent_id);
     let (mut at_parent, mut at_child) = (FrameDecoder::new(), FrameDecoder::new());
+    let (mut from_child, mut from_parent) = (FrameEncoder::new(), FrameEncoder::new());
     // Bounded: every flight either moves data or ends the loop.
     for _ in 0..1_000_000 {
         if up.is_empty() {
             break;
         }
-        let frames: Vec<Vec<u8>> = up.iter().map(encode).collect();
+        let frames: Vec<Vec<u8>> = up.iter().map(|m| from_child.encode(m, PAGE_LEVEL)).collect();
         stats.bytes_up += frames.iter().map(Vec::len).sum::<usize>();
         let (bytes, alive) = link.carry(true, frames);
         at_parent.push(&bytes);
@@ -84,7 +85,7 @@ pub fn sync_in_process(
             i += 1;
         }
         stats.round_trips += 1;
-        let frames: Vec<Vec<u8>> = down.iter().map(encode).collect();
+        let frames: Vec<Vec<u8>> = down.iter().map(|m| from_parent.encode(m, PAGE_LEVEL)).collect();
         stats.bytes_down += frames.iter().map(Vec::len).sum::<usize>();
         let (bytes, alive) = link.carry(false, frames);
         at_child.push(&bytes);
