@@ -88,13 +88,20 @@ fn assert_holds_the_relays_records(phone: &Store, relay: &Store) {
     assert_eq!(held, expected);
 }
 
-#[test]
-fn a_first_sync_brings_each_record_whole_with_its_signatures() {
-    let (_doctor, relay) = relay_with_records(40);
+/// A nurse's phone that syncs for the first time with a relay holding `n` records, over a link
+/// that records what went down; the session must end synced.
+fn nurses_first_sync(n: usize) -> (Store, Store, Recorder, yilian_core::sync::SyncStats) {
+    let (_doctor, relay) = relay_with_records(n);
     let nurse = memory_store();
     let mut link = Recorder::default();
     let stats = sync_in_process(&nurse, "nurse", &relay, "relay", &mut link).unwrap();
     assert!(stats.child.synced, "{stats:?}");
+    (relay, nurse, link, stats)
+}
+
+#[test]
+fn a_first_sync_brings_each_record_whole_with_its_signatures() {
+    let (relay, nurse, link, stats) = nurses_first_sync(40);
     assert_eq!(link.pages().iter().map(|p| p.docs.len()).sum::<usize>(), 40);
     assert_eq!(link.pulled_changes(), 0, "no record arrives again change by change");
     assert_holds_the_relays_records(&nurse, &relay);
@@ -118,11 +125,7 @@ fn a_first_sync_brings_each_record_whole_with_its_signatures() {
 
 #[test]
 fn each_page_after_the_first_is_compressed_against_the_page_before_it() {
-    let (_doctor, relay) = relay_with_records(100);
-    let nurse = memory_store();
-    let mut link = Recorder::default();
-    let stats = sync_in_process(&nurse, "nurse", &relay, "relay", &mut link).unwrap();
-    assert!(stats.child.synced, "{stats:?}");
+    let (relay, nurse, link, _stats) = nurses_first_sync(100);
     assert_holds_the_relays_records(&nurse, &relay);
     let pages: Vec<(&Vec<u8>, &Message)> =
         link.down_frames.iter().zip(&link.down).filter(|(_, m)| matches!(m, Message::Documents(_))).collect();

@@ -68,9 +68,8 @@ pub(crate) struct FramedSend {
 
 impl FramedSend {
     /// Starts the writer task on `tasks`, counting the protocol bytes it writes in `bytes`.
-    /// `sent` receives `()` for each pull batch written;
-    /// `link`, when given, is the connection whose speed sets how hard catch-up pages are
-    /// compressed ([`link_bytes_per_second`]).
+    /// `sent` receives `()` for each pull batch written; `link`, when given, is the connection
+    /// whose speed sets how hard catch-up pages are compressed ([`link_bytes_per_second`]).
     pub(crate) fn start(
         mut stream: quinn::SendStream,
         tasks: &mut tokio::task::JoinSet<()>,
@@ -124,7 +123,7 @@ impl FramedSend {
 
 /// What the connection carries per second by its congestion controller's estimate: the window
 /// over the smoothed round trip.
-pub(crate) fn link_bytes_per_second(conn: &quinn::Connection) -> f64 {
+fn link_bytes_per_second(conn: &quinn::Connection) -> f64 {
     let path = conn.stats().path;
     path.cwnd as f64 / path.rtt.as_secs_f64().max(1e-4)
 }

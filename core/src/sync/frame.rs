@@ -132,10 +132,17 @@ impl FrameEncoder {
     /// (see [`page_level`]).
     pub fn encode(&mut self, message: &Message, page_level: i32) -> Vec<u8> {
         let (frame, payload) = frame(message, page_level, self.previous_page.as_deref());
-        if let Message::Documents(page) = message {
-            self.previous_page = (!page.done).then_some(payload);
-        }
+        keep_prefix(&mut self.previous_page, message, || payload);
         frame
+    }
+}
+
+/// What a stream keeps as the next page's prefix once `message` has passed (the same rule on
+/// both sides): a catch-up page while its catch-up goes on, nothing after its last page; other
+/// messages leave it as it is.
+fn keep_prefix(kept: &mut Option<Vec<u8>>, message: &Message, payload: impl FnOnce() -> Vec<u8>) {
+    if let Message::Documents(page) = message {
+        *kept = (!page.done).then(payload);
     }
 }
 
@@ -275,19 +282,12 @@ impl FrameDecoder {
         if self.buffer.len() < 4 + len {
             return Ok(None);
         }
-        let decoded =
-            decode_with(&self.buffer[4..4 + len], self.previous_page.as_deref()).map(
-                |(message, payload)| match &message {
-                    Message::Documents(page) => (Some((!page.done).then(|| payload.into_owned())), message),
-                    _ => (None, message),
-                },
-            );
+        let decoded = decode_with(&self.buffer[4..4 + len], self.previous_page.as_deref()).map(|(message, payload)| {
+            keep_prefix(&mut self.previous_page, &message, || payload.into_owned());
+            message
+        });
         self.buffer.drain(..4 + len);
-        let (page, message) = decoded?;
-        if let Some(previous_page) = page {
-            self.previous_page = previous_page;
-        }
-        Ok(Some(message))
+        decoded.map(Some)
     }
 
     /// Bytes received but not yet part of a complete frame.
