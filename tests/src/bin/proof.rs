@@ -124,6 +124,7 @@ async fn proof(args: Args) -> Result<()> {
         peer_first_cap: Duration::from_secs(if args.quick { 90 } else { args.peer_first_cap }),
         peer_cap: Duration::from_secs(if args.quick { 30 } else { args.peer_cap }),
         with_peer: !args.yilian_only,
+        started,
     };
     println!(
         "workload: {} residents x {} visits (seed {}); profiles {}",

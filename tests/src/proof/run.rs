@@ -8,7 +8,7 @@ use crate::workload::Params;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -31,14 +31,25 @@ pub struct Plan {
     pub peer_cap: Duration,
     /// Run the automerge-repo lanes too (off: Yilian alone, for tuning runs).
     pub with_peer: bool,
+    /// When the run started: progress lines on stderr say how far into it each step ends.
+    pub started: Instant,
+}
+
+/// A progress line on stderr, stamped with the seconds since the run started (a default run
+/// takes many minutes; these lines show which lane or step sets its length).
+fn progress(plan: &Plan, what: std::fmt::Arguments<'_>) {
+    eprintln!("[{:7.1} s] {what}", plan.started.elapsed().as_secs_f64());
 }
 
 /// Makes the dataset and runs every lane; returns the dataset and one report per lane.
 pub async fn run(plan: &Plan) -> Result<(Arc<Dataset>, Vec<LaneReport>)> {
     let (dir, params) = (plan.dir.join("data"), plan.params.clone());
     let dataset = tokio::task::spawn_blocking(move || dataset::build(&dir, &params)).await??;
+    progress(plan, format_args!("dataset built: {} documents", dataset.documents));
     let template = if plan.with_peer {
-        automerge::seed_template(&dataset).await.context("seeding automerge-repo's server storage")?
+        let template = automerge::seed_template(&dataset).await.context("seeding automerge-repo's server storage")?;
+        progress(plan, format_args!("automerge-repo's server storage seeded"));
+        template
     } else {
         PathBuf::new()
     };
@@ -116,6 +127,7 @@ async fn yilian_lane(index: u8, profile: LinkProfile, dataset: &Dataset, plan: &
             // Yilian is expected to finish: its cap only stops a run that went wrong.
             let cap = bound.unwrap_or_default() * 4 + plan.cut + Duration::from_secs(120);
             let figures = lane.run(&link, scenario, cut(dataset, plan, scenario), cap).await?;
+            scenario_progress(plan, &profile, Engine::Yilian, scenario, &figures);
             if !figures.complete {
                 lane.catch_up()?;
             }
@@ -162,12 +174,14 @@ async fn automerge_lane(
                 _ => plan.peer_cap,
             };
             let figures = lane.run(&link, scenario, cut(dataset, plan, scenario), cap).await?;
+            scenario_progress(plan, &profile, Engine::AutomergeRepo, scenario, &figures);
             if !figures.complete {
                 // After the first sync the client holds the documents: only the step it missed
                 // is applied (re-seeding 2,000 documents per scenario cost minutes a lane).
                 let reseed = scenario == Scenario::First;
                 let missed = if reseed { delivered.clone() } else { step.into_iter().collect() };
                 lane.catch_up(&missed, reseed).await?;
+                progress(plan, format_args!("{} AutomergeRepo: caught up without the link", profile.name));
             }
             report.scenarios.push(scenario_report(scenario, figures, payload, None));
         }
@@ -178,6 +192,12 @@ async fn automerge_lane(
         report.error = Some(format!("{e:#}"));
     }
     report
+}
+
+fn scenario_progress(plan: &Plan, profile: &LinkProfile, engine: Engine, scenario: Scenario, figures: &Figures) {
+    let end = if figures.complete { "done" } else { "at its cap" };
+    let what = format_args!("{} {engine:?}: {} {end} in {:.1} s", profile.name, scenario.label(), figures.seconds);
+    progress(plan, what);
 }
 
 fn lane_dir(plan: &Plan, index: u8) -> PathBuf {
