@@ -40,7 +40,7 @@ struct Args {
     #[arg(long, default_value_t = 2026)]
     seed: u64,
     /// automerge-repo's cap for a first sync, seconds.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 240)]
     peer_first_cap: u64,
     /// automerge-repo's cap for the other scenarios, seconds.
     #[arg(long, default_value_t = 90)]

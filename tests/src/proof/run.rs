@@ -46,23 +46,21 @@ pub async fn run(plan: &Plan) -> Result<(Arc<Dataset>, Vec<LaneReport>)> {
     let (dir, params) = (plan.dir.join("data"), plan.params.clone());
     let dataset = tokio::task::spawn_blocking(move || dataset::build(&dir, &params)).await??;
     progress(plan, format_args!("dataset built: {} documents", dataset.documents));
-    let template = if plan.with_peer {
-        let template = automerge::seed_template(&dataset).await.context("seeding automerge-repo's server storage")?;
-        progress(plan, format_args!("automerge-repo's server storage seeded"));
-        template
-    } else {
-        PathBuf::new()
-    };
     let dataset = Arc::new(dataset);
+    // Yilian's lanes start at once; automerge-repo's wait for its server storage to be seeded
+    // (a minute in node), which runs beside them instead of before them.
     let mut lanes = tokio::task::JoinSet::new();
     for (i, profile) in plan.profiles.iter().enumerate() {
-        let index = 2 * i as u8 + 1;
         let (profile, data, plan2) = (profile.clone(), dataset.clone(), plan.clone());
-        lanes.spawn(async move { yilian_lane(index, profile, &data, &plan2).await });
-        if plan.with_peer {
-            let (profile, data, plan2, template) =
-                (plan.profiles[i].clone(), dataset.clone(), plan.clone(), template.clone());
-            lanes.spawn(async move { automerge_lane(index + 1, profile, &data, &template, &plan2).await });
+        lanes.spawn(async move { yilian_lane(lane_index(i, Engine::Yilian), profile, &data, &plan2).await });
+    }
+    if plan.with_peer {
+        let template = automerge::seed_template(&dataset).await.context("seeding automerge-repo's server storage")?;
+        progress(plan, format_args!("automerge-repo's server storage seeded"));
+        for (i, profile) in plan.profiles.iter().enumerate() {
+            let (profile, data, plan2, template) = (profile.clone(), dataset.clone(), plan.clone(), template.clone());
+            let index = lane_index(i, Engine::AutomergeRepo);
+            lanes.spawn(async move { automerge_lane(index, profile, &data, &template, &plan2).await });
         }
     }
     let mut reports = Vec::new();
@@ -198,6 +196,12 @@ fn scenario_progress(plan: &Plan, profile: &LinkProfile, engine: Engine, scenari
     let end = if figures.complete { "done" } else { "at its cap" };
     let what = format_args!("{} {engine:?}: {} {end} in {:.1} s", profile.name, scenario.label(), figures.seconds);
     progress(plan, what);
+}
+
+/// The lane's number: it names the link's addresses and the lane's folder (odd for Yilian, the
+/// next even one for automerge-repo on the same profile).
+fn lane_index(profile: usize, engine: Engine) -> u8 {
+    2 * profile as u8 + 1 + u8::from(engine == Engine::AutomergeRepo)
 }
 
 fn lane_dir(plan: &Plan, index: u8) -> PathBuf {
