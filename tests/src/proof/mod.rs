@@ -180,5 +180,8 @@ pub fn link_bound(profile: &LinkProfile, bytes: u64, round_trips: u32) -> Durati
     profile.serialization(bytes) + profile.rtt() * round_trips
 }
 
-/// How long after its cap a device process may take to report and exit.
-pub const EXIT_SLACK: Duration = Duration::from_secs(60);
+/// How long after its cap a device process may take to report and exit. automerge-repo's client,
+/// while loading 2,000 documents, keeps its event loop busy and cannot run its cap timer: in the
+/// default run it had not reported 60 s after its cap either, so the minute spent waiting for it
+/// made every scenario of its lanes longer and measured nothing.
+pub const EXIT_SLACK: Duration = Duration::from_secs(30);
