@@ -13,7 +13,7 @@ use common::consortium::{COUNTY, VILLAGE, consortium};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use yilian_core::model::*;
-use yilian_core::time::{now_ms, today};
+use yilian_core::time::{now_ms, start_of, today};
 
 /// Where the answers go for the validator.
 fn out_dir() -> PathBuf {
@@ -61,7 +61,9 @@ async fn a_whole_record_exports_as_fhir_r4() {
         .record_visit(
             d.patient,
             NewVisit {
-                at: now_ms() - 3_600_000,
+                // An hour ago, but never before today's midnight (UTC+8): the date searches
+                // below count this visit as today's.
+                at: (now_ms() - 3_600_000).max(start_of(today())),
                 organization_id: VILLAGE.into(),
                 practitioner_id: "dr-wang".into(),
                 kind: VisitKind::HomeVisit,

@@ -3,7 +3,7 @@
 
 use chrono::NaiveDate;
 use yilian_core::model::*;
-use yilian_core::time::{now_ms, start_of};
+use yilian_core::time::{now_ms, start_of, today};
 use yilian_core::{IncomingChange, PatientId, Store, StoreOptions};
 
 pub const VILLAGE: &str = "shiqiao-clinic";
@@ -67,8 +67,9 @@ pub fn visit_at(at: i64, systolic: u16, diastolic: u16) -> NewVisit {
     }
 }
 
+/// A visit a minute ago, but never before today's midnight (UTC+8), so it is always today's.
 pub fn visit(systolic: u16, diastolic: u16) -> NewVisit {
-    visit_at(now_ms() - 60_000, systolic, diastolic)
+    visit_at((now_ms() - 60_000).max(start_of(today())), systolic, diastolic)
 }
 
 pub fn visit_on(date: NaiveDate, systolic: u16, diastolic: u16) -> NewVisit {
