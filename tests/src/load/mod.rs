@@ -79,6 +79,12 @@ pub struct LoadReport {
     pub relay_cpu_us_per_change: f64,
     /// The best one-second window of the relay's `ingested_changes` counter.
     pub peak_changes_per_second: f64,
+    /// Seconds from the start until the relay first reported every phone connected (its
+    /// `connected_devices` gauge at `devices`): the handshakes.
+    pub all_connected_at: f64,
+    /// Changes ingested from then until all were stored, per second: the ingest rate with every
+    /// connection held, the handshakes' CPU left out (they share the 2 cores with the first pushes).
+    pub held_ingested_per_second: f64,
     /// Each whole second of the push phase: changes ingested, connections open at its end, the
     /// relay's and the load side's CPU (cores), and the share of it the relay's store was held:
     /// where the time went (connecting, the steady state, the last pushes).
@@ -328,6 +334,11 @@ pub async fn run(params: LoadParams, relay_binary: &Path, dir: &Path) -> Result<
     if let Some(at) = all_ingested_at(&samples, pushed) {
         report.ingest_seconds = at.as_secs_f64();
         report.ingested_per_second = pushed as f64 / report.ingest_seconds.max(1e-9);
+        if let Some(held) = samples.iter().find(|s| s.connected >= params.devices as u64) {
+            report.all_connected_at = held.at.as_secs_f64();
+            let seconds = (at.saturating_sub(held.at)).as_secs_f64();
+            report.held_ingested_per_second = pushed.saturating_sub(held.ingested) as f64 / seconds.max(1e-9);
+        }
     }
     report.relay_cpu_us_per_change = report.relay_cpu_cores_push * report.push_seconds * 1e6 / (pushed as f64).max(1.0);
     report.push_session = Percentiles::of(push_times);
@@ -425,6 +436,7 @@ pub fn summary(r: &LoadReport) -> String {
     format!(
         "relay load: {devices} phones over QUIC on loopback, relay = yilian-relay serve (SQLite, fsync per commit)\n\
          ingested {} changes in {:.2} s by the relay's count = {:.0} changes/s (best second {:.0}/s)   [target >= 5,000/s]\n\
+         with all {devices} connections open (the relay's count, from {:.2} s): {:.0} changes/s\n\
          every push session (a push, then the teammates' changes that reached the relay meanwhile) ended within {:.2} s = {:.0} changes/s; relay CPU {:.0} us per change\n\
          connections held at once: {}   [target 1,000]\n\
          push+pull session: p50 {:.2} s, p99 {:.2} s, max {:.2} s; pull session: p50 {:.2} s, p99 {:.2} s ({} changes pulled)\n\
@@ -437,6 +449,8 @@ pub fn summary(r: &LoadReport) -> String {
         r.ingest_seconds,
         r.ingested_per_second,
         r.peak_changes_per_second,
+        r.all_connected_at,
+        r.held_ingested_per_second,
         r.push_seconds,
         r.changes_per_second,
         r.relay_cpu_us_per_change,

@@ -87,6 +87,8 @@ pub struct Figures {
     pub link: crate::link::LinkStats,
     /// The cap the scenario ran under, in seconds.
     pub cap_seconds: f64,
+    /// How the transfer came back after each time the link went down (`None`: it never did).
+    pub recovery: Option<Recovery>,
     /// The device's own report, as it printed it.
     pub detail: serde_json::Value,
 }
@@ -138,6 +140,79 @@ impl<'a> Meter<'a> {
     }
 }
 
+/// How a transfer came back after the link's outages, from the link's counters sampled every
+/// [`SAMPLE`]: how long after the link came up the server put packets on it again, and how much
+/// of the link's downward capacity while it was up the transfer used.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Recovery {
+    /// Outages that ended while the device ran.
+    pub outages: usize,
+    /// Seconds from the link coming up to the server's first packet entering it: median.
+    pub resume_p50_s: f64,
+    /// The same, the longest.
+    pub resume_max_s: f64,
+    /// Those seconds summed: time the link was up and the server sent nothing.
+    pub silent_after_outages_s: f64,
+    /// Seconds the link was up while the device ran.
+    pub up_s: f64,
+    /// Seconds it was down.
+    pub down_s: f64,
+    /// Downward bytes entering the link while it was up, over what its bandwidth carries in that
+    /// time (1.0: every up second used).
+    pub up_use: f64,
+}
+
+/// How often [`measure`] samples the link's counters.
+pub const SAMPLE: Duration = Duration::from_millis(50);
+
+/// One sample: seconds since the start, whether the link was down, downward packets and bytes
+/// that had entered it.
+type Sample = (f64, bool, u64, u64);
+
+impl Recovery {
+    /// From samples taken every [`SAMPLE`] over `profile`; `None` when the link never came back
+    /// from an outage during them.
+    fn of(samples: &[Sample], profile: &LinkProfile) -> Option<Recovery> {
+        let step = SAMPLE.as_secs_f64();
+        let (mut up_s, mut down_s, mut up_bytes) = (0.0, 0.0, 0u64);
+        for pair in samples.windows(2) {
+            let ((_, down, _, bytes), (_, _, _, next_bytes)) = (pair[0], pair[1]);
+            if down {
+                down_s += step;
+            } else {
+                up_s += step;
+                up_bytes += next_bytes - bytes;
+            }
+        }
+        let mut resumes = Vec::new();
+        for (i, pair) in samples.windows(2).enumerate() {
+            if !(pair[0].1 && !pair[1].1) {
+                continue; // not the moment the link came up
+            }
+            let (up_at, packets) = (pair[1].0, pair[1].2);
+            // The first later sample with more downward packets; none: the device ended first.
+            if let Some(next) = samples[i + 1..].iter().find(|s| s.2 > packets) {
+                resumes.push((next.0 - up_at - step).max(0.0));
+            }
+        }
+        if resumes.is_empty() {
+            return None;
+        }
+        let capacity = profile.bandwidth_bps as f64 / 8.0 * up_s;
+        let silent = resumes.iter().sum();
+        resumes.sort_by(f64::total_cmp);
+        Some(Recovery {
+            outages: resumes.len(),
+            resume_p50_s: resumes[resumes.len() / 2],
+            resume_max_s: resumes[resumes.len() - 1],
+            silent_after_outages_s: silent,
+            up_s,
+            down_s,
+            up_use: if capacity > 0.0 { up_bytes as f64 / capacity } else { f64::NAN },
+        })
+    }
+}
+
 /// What a measured device process left.
 pub struct Measured {
     /// Whether it exited by itself within [`EXIT_SLACK`] after its cap (else it was killed).
@@ -148,6 +223,8 @@ pub struct Measured {
     pub carried: crate::link::LinkStats,
     /// Whether the armed cut fired.
     pub cut_fired: bool,
+    /// How the transfer came back after outages.
+    pub recovery: Option<Recovery>,
 }
 
 /// Runs `command` — a device that prints one `RESULT {json}` line — while its link is metered
@@ -161,9 +238,25 @@ pub async fn measure(
     use std::process::Stdio;
     let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).spawn()?;
     let meter = Meter::start(link, cut);
-    let Ok(out) = tokio::time::timeout(cap + EXIT_SLACK, child.wait_with_output()).await else {
+    let (started, mut samples) = (std::time::Instant::now(), Vec::new());
+    let sample = |samples: &mut Vec<Sample>| {
+        let down = meter.carried().down;
+        samples.push((started.elapsed().as_secs_f64(), link.is_down(), down.packets, down.bytes));
+    };
+    let waited = tokio::time::timeout(cap + EXIT_SLACK, child.wait_with_output());
+    tokio::pin!(waited);
+    let mut ticks = tokio::time::interval(SAMPLE);
+    let out = loop {
+        tokio::select! {
+            out = &mut waited => break out,
+            _ = ticks.tick() => sample(&mut samples),
+        }
+    };
+    sample(&mut samples);
+    let recovery = Recovery::of(&samples, link.profile());
+    let Ok(out) = out else {
         let result = Err(anyhow::anyhow!("no result {EXIT_SLACK:?} after its cap"));
-        return Ok(Measured { exited: false, result, carried: meter.carried(), cut_fired: meter.did_cut() });
+        return Ok(Measured { exited: false, result, carried: meter.carried(), cut_fired: meter.did_cut(), recovery });
     };
     let out = out?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -171,7 +264,7 @@ pub async fn measure(
         Some(line) => serde_json::from_str(line).map_err(anyhow::Error::from),
         None => Err(anyhow::anyhow!("failed ({}): {stdout}{}", out.status, String::from_utf8_lossy(&out.stderr))),
     };
-    Ok(Measured { exited: true, result, carried: meter.carried(), cut_fired: meter.did_cut() })
+    Ok(Measured { exited: true, result, carried: meter.carried(), cut_fired: meter.did_cut(), recovery })
 }
 
 /// The lower bound of a transfer of `bytes` over `profile`: serialization at its bandwidth plus

@@ -150,6 +150,18 @@ pub fn table(lanes: &[LaneReport], profiles: &[String]) -> String {
                     yf.seconds / bound
                 );
             }
+            if let Some(r) = &yf.recovery {
+                let _ = writeln!(
+                    out,
+                    "{:<22}   Yilian over {} outage(s): the relay sent again {:.1} s (median; longest {:.1} s) after the link came back, {:.0} s silent in all; {:.0}% of the link used while up",
+                    "",
+                    r.outages,
+                    r.resume_p50_s,
+                    r.resume_max_s,
+                    r.silent_after_outages_s,
+                    r.up_use * 100.0
+                );
+            }
         }
         for lane in [y, a] {
             if let Some(error) = &lane.error {
