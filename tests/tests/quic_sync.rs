@@ -298,3 +298,49 @@ async fn bad_input_ends_that_session_with_a_reason_and_the_relay_serves_on() -> 
     relay.shutdown().await;
     Ok(())
 }
+
+/// A device waiting on a parent that has sent nothing for a while sends it a one-byte datagram
+/// (a "nudge"), so that after an outage its acknowledgements reach the relay without waiting for
+/// the relay's next loss probe. Here the parent accepts the session and never answers: the nudge
+/// arrives about [`NUDGE_AFTER`] later, and the session still ends cleanly when stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_nudges_a_silent_parent_with_a_datagram() -> Result<()> {
+    use std::time::{Duration, Instant};
+    use tokio_util::sync::CancellationToken;
+    use yilian_core::net::{NUDGE_AFTER, RelayIdentity, client_endpoint, relay_endpoint, sync_over};
+
+    let identity = RelayIdentity::generate()?;
+    let server = relay_endpoint(&identity, ([127, 0, 0, 1], 0).into())?;
+    let addr = server.local_addr()?;
+    let silent = tokio::spawn(async move {
+        let conn = server.accept().await.expect("a connection").await?;
+        // Take the session's stream and its hello, answer nothing.
+        let (send, mut recv) = conn.accept_bi().await?;
+        let mut hello = [0u8; 1];
+        recv.read_exact(&mut hello).await?;
+        let waited = Instant::now();
+        let datagram = tokio::time::timeout(Duration::from_secs(10), conn.read_datagram()).await??;
+        // The connection and the stream stay open (returned) until the test ends.
+        anyhow::Ok((datagram, waited.elapsed(), conn, send))
+    });
+
+    let device = memory();
+    let config = client_config(identity.fingerprint(), &device.device_key())?;
+    let endpoint = client_endpoint(([127, 0, 0, 1], 0).into())?;
+    let (conn, _) = connect(&endpoint, &config, addr).await?;
+    let stop = CancellationToken::new();
+    let session = {
+        let (conn, device, stop) = (conn.clone(), device.clone(), stop.clone());
+        tokio::spawn(async move {
+            sync_over(&conn, &device, "quiet-phone", "relay", &SessionOptions::default(), &stop, &mut |_| {}).await
+        })
+    };
+    let (datagram, waited, _server_conn, _server_stream) = silent.await??;
+    ensure!(datagram[..] == [0u8], "the nudge is one zero byte: {datagram:?}");
+    ensure!(waited >= NUDGE_AFTER / 2, "nudged only after a silence, not at once: {waited:?}");
+    ensure!(conn.stats().frame_tx.datagram >= 1);
+    stop.cancel();
+    let report = session.await??;
+    ensure!(!report.outcome.synced, "nothing was ever answered: {report:?}");
+    Ok(())
+}

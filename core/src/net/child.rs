@@ -17,6 +17,14 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 
 const ZERO_RTT_REJECTED: &str = "0-rtt data rejected";
 
+/// While a session is not yet synced and nothing has arrived from the parent for this long, the
+/// child sends it a one-byte QUIC DATAGRAM, which the parent ignores ([`super::DATAGRAM_BUFFER`]).
+/// The packet carries the child's acknowledgements: after an outage, the first one through tells
+/// the parent at once what reached the child and what was lost, and the parent sends again. Without
+/// it the parent waits for its next loss probe, whose interval doubles with every probe lost in the
+/// outage (on the emulated flapping 2G link, several seconds after the link came back).
+pub const NUDGE_AFTER: Duration = Duration::from_secs(1);
+
 /// How to run one session.
 #[derive(Clone, Debug, Default)]
 pub struct SessionOptions {
@@ -216,6 +224,9 @@ async fn session(
     let push_total = blocking(|| store.unacknowledged(parent))?;
     let deadline = tokio::time::sleep(ANSWER_TIMEOUT);
     tokio::pin!(deadline);
+    let mut nudge = tokio::time::interval_at(tokio::time::Instant::now() + NUDGE_AFTER, NUDGE_AFTER);
+    nudge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = conn.stats().udp_rx.datagrams;
 
     let result = loop {
         let welcomed = driver.session().is_welcomed();
@@ -251,6 +262,16 @@ async fn session(
                 continue;
             }
             message = next_on(&mut bulk_in) => message,
+            _ = nudge.tick(), if !report.synced => {
+                let now_heard = conn.stats().udp_rx.datagrams;
+                if now_heard == heard {
+                    // Best effort: a parent that takes no datagrams, or a full send buffer, only
+                    // means no nudge this time.
+                    let _ = conn.send_datagram(vec![0u8].into());
+                }
+                heard = now_heard;
+                continue;
+            }
             changed = events.changed(), if options.live && welcomed => {
                 if changed.is_err() {
                     break Ok(());

@@ -15,8 +15,8 @@ mod parent;
 mod tls;
 
 pub use child::{
-    ANSWER_TIMEOUT, Enrollment, SessionOptions, SessionProgress, SessionReport, WireStats, connect, connect_within,
-    enroll, sync_over,
+    ANSWER_TIMEOUT, Enrollment, NUDGE_AFTER, SessionOptions, SessionProgress, SessionReport, WireStats, connect,
+    connect_within, enroll, sync_over,
 };
 pub use ingest::{GROUP_PUSHES, IngestQueue};
 pub use parent::{ServeOptions, refuse, serve_child, serve_enrollment};
@@ -51,8 +51,15 @@ pub fn transport_config() -> quinn::TransportConfig {
     // an idle sync itself) to gain a few percent of header overhead on bulk transfers: not worth
     // it on metered 2G links. Datagrams stay at QUIC's safe 1200 bytes.
     transport.mtu_discovery_config(None);
+    transport.datagram_receive_buffer_size(Some(DATAGRAM_BUFFER));
     transport
 }
+
+/// Bytes of QUIC DATAGRAMs a connection holds unread. The protocol reads none: a child sends
+/// one-byte datagrams only to carry its acknowledgements after a silence
+/// ([`NUDGE_AFTER`]), and the oldest are dropped unread. quinn's default holds 1.25 MB
+/// per connection, which a relay with a thousand phones must not let them fill.
+pub const DATAGRAM_BUFFER: usize = 4 * 1024;
 
 /// The relay's QUIC server configuration.
 pub fn server_config(identity: &RelayIdentity) -> Result<quinn::ServerConfig> {

@@ -148,7 +148,7 @@ impl Lane {
                 documents_done: Some(0),
                 progress_per_second: Some(0.0),
                 recovery: measured.recovery.clone(),
-            ..Figures::carried(measured.carried, cap, detail)
+                ..Figures::carried(measured.carried, cap, detail)
             });
         }
         let detail = measured.result.with_context(|| format!("the automerge-repo client of {scenario:?}"))?;

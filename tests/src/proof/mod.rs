@@ -186,8 +186,9 @@ impl Recovery {
         }
         let mut resumes = Vec::new();
         for (i, pair) in samples.windows(2).enumerate() {
-            if !(pair[0].1 && !pair[1].1) {
-                continue; // not the moment the link came up
+            let came_up = pair[0].1 && !pair[1].1;
+            if !came_up {
+                continue;
             }
             let (up_at, packets) = (pair[1].0, pair[1].2);
             // The first later sample with more downward packets; none: the device ended first.
