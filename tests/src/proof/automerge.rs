@@ -147,8 +147,7 @@ impl Lane {
                 seconds: (cap + EXIT_SLACK).as_secs_f64(),
                 documents_done: Some(0),
                 progress_per_second: Some(0.0),
-                recovery: measured.recovery.clone(),
-                ..Figures::carried(measured.carried, cap, detail)
+                ..Figures::carried(measured.carried, measured.recovery, cap, detail)
             });
         }
         let detail = measured.result.with_context(|| format!("the automerge-repo client of {scenario:?}"))?;
@@ -159,8 +158,7 @@ impl Lane {
             reconnects: detail["reconnects"].as_u64().unwrap_or(0),
             documents_done: detail["documents_done"].as_u64(),
             progress_per_second: detail["progress_per_second"].as_f64(),
-            recovery: measured.recovery.clone(),
-            ..Figures::carried(measured.carried, cap, detail)
+            ..Figures::carried(measured.carried, measured.recovery, cap, detail)
         })
     }
 

@@ -94,14 +94,20 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// Figures of an unfinished scenario with what the link carried, its cap and the device's
-    /// report; the caller fills in what the device measured.
-    pub fn carried(link: crate::link::LinkStats, cap: Duration, detail: serde_json::Value) -> Figures {
+    /// Figures of an unfinished scenario with what the link carried and how it came back from
+    /// outages, its cap and the device's report; the caller fills in what the device measured.
+    pub fn carried(
+        link: crate::link::LinkStats,
+        recovery: Option<Recovery>,
+        cap: Duration,
+        detail: serde_json::Value,
+    ) -> Figures {
         Figures {
             wire_up: link.up.bytes,
             wire_down: link.down.bytes,
             link,
             cap_seconds: cap.as_secs_f64(),
+            recovery,
             detail,
             ..Figures::default()
         }
@@ -174,25 +180,21 @@ impl Recovery {
     /// from an outage during them.
     fn of(samples: &[Sample], profile: &LinkProfile) -> Option<Recovery> {
         let step = SAMPLE.as_secs_f64();
-        let (mut up_s, mut down_s, mut up_bytes) = (0.0, 0.0, 0u64);
-        for pair in samples.windows(2) {
-            let ((_, down, _, bytes), (_, _, _, next_bytes)) = (pair[0], pair[1]);
+        let (mut up_s, mut down_s, mut up_bytes, mut resumes) = (0.0, 0.0, 0u64, Vec::new());
+        for (i, pair) in samples.windows(2).enumerate() {
+            let ((_, down, _, bytes), (up_at, next_down, packets, next_bytes)) = (pair[0], pair[1]);
             if down {
                 down_s += step;
             } else {
                 up_s += step;
                 up_bytes += next_bytes - bytes;
             }
-        }
-        let mut resumes = Vec::new();
-        for (i, pair) in samples.windows(2).enumerate() {
-            let came_up = pair[0].1 && !pair[1].1;
-            if !came_up {
-                continue;
-            }
-            let (up_at, packets) = (pair[1].0, pair[1].2);
-            // The first later sample with more downward packets; none: the device ended first.
-            if let Some(next) = samples[i + 1..].iter().find(|s| s.2 > packets) {
+            // The link came up: the first later sample with more downward packets is when the
+            // server sent again (none: the device ended first).
+            if down
+                && !next_down
+                && let Some(next) = samples[i + 1..].iter().find(|s| s.2 > packets)
+            {
                 resumes.push((next.0 - up_at - step).max(0.0));
             }
         }

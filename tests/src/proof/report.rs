@@ -153,7 +153,7 @@ pub fn table(lanes: &[LaneReport], profiles: &[String]) -> String {
             if let Some(r) = &yf.recovery {
                 let _ = writeln!(
                     out,
-                    "{:<22}   Yilian over {} outage(s): the relay sent again {:.1} s (median; longest {:.1} s) after the link came back, {:.0} s silent in all; {:.0}% of the link used while up",
+                    "{:<22}   Yilian over {} outage(s): the relay sent again {:.1} s (median; longest {:.1} s) after the link came back, {:.0} s silent in all; offered {:.0}% of the link's capacity while up (dropped packets included)",
                     "",
                     r.outages,
                     r.resume_p50_s,

@@ -177,8 +177,7 @@ impl Lane {
             seconds: detail["seconds"].as_f64().unwrap_or(f64::NAN),
             rounds: detail["rounds"].as_u64().unwrap_or(0),
             reconnects: detail["attempts"].as_u64().unwrap_or(1).saturating_sub(1),
-            recovery: measured.recovery.clone(),
-            ..Figures::carried(measured.carried, cap, detail)
+            ..Figures::carried(measured.carried, measured.recovery, cap, detail)
         })
     }
 
