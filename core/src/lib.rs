@@ -65,7 +65,7 @@ pub mod time;
 pub use error::{Error, Result};
 pub use ids::*;
 pub use store::{
-    ApplyReport, ChildPush, Device, DeviceAccess, DeviceKind, Durability, EnrollmentCode, IncomingChange, Organization,
-    OrganizationKind, PeerCursor, Practitioner, PractitionerRole, ScopeGrant, Store, StoreContention, StoreEvents,
-    StoreOptions, StoredChange, Team,
+    ApplyReport, ChildPush, Device, DeviceAccess, DeviceKind, Durability, EnrollmentCode, IncomingChange, IngestTime,
+    Organization, OrganizationKind, PeerCursor, Practitioner, PractitionerRole, ScopeGrant, Store, StoreContention,
+    StoreEvents, StoreOptions, StoredChange, Team,
 };

@@ -141,3 +141,35 @@ async fn pushes_that_arrive_while_a_group_is_stored_are_stored_together_each_wit
         assert!(storage.store.child_acked(device).unwrap() > 0, "{device}'s cursor moved with its push");
     }
 }
+
+#[test]
+fn the_store_counts_where_storing_pushes_spends_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("relay.db"), yilian_core::StoreOptions::default()).unwrap();
+    let pushes: Vec<ChildPush> = (0..3)
+        .map(|i| {
+            let device = format!("phone-{i}");
+            store.grant_scope(&device, ScopeGrant::Everything).unwrap();
+            phone_push(&device).0
+        })
+        .collect();
+    let before = store.contention();
+    assert_eq!(before.ingest, yilian_core::IngestTime::default(), "nothing ingested yet");
+    let reports: Vec<ApplyReport> = store.ingest_group(pushes).into_iter().map(Result::unwrap).collect();
+    assert!(reports.iter().all(|r| r.applied > 0), "{reports:?}");
+    let after = store.contention();
+    let ingest = after.ingest;
+    assert!(ingest.applying > std::time::Duration::ZERO, "automerge's part: {ingest:?}");
+    assert!(ingest.writing > std::time::Duration::ZERO, "the writes' part: {ingest:?}");
+    assert!(ingest.committing > std::time::Duration::ZERO, "the fsynced commit: {ingest:?}");
+    let held = after.held - before.held;
+    assert!(ingest.applying + ingest.writing + ingest.committing <= held, "{ingest:?} within the {held:?} held");
+    // A push that stores nothing new (its changes are duplicates) adds to the counts as well,
+    // and they only grow.
+    let again = phone_push("phone-0").0;
+    store.ingest_group(vec![again]).pop().unwrap().unwrap();
+    let later = store.contention().ingest;
+    assert!(
+        later.applying >= ingest.applying && later.writing > ingest.writing && later.committing > ingest.committing
+    );
+}

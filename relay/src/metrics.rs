@@ -41,6 +41,8 @@ pub struct RelayMetrics {
     ingest_groups: Counter<u64, AtomicU64>,
     ingest_pushes: Counter<u64, AtomicU64>,
     ingest_queued: Gauge<u64, AtomicU64>,
+    /// The store's time storing pushes, by what it went on (`applying`, `writing`, `committing`).
+    ingest_seconds: Family<Kind, Counter<f64, AtomicU64>>,
     /// The totals read at the last scrape: the counters move by the difference (under the lock,
     /// so concurrent scrapes move them once).
     seen: std::sync::Mutex<Seen>,
@@ -123,6 +125,14 @@ impl RelayMetrics {
             registered(r, "ingest_pushes", "Devices' pushes stored (several per transaction)", Counter::default());
         let ingest_queued =
             registered(r, "ingest_queued", "Devices' pushes waiting to be stored now", Gauge::default());
+        // Of the time the store was held storing pushes, what it went on: automerge (in
+        // parallel), the checks and writes (one core), or the commit and its fsync.
+        let ingest_seconds = registered(
+            r,
+            "ingest_seconds",
+            "Time the store spent storing devices' pushes, by kind: applying, writing, committing",
+            Family::<Kind, Counter<f64, AtomicU64>>::default(),
+        );
         RelayMetrics {
             registry,
             connected,
@@ -140,6 +150,7 @@ impl RelayMetrics {
             ingest_groups,
             ingest_pushes,
             ingest_queued,
+            ingest_seconds,
             seen: std::sync::Mutex::default(),
         }
     }
@@ -204,6 +215,14 @@ impl RelayMetrics {
             self.store_waited.inc_by(now.waited.saturating_sub(was.waited).as_secs_f64());
             self.store_held.inc_by(now.held.saturating_sub(was.held).as_secs_f64());
             self.store_taken.inc_by(now.acquisitions.saturating_sub(was.acquisitions));
+            let (ingest, ingest_was) = (now.ingest, was.ingest);
+            for (name, total, before) in [
+                ("applying", ingest.applying, ingest_was.applying),
+                ("writing", ingest.writing, ingest_was.writing),
+                ("committing", ingest.committing, ingest_was.committing),
+            ] {
+                self.ingest_seconds.get_or_create(&kind(name)).inc_by(total.saturating_sub(before).as_secs_f64());
+            }
             let ((groups, pushes), (groups_was, pushes_was)) = (self.ingest.figures(), seen.ingest);
             self.ingest_groups.inc_by(groups.saturating_sub(groups_was));
             self.ingest_pushes.inc_by(pushes.saturating_sub(pushes_was));

@@ -12,6 +12,7 @@ use automerge::{Automerge, Change, ChangeHash};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
 
 /// Largest change accepted from a peer. A visit is about 500 bytes; a big discharge summary a few
 /// kilobytes. Anything near this is an attack or a bug.
@@ -441,14 +442,21 @@ impl Store {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let mut group = Group::new();
+        let began = Instant::now();
+        let mut settled = None;
         let applied = inner.in_transaction(|inner| {
             for (push, (report, by_doc)) in pushes.iter().zip(decoded) {
                 let cursor = CursorMove::Read { up_to: push.up_to, log_id: "" };
                 let source = Source { peer: &push.peer, cursor, enforce_scope: true };
                 group.add_batch(inner, by_doc, report, Some(&source))?;
             }
-            group.settle_all(inner)
+            group.settle_all(inner)?;
+            settled = Some(Instant::now());
+            Ok(())
         });
+        if let Some(settled) = settled {
+            self.contention.ingested(settled - began, group.applying, settled.elapsed());
+        }
         if let Err(e) = applied {
             // Nothing was committed: forget the documents that ran ahead of the disk.
             for id in group.touched {
@@ -775,6 +783,8 @@ struct Group<'a> {
     queued: HashSet<ChangeHash>,
     /// Records whose loaded document ran ahead of the disk: forgotten if the transaction fails.
     touched: Vec<PatientId>,
+    /// Time spent applying changes to records so far (see [`crate::IngestTime::applying`]).
+    applying: Duration,
 }
 
 impl<'a> Group<'a> {
@@ -785,6 +795,7 @@ impl<'a> Group<'a> {
             pending: BTreeMap::new(),
             queued: HashSet::new(),
             touched: Vec::new(),
+            applying: Duration::ZERO,
         }
     }
 
@@ -906,7 +917,9 @@ impl<'a> Group<'a> {
     fn settle(&mut self, inner: &mut Inner, ids: Vec<PatientId>) -> Result<()> {
         let mut records: Vec<(PatientId, Pending)> =
             ids.into_iter().filter_map(|id| self.pending.remove(&id).map(|p| (id, p))).collect();
+        let began = Instant::now();
         super::parallel::each(&mut records, |(id, pending)| pending.apply(*id));
+        self.applying += began.elapsed();
         for (doc_id, pending) in records {
             self.store(inner, doc_id, pending)?;
         }

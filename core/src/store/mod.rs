@@ -24,7 +24,7 @@ mod statistics;
 mod worklist;
 
 pub use audit::{AuditEntry, AuditTrail, FieldChange, SignatureCheck};
-pub use contention::StoreContention;
+pub use contention::{IngestTime, StoreContention};
 pub use directory::{
     DEFAULT_CODE_VALIDITY, Device, DeviceAccess, DeviceKind, EnrollmentCode, Organization, OrganizationKind,
     Practitioner, PractitionerRole, Team, check_device_id,

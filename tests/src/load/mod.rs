@@ -118,6 +118,14 @@ pub struct LoadReport {
     pub store_waiting_push: f64,
     /// Pushes stored per transaction on the relay, on average (they share its fsync).
     pub pushes_per_group: f64,
+    /// Seconds the relay's store spent storing pushes over the load: applying the changes to
+    /// their records (automerge, in parallel), checking and writing them (one core), and
+    /// committing (fsync included). Where the store's time goes when it limits ingest.
+    pub ingest_applying_seconds: f64,
+    /// See `ingest_applying_seconds`.
+    pub ingest_writing_seconds: f64,
+    /// See `ingest_applying_seconds`.
+    pub ingest_committing_seconds: f64,
     /// The load side's peak resident memory, MB.
     pub load_peak_rss_mb: f64,
     /// Seconds of the whole load phase.
@@ -329,6 +337,8 @@ pub async fn run(params: LoadParams, relay_binary: &Path, dir: &Path) -> Result<
     // Sampling ran until every session had ended: the last sample counts every push.
     if let Some(last) = samples.last() {
         report.pushes_per_group = last.ingest_pushes / last.ingest_groups.max(1.0);
+        [report.ingest_applying_seconds, report.ingest_writing_seconds, report.ingest_committing_seconds] =
+            last.ingest_time;
     }
     report.changes_per_second = pushed as f64 / report.push_seconds.max(1e-9);
     if let Some(at) = all_ingested_at(&samples, pushed) {
@@ -433,6 +443,8 @@ fn all_ingested_at(samples: &[relay_process::Sample], pushed: u64) -> Option<Dur
 /// The report as the lines the benchmark prints.
 pub fn summary(r: &LoadReport) -> String {
     let devices = r.params.as_ref().map_or(0, |p| p.devices);
+    let ingesting = r.ingest_applying_seconds + r.ingest_writing_seconds + r.ingest_committing_seconds;
+    let share = |seconds: f64| seconds * 100.0 / ingesting.max(1e-9);
     format!(
         "relay load: {devices} phones over QUIC on loopback, relay = yilian-relay serve (SQLite, fsync per commit)\n\
          ingested {} changes in {:.2} s by the relay's count = {:.0} changes/s (best second {:.0}/s)   [target >= 5,000/s]\n\
@@ -442,6 +454,7 @@ pub fn summary(r: &LoadReport) -> String {
          push+pull session: p50 {:.2} s, p99 {:.2} s, max {:.2} s; pull session: p50 {:.2} s, p99 {:.2} s ({} changes pulled)\n\
          relay: peak RSS {:.0} MB, CPU {:.2} cores over {:.1} s; load side peak RSS {:.0} MB, CPU {:.2} cores\n\
          push phase CPU: relay {:.2} cores, load side {:.2} cores (the machine has {}); relay store held {:.0}% of the time, {:.1} callers waiting for it on average; {:.1} pushes stored per transaction\n\
+         relay store storing pushes: {:.2} s = applying to records (automerge, in parallel) {:.0}%, checks and writes {:.0}%, commit and fsync {:.0}%\n\
          each second: changes ingested (connections open, relay + load-side CPU cores, relay store held): {}\n\
          UDP datagrams dropped at full socket buffers during the load: {}\n\
          failed sessions: {}; phones diverged from their team: {}",
@@ -472,6 +485,10 @@ pub fn summary(r: &LoadReport) -> String {
         r.store_busy_push * 100.0,
         r.store_waiting_push,
         r.pushes_per_group,
+        ingesting,
+        share(r.ingest_applying_seconds),
+        share(r.ingest_writing_seconds),
+        share(r.ingest_committing_seconds),
         r.push_timeline
             .iter()
             .map(|(n, open, relay, load, busy)| format!("{n} ({open}, {relay:.1}+{load:.1}, {:.0}%)", busy * 100.0))
@@ -506,6 +523,7 @@ mod tests {
             store_wait: 0.0,
             ingest_groups: 0.0,
             ingest_pushes: 0.0,
+            ingest_time: [0.0; 3],
         };
         let samples = [s(0, 0), s(500, 100), s(1000, 1000), s(1500, 4000), s(2000, 4500)];
         assert_eq!(peak_rate(&samples), 3900.0);
@@ -538,6 +556,7 @@ mod tests {
             store_wait: 0.0,
             ingest_groups: 0.0,
             ingest_pushes: 0.0,
+            ingest_time: [0.0; 3],
         };
         let samples = [s(0, 10.0), s(1000, 10.5), s(2000, 12.0), s(3000, 12.0)];
         assert_eq!(per_second_until(&samples, Duration::from_millis(1500), |s| s.relay_cpu), 1.0);

@@ -66,6 +66,9 @@ pub struct Sample {
     pub ingest_groups: f64,
     /// `yilian_relay_ingest_pushes`: pushes they had stored.
     pub ingest_pushes: f64,
+    /// `yilian_relay_ingest_seconds` by kind: the store's time storing pushes spent applying,
+    /// writing and committing.
+    pub ingest_time: [f64; 3],
 }
 
 /// Samples taken in the background until [`Sampler::stop`].
@@ -138,6 +141,10 @@ impl RelayProcess {
                             let store_wait = metric(&text, "yilian_relay_store_wait_seconds").unwrap_or(f64::NAN);
                             let ingest_groups = metric(&text, "yilian_relay_ingest_groups").unwrap_or(f64::NAN);
                             let ingest_pushes = metric(&text, "yilian_relay_ingest_pushes").unwrap_or(f64::NAN);
+                            let ingest_time = ["applying", "writing", "committing"].map(|kind| {
+                                metric(&text, &format!("yilian_relay_ingest_seconds_total{{kind=\"{kind}\"}}"))
+                                    .unwrap_or(0.0)
+                            });
                             samples.push(Sample {
                                 at: started.elapsed(),
                                 ingested,
@@ -148,6 +155,7 @@ impl RelayProcess {
                                 store_wait,
                                 ingest_groups,
                                 ingest_pushes,
+                                ingest_time,
                             });
                         }
                     }
@@ -254,5 +262,7 @@ mod tests {
         assert_eq!(metric(text, "ingested_changes"), Some(1234.0));
         assert_eq!(metric(text, "connected_devices"), Some(7.0));
         assert_eq!(metric(text, "sessions"), None);
+        let labelled = "ingest_seconds_total{kind=\"applying\"} 2.5\ningest_seconds_total{kind=\"writing\"} 0.5\n";
+        assert_eq!(metric(labelled, "ingest_seconds_total{kind=\"writing\"}"), Some(0.5));
     }
 }
