@@ -41,7 +41,7 @@ pub struct RelayMetrics {
     ingest_groups: Counter<u64, AtomicU64>,
     ingest_pushes: Counter<u64, AtomicU64>,
     ingest_queued: Gauge<u64, AtomicU64>,
-    /// The store's time storing pushes, by what it went on (`applying`, `writing`, `committing`).
+    /// The store's time storing pushes, by what it went on ([`yilian_core::IngestTime::KINDS`]).
     ingest_seconds: Family<Kind, Counter<f64, AtomicU64>>,
     /// The totals read at the last scrape: the counters move by the difference (under the lock,
     /// so concurrent scrapes move them once).
@@ -215,12 +215,7 @@ impl RelayMetrics {
             self.store_waited.inc_by(now.waited.saturating_sub(was.waited).as_secs_f64());
             self.store_held.inc_by(now.held.saturating_sub(was.held).as_secs_f64());
             self.store_taken.inc_by(now.acquisitions.saturating_sub(was.acquisitions));
-            let (ingest, ingest_was) = (now.ingest, was.ingest);
-            for (name, total, before) in [
-                ("applying", ingest.applying, ingest_was.applying),
-                ("writing", ingest.writing, ingest_was.writing),
-                ("committing", ingest.committing, ingest_was.committing),
-            ] {
+            for ((name, total), (_, before)) in now.ingest.by_kind().into_iter().zip(was.ingest.by_kind()) {
                 self.ingest_seconds.get_or_create(&kind(name)).inc_by(total.saturating_sub(before).as_secs_f64());
             }
             let ((groups, pushes), (groups_was, pushes_was)) = (self.ingest.figures(), seen.ingest);

@@ -36,6 +36,18 @@ pub struct IngestTime {
     pub committing: Duration,
 }
 
+impl IngestTime {
+    /// The names of the three parts, in the order of [`IngestTime::by_kind`] (the relay's
+    /// `ingest_seconds` metric labels them so).
+    pub const KINDS: [&'static str; 3] = ["applying", "writing", "committing"];
+
+    /// Each part with its name from [`IngestTime::KINDS`].
+    pub fn by_kind(&self) -> [(&'static str, Duration); 3] {
+        let [applying, writing, committing] = Self::KINDS;
+        [(applying, self.applying), (writing, self.writing), (committing, self.committing)]
+    }
+}
+
 /// The counters behind [`StoreContention`].
 #[derive(Default)]
 pub(crate) struct Counters {

@@ -141,7 +141,7 @@ impl RelayProcess {
                             let store_wait = metric(&text, "yilian_relay_store_wait_seconds").unwrap_or(f64::NAN);
                             let ingest_groups = metric(&text, "yilian_relay_ingest_groups").unwrap_or(f64::NAN);
                             let ingest_pushes = metric(&text, "yilian_relay_ingest_pushes").unwrap_or(f64::NAN);
-                            let ingest_time = ["applying", "writing", "committing"].map(|kind| {
+                            let ingest_time = yilian_core::IngestTime::KINDS.map(|kind| {
                                 metric(&text, &format!("yilian_relay_ingest_seconds_total{{kind=\"{kind}\"}}"))
                                     .unwrap_or(0.0)
                             });
