@@ -101,6 +101,8 @@ pub struct LoadReport {
     pub failures: Vec<String>,
     /// Phones whose records differ from their teammates' at the end.
     pub diverged: usize,
+    /// How the first few diverged phones differ (see [`divergence`]).
+    pub divergences: Vec<String>,
     /// The relay's peak resident memory, MB.
     pub relay_peak_rss_mb: f64,
     /// Relay CPU over the load phase, in cores (1.0 = one core busy).
@@ -353,7 +355,7 @@ pub async fn run(params: LoadParams, relay_binary: &Path, dir: &Path) -> Result<
     report.relay_cpu_us_per_change = report.relay_cpu_cores_push * report.push_seconds * 1e6 / (pushed as f64).max(1.0);
     report.push_session = Percentiles::of(push_times);
     report.pull_session = Percentiles::of(pull_times);
-    report.diverged = diverged(&phones, params.doctors)?;
+    (report.diverged, report.divergences) = diverged(&phones, params.doctors)?;
     report.load_peak_rss_mb = crate::peak_rss_mb();
     Ok(report)
 }
@@ -373,19 +375,40 @@ fn rcvbuf_errors(snmp: &str) -> Option<u64> {
     values.split_whitespace().nth(at)?.parse().ok()
 }
 
-/// Phones whose records differ from the first phone of their team.
-fn diverged(phones: &[Arc<Phone>], doctors: usize) -> Result<usize> {
-    let mut count = 0;
+/// Phones whose records differ from the first phone of their team, and how the first few differ.
+fn diverged(phones: &[Arc<Phone>], doctors: usize) -> Result<(usize, Vec<String>)> {
+    let (mut count, mut how) = (0, Vec::new());
     for doctor in 0..doctors {
         let team: Vec<&Arc<Phone>> = phones.iter().filter(|p| p.doctor == doctor).collect();
         let Some(first) = team.first() else { continue };
         for other in &team[1..] {
             if crate::lab::same_records(&first.store, &other.store).is_err() {
                 count += 1;
+                if how.len() < 5 {
+                    how.push(divergence(first, other)?);
+                }
             }
         }
     }
-    Ok(count)
+    Ok((count, how))
+}
+
+/// Which changes of their shared records each of two teammates' phones lacks, and whether it
+/// lacks its own (never pushed) or the other's (never pulled).
+fn divergence(a: &Phone, b: &Phone) -> Result<String> {
+    use std::collections::HashMap;
+    let log = |store: &Store| -> Result<HashMap<[u8; 32], (PatientId, bool)>> {
+        Ok(store.changes_since(0, usize::MAX)?.into_iter().map(|c| (c.hash, (c.doc_id, c.local))).collect())
+    };
+    let (log_a, log_b) = (log(&a.store)?, log(&b.store)?);
+    let lacks = |of: &HashMap<[u8; 32], (PatientId, bool)>, other: &HashMap<[u8; 32], (PatientId, bool)>| {
+        let missing: Vec<&(PatientId, bool)> =
+            other.iter().filter(|(h, _)| !of.contains_key(*h)).map(|(_, v)| v).collect();
+        let records: std::collections::BTreeSet<String> = missing.iter().map(|(id, _)| id.to_string()).collect();
+        let own = missing.iter().filter(|(_, local)| *local).count();
+        format!("{} changes ({own} authored by the other phone) of records {records:?}", missing.len())
+    };
+    Ok(format!("{} lacks {}; {} lacks {}", a.name, lacks(&log_a, &log_b), b.name, lacks(&log_b, &log_a)))
 }
 
 /// The best rate over any one-second window of the counter samples.
@@ -497,7 +520,7 @@ pub fn summary(r: &LoadReport) -> String {
         r.udp_receive_drops,
         r.failures.len(),
         r.diverged,
-    )
+    ) + &r.divergences.iter().map(|d| format!("\n  diverged: {d}")).collect::<String>()
 }
 
 #[cfg(test)]
