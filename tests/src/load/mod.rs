@@ -393,15 +393,17 @@ fn diverged(phones: &[Arc<Phone>], doctors: usize) -> Result<(usize, Vec<String>
     Ok((count, how))
 }
 
-/// Which changes of their shared records each of two teammates' phones lacks, and whether it
-/// lacks its own (never pushed) or the other's (never pulled).
+/// A phone's log: each change's record and whether the phone authored it.
+type LogByHash = std::collections::HashMap<[u8; 32], (PatientId, bool)>;
+
+/// Which changes each of two teammates' phones lacks of the other's log, and how many of those
+/// the other phone authored (pushed by it, never pulled here) rather than a third teammate.
 fn divergence(a: &Phone, b: &Phone) -> Result<String> {
-    use std::collections::HashMap;
-    let log = |store: &Store| -> Result<HashMap<[u8; 32], (PatientId, bool)>> {
+    let log = |store: &Store| -> Result<LogByHash> {
         Ok(store.changes_since(0, usize::MAX)?.into_iter().map(|c| (c.hash, (c.doc_id, c.local))).collect())
     };
     let (log_a, log_b) = (log(&a.store)?, log(&b.store)?);
-    let lacks = |of: &HashMap<[u8; 32], (PatientId, bool)>, other: &HashMap<[u8; 32], (PatientId, bool)>| {
+    let lacks = |of: &LogByHash, other: &LogByHash| {
         let missing: Vec<&(PatientId, bool)> =
             other.iter().filter(|(h, _)| !of.contains_key(*h)).map(|(_, v)| v).collect();
         let records: std::collections::BTreeSet<String> = missing.iter().map(|(id, _)| id.to_string()).collect();
