@@ -16,6 +16,8 @@ fn sample_messages() -> Vec<Message> {
             local_head: 40,
             grant_seq: 0,
             catch_up: Some(CatchUp { head: 12, grant: 3, after: [7; 16] }),
+            session: 0x5eed,
+            restored: false,
         },
         Message::Ack { up_to: 99 },
         Message::Pull {
@@ -132,6 +134,7 @@ fn write_seeds(dir: &std::path::Path) {
         peer: "relay".into(),
         log_id: "0f".into(),
         acked_seq: 3,
+        acked_mark: Some(yilian_core::sync::LogMark { seq: 3, hash: [9; 32] }),
         head: 90,
         grant_head: 2,
         pending_items: 10,
@@ -142,6 +145,7 @@ fn write_seeds(dir: &std::path::Path) {
         doc: Some([7; 16]),
         bytes: vec![1; 900],
         signatures: vec![([3; 32], vec![4; 64])],
+        waiting: vec![(vec![5; 300], Some(vec![6; 64]))],
     });
     let refused = Message::Refused { items: vec![(4, "document is outside the scope of dev".into())] };
     let error = Message::Error { code: ErrorCode::Protocol, message: "bad".into() };

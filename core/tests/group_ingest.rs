@@ -9,7 +9,7 @@ use common::*;
 use std::sync::{Arc, Mutex, mpsc};
 use yilian_core::net::IngestQueue;
 use yilian_core::store::{ApplyReport, ChildPush, IncomingChange, ScopeGrant, StoredChange};
-use yilian_core::sync::{DocumentCopy, ParentStorage, ScopeChange};
+use yilian_core::sync::{DocumentCopy, LogMark, ParentStorage, ScopeChange};
 use yilian_core::{Result, Store, StoreEvents};
 
 /// How long the test waits for sessions to reach a point before it fails (they take
@@ -31,8 +31,8 @@ impl ParentStorage for Gated {
     fn head(&self) -> Result<i64> {
         ParentStorage::head(&self.store)
     }
-    fn child_acked(&self, child: &str) -> Result<i64> {
-        self.store.child_acked(child)
+    fn child_acked(&self, child: &str) -> Result<(i64, Option<LogMark>)> {
+        ParentStorage::child_acked(&self.store, child)
     }
     fn forget_child_log(&self, child: &str) -> Result<()> {
         ParentStorage::forget_child_log(&self.store, child)
@@ -56,8 +56,8 @@ impl ParentStorage for Gated {
     fn grants_for(&self, child: &str, after: i64) -> Result<(Vec<ScopeChange>, bool)> {
         self.store.grants_for(child, after)
     }
-    fn ingest(&self, child: &str, items: Vec<IncomingChange>, up_to: i64) -> Result<ApplyReport> {
-        self.store.ingest(child, items, up_to)
+    fn ingest(&self, push: ChildPush) -> Result<ApplyReport> {
+        ParentStorage::ingest(&self.store, push)
     }
     fn ingest_group(&self, pushes: Vec<ChildPush>) -> Vec<Result<ApplyReport>> {
         let gate = self.gate.lock().unwrap().take();
@@ -138,7 +138,7 @@ async fn pushes_that_arrive_while_a_group_is_stored_are_stored_together_each_wit
     assert_eq!(queue.figures(), (2, devices.len() as u64));
     assert_eq!(storage.store.patient_ids().unwrap().len(), devices.len());
     for device in &devices {
-        assert!(storage.store.child_acked(device).unwrap() > 0, "{device}'s cursor moved with its push");
+        assert!(storage.store.child_acked(device).unwrap().0 > 0, "{device}'s cursor moved with its push");
     }
 }
 

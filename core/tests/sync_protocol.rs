@@ -229,6 +229,8 @@ fn welcomed_driver(relay: &Store, local_head: i64) -> ParentDriver<'_> {
         local_head,
         grant_seq: 0,
         catch_up: None,
+        session: 1,
+        restored: false,
     };
     driver.on_message(hello).unwrap();
     driver
@@ -252,7 +254,7 @@ fn malformed_frames_and_protocol_violations_end_the_session_with_a_reason() {
     frame[4] = 1;
     assert_eq!(
         decode_body(&frame[4..]).unwrap_err().to_string(),
-        "protocol version 1 is not supported (this side speaks 3)"
+        "protocol version 1 is not supported (this side speaks 4): update the app or the relay"
     );
     // A change that is not automerge is refused item by item; the rest is stored.
     let device = memory_store();
@@ -484,4 +486,96 @@ fn a_push_batch_never_covers_an_edit_it_does_not_carry() {
     let all: std::collections::BTreeSet<i64> =
         store.local_changes_since(0, usize::MAX).unwrap().into_iter().map(|c| c.seq).collect();
     assert_eq!(carried, all, "every edit is in the batch that covers it");
+}
+
+/// Defect 1 of the lost-edit issue: a phone restored from an older backup whose doctor records
+/// past the cursor the relay acknowledged before it syncs again. Comparing numbers believed it
+/// (its head was not below the relay's cursor): its new edits numbered at or below that cursor
+/// were never pushed, and the edits the restore lost never came back to it.
+#[test]
+fn a_restored_device_that_records_past_the_acknowledged_cursor_delivers_everything_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, backup) = (dir.path().join("dev.db"), dir.path().join("backup.db"));
+    let relay = relay_for(&["dev"]);
+    let p = registered(&Store::open(&db, yilian_core::StoreOptions::default()).unwrap(), "甲");
+    std::fs::copy(&db, &backup).unwrap();
+    {
+        let device = Store::open(&db, yilian_core::StoreOptions::default()).unwrap();
+        for i in 0..3 {
+            device.record_visit(p, visit(120 + i, 80)).unwrap();
+        }
+        sync(&device, "dev", &relay);
+    }
+    std::fs::copy(&backup, &db).unwrap();
+    let device = Store::open(&db, yilian_core::StoreOptions::default()).unwrap();
+    let acked = relay.peer_cursor("dev").unwrap().read_seq;
+    // Offline after the restore, the doctor records more than the restore lost.
+    for i in 0..6 {
+        device.record_visit(p, visit(140 + i, 90)).unwrap();
+    }
+    assert!(device.last_local_seq().unwrap() > acked, "the restored log passed the acknowledged cursor");
+    for _ in 0..3 {
+        sync_in_process(&device, "dev", &relay, "relay", &mut PerfectLink).unwrap();
+    }
+    let stats = sync(&device, "dev", &relay);
+    assert_eq!(relay.patient(p).unwrap().visits.len(), 9, "the 6 new visits reached the relay");
+    assert_eq!(device.patient(p).unwrap().visits.len(), 9, "the 3 visits the restore lost came back");
+    assert_eq!((stats.child.sent, stats.child.received), (0, 0), "and then it is idle");
+    assert_same_records(&[&device, &relay]);
+    assert!(unique_log(&relay) && unique_log(&device));
+}
+
+/// Defect 2 of the lost-edit issue: a record enters a device's scope while the relay holds one of
+/// its changes waiting for a dependency. The snapshot of the grant left the waiting change out and
+/// the device's cursor had passed it, so it never arrived even after its dependency did.
+#[test]
+fn a_record_granted_while_a_change_of_it_waits_for_a_dependency_arrives_whole_in_the_end() {
+    let (village, desk, relay) = (memory_store(), memory_store(), relay_for(&["village"]));
+    let p = registered(&village, "甲");
+    sync(&village, "village", &relay);
+    village.record_visit(p, visit(130, 85)).unwrap();
+    village.record_visit(p, visit(150, 95)).unwrap();
+    // The second visit reaches the relay before the first (another path: a hub, another node).
+    let log = village.changes_since(0, usize::MAX).unwrap();
+    let second = log.last().unwrap();
+    let early = yilian_core::IncomingChange {
+        doc_id: second.doc_id,
+        bytes: second.bytes.clone(),
+        signature: second.signature.clone(),
+    };
+    relay.apply_remote_changes(vec![early]).unwrap();
+    assert_eq!(relay.patient(p).unwrap().visits.len(), 0, "the second visit waits for the first");
+    // The desk reads past it (not in its scope yet), then the record is granted to it.
+    sync(&desk, "desk", &relay);
+    relay.grant_scope("desk", yilian_core::ScopeGrant::Document(p)).unwrap();
+    sync(&desk, "desk", &relay);
+    // The first visit arrives; both apply on the relay.
+    sync(&village, "village", &relay);
+    assert_eq!(relay.patient(p).unwrap().visits.len(), 2);
+    sync(&desk, "desk", &relay);
+    assert_eq!(desk.patient(p).unwrap().visits.len(), 2, "the desk has both visits");
+    assert_same_records(&[&village, &desk, &relay]);
+}
+
+/// Defect 3 of the lost-edit issue: a `Caught` below the head the welcome announced (a stale bulk
+/// stream's, from an earlier session on the same connection) let the session report synced while
+/// the parent still held changes the child lacked.
+#[test]
+fn a_caught_below_the_welcomes_head_never_makes_a_session_synced() {
+    use yilian_core::sync::{ChildAction, ChildSession, ChildStart};
+    let start = ChildStart { peer: "dev".into(), log_id: "log-1".into(), read_seq: 5, ..ChildStart::default() };
+    let (mut session, _hello) = ChildSession::start(start);
+    session.on_message(Message::Welcome {
+        peer: "relay".into(),
+        log_id: "log-1".into(),
+        acked_seq: 0,
+        acked_mark: None,
+        head: 10,
+        grant_head: 0,
+        pending_items: 5,
+        pending_bytes: 500,
+    });
+    let actions = session.on_message(Message::Caught { up_to: 5 });
+    assert!(!actions.contains(&ChildAction::Synced), "{actions:?}");
+    assert!(!session.is_synced(), "changes 6..=10 have not arrived");
 }

@@ -180,7 +180,9 @@ pub async fn enroll(
 /// Runs one session of `store` (peer id `me`) with its parent (known as `parent` in the store's
 /// cursors) over `conn`. Returns when synced (or, in live mode, when `stop` is cancelled); an
 /// error when the connection breaks or the parent ends the session. Progress is reported to
-/// `progress` after every step. If 0-RTT data was rejected the session runs again once, in 1-RTT.
+/// `progress` after every step. If 0-RTT data was rejected the session runs again once, in 1-RTT;
+/// so does a session that found this device's log restored from a backup (the parent then takes
+/// it all again).
 pub async fn sync_over(
     conn: &quinn::Connection,
     store: &Store,
@@ -194,6 +196,8 @@ pub async fn sync_over(
         Err(Error::Network { reason }) if reason.ends_with(ZERO_RTT_REJECTED) => {
             session(conn, store, me, parent, options, stop, progress).await
         }
+        // Our log was found restored: the next hello says so, and the parent takes it all again.
+        Ok(report) if report.outcome.restart => session(conn, store, me, parent, options, stop, progress).await,
         other => other,
     }
 }
@@ -214,11 +218,15 @@ async fn session(
     let control_out = FramedSend::start(send, &mut tasks, None, up.clone(), None);
     let mut control_in = FramedRecv::new(recv, down.clone());
     let mut bulk_in: Option<FramedRecv> = None;
+    // Whether `bulk_in` has named this session (its first message): a stream of an earlier session
+    // on this connection (one whose 0-RTT data was rejected, say) is dropped unread.
+    let mut bulk_bound = false;
     let mut held = Vec::new();
     let mut events = store.watch();
     let mut local_edits = events.borrow_and_update().local_edits;
 
-    let (mut driver, hello) = blocking(|| ChildDriver::start(store, me, parent))?;
+    let session_id: u64 = rand::random();
+    let (mut driver, hello) = blocking(|| ChildDriver::start_session(store, me, parent, session_id))?;
     let mut state = Counters::default();
     state.send_all(&control_out, hello);
     let push_total = blocking(|| store.unacknowledged(parent))?;
@@ -234,6 +242,9 @@ async fn session(
         progress(&report);
         if let Some(reason) = driver.session().forbidden() {
             break Err(Error::Forbidden { reason: reason.to_string() });
+        }
+        if driver.outcome.restart {
+            break Ok(());
         }
         if let Some(why) = driver.outcome.error.clone() {
             break Err(Error::Sync { reason: why });
@@ -256,12 +267,25 @@ async fn session(
             message = control_in.next() => message,
             stream = conn.accept_uni(), if bulk_in.is_none() => {
                 match stream {
-                    Ok(stream) => bulk_in = Some(FramedRecv::new(stream, down.clone())),
+                    Ok(stream) => {
+                        bulk_in = Some(FramedRecv::new(stream, down.clone()));
+                        bulk_bound = false;
+                    }
                     Err(e) => break Err(read_error(&e)),
                 }
                 continue;
             }
-            message = next_on(&mut bulk_in) => message,
+            message = next_on(&mut bulk_in) => {
+                if !bulk_bound {
+                    match message {
+                        Ok(Some(Message::Stream { session })) if session == session_id => bulk_bound = true,
+                        // Another session's stream, or one that does not say: not ours to read.
+                        _ => bulk_in = None,
+                    }
+                    continue;
+                }
+                message
+            }
             _ = nudge.tick(), if !report.synced => {
                 let now_heard = conn.stats().udp_rx.datagrams;
                 if now_heard == heard {

@@ -239,13 +239,11 @@ async fn session(
             if is_bulk(&message) {
                 if bulk.is_none() {
                     let stream = conn.open_uni().await.map_err(|e| network("open stream")(&e))?;
-                    bulk = Some(FramedSend::start(
-                        stream,
-                        &mut tasks,
-                        Some(sent_tx.clone()),
-                        down.clone(),
-                        Some(conn.clone()),
-                    ));
+                    let opened =
+                        FramedSend::start(stream, &mut tasks, Some(sent_tx.clone()), down.clone(), Some(conn.clone()));
+                    // The stream names its session first: a child never reads another session's.
+                    opened.send(Message::Stream { session: driver.session().session_id() });
+                    bulk = Some(opened);
                 }
                 if let Some(bulk) = &bulk {
                     bulk.send(message);

@@ -7,6 +7,7 @@ use super::scope::{in_scope, record_created};
 use super::{Committed, Inner, Store};
 use crate::document::decode_change;
 use crate::time::now_ms;
+use crate::sync::LogMark;
 use crate::{Error, PatientId, Result};
 use automerge::{Automerge, Change, ChangeHash};
 use rusqlite::{OptionalExtension, params};
@@ -77,6 +78,9 @@ pub struct ChildPush {
     pub items: Vec<IncomingChange>,
     /// How much of the child's log is stored here once these are.
     pub up_to: i64,
+    /// The position in the child's log of the last item: with its hash, the mark the child
+    /// checks its log against at its next welcome ([`crate::sync::LogMark`]).
+    pub last_seq: Option<i64>,
     /// The pushing phone's key, when the push is a phone's (see [`ChildPush::check_ahead`]).
     phone_key: Option<Vec<u8>>,
     /// What [`ChildPush::check_ahead`] worked out before the push waited for the store.
@@ -86,8 +90,8 @@ pub struct ChildPush {
 impl PartialEq for ChildPush {
     fn eq(&self, other: &ChildPush) -> bool {
         // What was worked out ahead follows from the rest.
-        (&self.peer, &self.items, self.up_to, &self.phone_key)
-            == (&other.peer, &other.items, other.up_to, &other.phone_key)
+        (&self.peer, &self.items, self.up_to, self.last_seq, &self.phone_key)
+            == (&other.peer, &other.items, other.up_to, other.last_seq, &other.phone_key)
     }
 }
 
@@ -96,7 +100,13 @@ impl Eq for ChildPush {}
 impl ChildPush {
     /// `peer`'s push of `items`, reaching `up_to` in its log.
     pub fn new(peer: &str, items: Vec<IncomingChange>, up_to: i64) -> ChildPush {
-        ChildPush { peer: peer.to_string(), items, up_to, phone_key: None, prepared: None }
+        ChildPush { peer: peer.to_string(), items, up_to, last_seq: None, phone_key: None, prepared: None }
+    }
+
+    /// The last item is at `seq` in the child's log (the parent remembers it as its mark).
+    pub fn with_last_seq(mut self, seq: Option<i64>) -> ChildPush {
+        self.last_seq = seq;
+        self
     }
 
     /// The push is from the phone with this key (the only author a phone may push): its
@@ -275,8 +285,11 @@ impl Store {
     pub fn forget_child_log(&self, child: &str) -> Result<()> {
         let inner = self.lock();
         let tx = inner.conn.unchecked_transaction()?;
-        tx.prepare_cached("UPDATE peers SET read_seq = 0, updated_at = ?2 WHERE peer_id = ?1")?
-            .execute(params![child, now_ms()])?;
+        tx.prepare_cached(
+            "UPDATE peers SET read_seq = 0, acked_mark_seq = NULL, acked_mark_hash = NULL, updated_at = ?2
+             WHERE peer_id = ?1",
+        )?
+        .execute(params![child, now_ms()])?;
         tx.prepare_cached("UPDATE changes SET origin = NULL WHERE origin = ?1")?.execute([child])?;
         tx.commit()?;
         Ok(())
@@ -413,7 +426,7 @@ impl Store {
     /// scope, or new here (the child created it: it enters its scope); others are refused item by
     /// item. How much of the child's log we hold moves to `up_to` in the same transaction.
     pub fn ingest_from_child(&self, peer: &str, batch: Vec<IncomingChange>, up_to: i64) -> Result<ApplyReport> {
-        self.apply(Some(Source { peer, cursor: CursorMove::Read { up_to, log_id: "" }, enforce_scope: true }), batch)
+        self.apply(Some(Source { peer, cursor: CursorMove::Pushed { up_to, mark: None }, enforce_scope: true }), batch)
     }
 
     /// [`Store::ingest_from_child`] for the pushes of several children at once, as if one after
@@ -446,7 +459,8 @@ impl Store {
         let mut settled = None;
         let applied = inner.in_transaction(|inner| {
             for (push, (report, by_doc)) in pushes.iter().zip(decoded) {
-                let cursor = CursorMove::Read { up_to: push.up_to, log_id: "" };
+                let mark = push.last_seq.zip(last_hash(&by_doc, push.items.len()));
+                let cursor = CursorMove::Pushed { up_to: push.up_to, mark };
                 let source = Source { peer: &push.peer, cursor, enforce_scope: true };
                 group.add_batch(inner, by_doc, report, Some(&source))?;
             }
@@ -483,6 +497,7 @@ impl Store {
         doc: Option<PatientId>,
         bytes: &[u8],
         signatures: &[([u8; 32], Vec<u8>)],
+        waiting: &[(Vec<u8>, Option<Vec<u8>>)],
     ) -> Result<ApplyReport> {
         let Some(doc_id) = doc else {
             return self.apply(
@@ -494,6 +509,8 @@ impl Store {
             reason: format!("snapshot of document {doc_id} is not an automerge document: {e}"),
         })?;
         let signature_of: BTreeMap<&[u8; 32], &Vec<u8>> = signatures.iter().map(|(h, s)| (h, s)).collect();
+        // The changes that wait for a dependency at the parent come too: the child's cursor may
+        // be past them in the parent's log.
         let batch = saved
             .get_changes(&[])
             .into_iter()
@@ -502,6 +519,11 @@ impl Store {
                 bytes: c.raw_bytes().to_vec(),
                 signature: signature_of.get(&c.hash().0).map(|s| (*s).clone()),
             })
+            .chain(waiting.iter().map(|(bytes, signature)| IncomingChange {
+                doc_id,
+                bytes: bytes.clone(),
+                signature: signature.clone(),
+            }))
             .collect();
         self.apply(
             Some(Source { peer: parent, cursor: CursorMove::Grant { grant, rewind: false }, enforce_scope: false }),
@@ -565,6 +587,62 @@ impl Store {
             .query_row([peer], |r| Ok(PeerCursor { acked_seq: r.get(0)?, read_seq: r.get(1)? }))
             .optional()?
             .unwrap_or_default())
+    }
+
+    /// How much of `child`'s log is stored here, and the last change of it stored here
+    /// (position and hash; `None` before any, or after the child's log was forgotten).
+    pub fn child_acked(&self, child: &str) -> Result<(i64, Option<LogMark>)> {
+        let inner = self.lock();
+        let row: Option<(i64, Option<i64>, Option<Vec<u8>>)> = inner
+            .conn
+            .prepare_cached("SELECT read_seq, acked_mark_seq, acked_mark_hash FROM peers WHERE peer_id = ?1")?
+            .query_row([child], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let Some((acked, seq, hash)) = row else {
+            return Ok((0, None));
+        };
+        let mark = seq.zip(hash.and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()));
+        Ok((acked, mark.map(|(seq, hash)| LogMark { seq, hash })))
+    }
+
+    /// The hash of the change this replica made at `seq` of its log (`None`: no change of its
+    /// own there).
+    pub fn local_change_hash(&self, seq: i64) -> Result<Option<[u8; 32]>> {
+        let inner = self.lock();
+        let hash: Option<Vec<u8>> = inner
+            .conn
+            .prepare_cached("SELECT hash FROM changes WHERE local_seq = ?1 AND local = 1")?
+            .query_row([seq], |r| r.get(0))
+            .optional()?;
+        Ok(hash.and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()))
+    }
+
+    /// Whether this child found its log is not the one `parent` acknowledged, and the parent has
+    /// not yet taken it whole again (the next hello says so).
+    pub fn peer_restored(&self, parent: &str) -> Result<bool> {
+        let inner = self.lock();
+        Ok(inner
+            .conn
+            .prepare_cached("SELECT restored FROM peers WHERE peer_id = ?1")?
+            .query_row([parent], |r| r.get(0))
+            .optional()?
+            .unwrap_or(false))
+    }
+
+    /// Marks (or clears) that this child's log is not the one `parent` acknowledged; marking also
+    /// forgets what `parent` acknowledged of it (it will take the whole log again).
+    pub fn set_peer_restored(&self, parent: &str, restored: bool) -> Result<()> {
+        let inner = self.lock();
+        inner
+            .conn
+            .prepare_cached(
+                "INSERT INTO peers (peer_id, restored, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(peer_id) DO UPDATE SET restored = excluded.restored,
+                     acked_seq = CASE WHEN excluded.restored THEN 0 ELSE acked_seq END,
+                     updated_at = excluded.updated_at",
+            )?
+            .execute(params![parent, restored, now_ms()])?;
+        Ok(())
     }
 
     /// Stores the cursors for `peer`. Cursors only move forward.
@@ -648,6 +726,12 @@ pub(super) enum CursorMove<'a> {
     Read {
         up_to: i64,
         log_id: &'a str,
+    },
+    /// How much of a child's log we hold (its push is stored), and the last change of it we hold
+    /// (position, hash) when the push carried one.
+    Pushed {
+        up_to: i64,
+        mark: Option<(i64, [u8; 32])>,
     },
     /// How far we have read the peer's grants for us; `rewind` (a grant of every document) also
     /// reads the peer's log again from 0.
@@ -1089,10 +1173,30 @@ fn is_stored(conn: &rusqlite::Connection, change: &Change) -> Result<bool> {
         .is_some())
 }
 
+/// The hash of the batch's item at position `len - 1` (its last), when it decoded.
+fn last_hash(by_doc: &Batch<'_>, len: usize) -> Option<[u8; 32]> {
+    let last = len.checked_sub(1)?;
+    by_doc.values().flatten().find(|r| r.index == last).map(|r| r.change.hash().0)
+}
+
 fn move_cursor(conn: &rusqlite::Connection, source: &Source<'_>) -> Result<()> {
     let peer = source.peer;
     match source.cursor {
         CursorMove::Unchanged => {}
+        CursorMove::Pushed { up_to, mark } => {
+            let (mark_seq, mark_hash) = mark.map_or((None, None), |(seq, hash)| (Some(seq), Some(hash.to_vec())));
+            conn.prepare_cached(
+                "INSERT INTO peers (peer_id, read_seq, log_id, acked_mark_seq, acked_mark_hash, updated_at)
+                 VALUES (?1, ?2, '', ?3, ?4, ?5)
+                 ON CONFLICT(peer_id) DO UPDATE SET read_seq = max(read_seq, excluded.read_seq), log_id = '',
+                     acked_mark_hash = CASE WHEN excluded.acked_mark_seq > coalesce(acked_mark_seq, -1)
+                         THEN excluded.acked_mark_hash ELSE acked_mark_hash END,
+                     acked_mark_seq = CASE WHEN excluded.acked_mark_seq > coalesce(acked_mark_seq, -1)
+                         THEN excluded.acked_mark_seq ELSE acked_mark_seq END,
+                     updated_at = excluded.updated_at",
+            )?
+            .execute(params![peer, up_to, mark_seq, mark_hash, now_ms()])?;
+        }
         CursorMove::Read { up_to, log_id } => {
             conn.prepare_cached(
                 "INSERT INTO peers (peer_id, read_seq, log_id, updated_at) VALUES (?1, ?2, ?3, ?4)

@@ -210,6 +210,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE peers ADD COLUMN catch_up_grant INTEGER;
     ALTER TABLE peers ADD COLUMN catch_up_after BLOB;
     "#,
+    // 11: a log's identity beyond its numbers. On a parent, the last change of each child's log it
+    // holds (position and hash), which the child checks against its own log at every welcome; on
+    // a child, that the check failed (its log was restored from a backup), until the parent has
+    // taken its whole log again.
+    r#"
+    ALTER TABLE peers ADD COLUMN acked_mark_seq INTEGER;
+    ALTER TABLE peers ADD COLUMN acked_mark_hash BLOB;
+    ALTER TABLE peers ADD COLUMN restored INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.

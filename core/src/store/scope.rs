@@ -49,6 +49,9 @@ pub struct DocumentSnapshot {
     pub bytes: Vec<u8>,
     /// The authoring devices' signatures of its changes, by change hash.
     pub signatures: Vec<([u8; 32], Vec<u8>)>,
+    /// Its changes stored here that wait for a dependency (the save leaves them out), with
+    /// their signatures.
+    pub waiting: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 /// Whether `peer` may see and write `doc`.
@@ -141,10 +144,30 @@ impl Store {
             .query_row([peer], |r| r.get(0))?)
     }
 
-    /// A document whole, compacted, with the signatures of its changes.
+    /// A document whole, compacted, with the signatures of its changes, and the changes stored
+    /// for it that wait for a dependency.
     pub fn document_snapshot(&self, id: PatientId) -> Result<DocumentSnapshot> {
         let mut inner = self.lock();
-        let bytes = inner.doc(id)?.doc.save();
+        let doc = &inner.doc(id)?.doc;
+        let bytes = doc.save();
+        let waiting_deps = !automerge::ReadDoc::get_missing_deps(doc, &[]).is_empty();
+        let mut waiting = Vec::new();
+        if waiting_deps {
+            let applied: std::collections::HashSet<[u8; 32]> =
+                doc.get_changes(&[]).iter().map(|c| c.hash().0).collect();
+            let mut stmt = inner
+                .conn
+                .prepare_cached("SELECT hash, bytes, signature FROM changes WHERE doc_id = ?1 ORDER BY local_seq")?;
+            let rows = stmt.query_map([id.to_string()], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Option<Vec<u8>>>(2)?))
+            })?;
+            for row in rows {
+                let (hash, bytes, signature) = row?;
+                if <[u8; 32]>::try_from(hash.as_slice()).is_ok_and(|h| !applied.contains(&h)) {
+                    waiting.push((bytes, signature));
+                }
+            }
+        }
         let mut stmt = inner
             .conn
             .prepare_cached("SELECT hash, signature FROM changes WHERE doc_id = ?1 AND signature IS NOT NULL")?;
@@ -156,7 +179,7 @@ impl Store {
                 signatures.push((hash, signature));
             }
         }
-        Ok(DocumentSnapshot { bytes, signatures })
+        Ok(DocumentSnapshot { bytes, signatures, waiting })
     }
 
     /// Changes and bytes in `peer`'s scope after `after_seq` that did not come from it: what it is

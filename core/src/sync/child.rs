@@ -2,7 +2,7 @@
 //! state machine. It consumes messages and produces messages and requests; the driver owns the
 //! socket, the timers and the store.
 
-use super::message::{CatchUp, DocumentPage, ErrorCode, Grant, Message, WireChange};
+use super::message::{CatchUp, DocumentPage, ErrorCode, Grant, LogMark, Message, WireChange};
 
 /// Batches of pushed changes allowed in flight before an ack.
 const PUSH_WINDOW: usize = 4;
@@ -12,6 +12,17 @@ const PUSH_WINDOW: usize = 4;
 pub enum ChildAction {
     /// Send this message to the parent.
     Send(Message),
+    /// The parent holds our log up to this change: check that our log has it at that position,
+    /// then call [`ChildSession::log_checked`].
+    CheckLog(LogMark),
+    /// Our log is not the one the parent acknowledged (restored from a backup, or the store
+    /// replaced): remember it durably, so that the next hello says so and the parent takes our
+    /// whole log again and sends back what came from us; then start a new session. This session
+    /// ends here.
+    Restored(String),
+    /// The parent has taken our restored log into account (it forgot what it held of it before
+    /// welcoming us): the mark of [`ChildAction::Restored`] can go.
+    RestoreTaken,
     /// Read local changes after `after_seq` and call [`ChildSession::push`].
     ReadLocal {
         /// Cursor to read after.
@@ -69,8 +80,31 @@ pub enum ChildAction {
 #[derive(Debug, PartialEq, Eq)]
 enum State {
     AwaitWelcome,
+    /// The welcome arrived; the driver checks our log against its mark.
+    AwaitLogCheck,
     Running,
     Failed,
+}
+
+/// What a child says in its hello: who it is and where it stands with this parent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChildStart {
+    /// The child's peer id.
+    pub peer: String,
+    /// The parent log `read_seq` refers to (empty: none yet).
+    pub log_id: String,
+    /// How far the child has read the parent's log.
+    pub read_seq: i64,
+    /// How far the child has read the parent's grants to it.
+    pub grant_seq: i64,
+    /// The child's newest local change.
+    pub local_head: i64,
+    /// Where an unfinished catch-up of `log_id` stands.
+    pub catch_up: Option<CatchUp>,
+    /// This session's random number (its bulk stream must carry it).
+    pub session: u64,
+    /// The child found in an earlier session that its log is not the one the parent acknowledged.
+    pub restored: bool,
 }
 
 /// Child side of one session.
@@ -92,24 +126,31 @@ pub struct ChildSession {
     pending: (u64, u64),
     /// Where an unfinished catch-up stands (the last page received).
     catch_up: Option<CatchUp>,
+    /// The hello said our log was restored.
+    restored: bool,
+    /// The welcome's acknowledged cursor and head, while our log is checked against its mark.
+    welcome: (i64, i64),
 }
 
 impl ChildSession {
-    /// Starts a session: returns the session and the hello to send. `catch_up` is where an
-    /// unfinished catch-up of `log_id` stands.
-    pub fn start(
-        peer: &str,
-        log_id: &str,
-        read_seq: i64,
-        grant_seq: i64,
-        local_head: i64,
-        catch_up: Option<CatchUp>,
-    ) -> (ChildSession, ChildAction) {
+    /// Starts a session: returns the session and the hello to send.
+    pub fn start(start: ChildStart) -> (ChildSession, ChildAction) {
+        let ChildStart { peer, log_id, read_seq, grant_seq, local_head, catch_up, session, restored } = start;
         let catch_up = catch_up.filter(|_| read_seq == 0);
+        let hello = Message::Hello {
+            peer,
+            log_id: log_id.clone(),
+            read_seq,
+            local_head,
+            grant_seq,
+            catch_up,
+            session,
+            restored,
+        };
         let session = ChildSession {
             state: State::AwaitWelcome,
             forbidden: None,
-            log_id: log_id.to_string(),
+            log_id,
             read_seq,
             local_head,
             acked: 0,
@@ -122,14 +163,8 @@ impl ChildSession {
             grant_target: 0,
             pending: (0, 0),
             catch_up,
-        };
-        let hello = Message::Hello {
-            peer: peer.to_string(),
-            log_id: log_id.to_string(),
-            read_seq,
-            local_head,
-            grant_seq,
-            catch_up,
+            restored,
+            welcome: (0, 0),
         };
         (session, ChildAction::Send(hello))
     }
@@ -150,6 +185,36 @@ impl ChildSession {
     /// Whether the parent's welcome has arrived (messages of the pull stream wait for it).
     pub fn is_welcomed(&self) -> bool {
         self.state != State::AwaitWelcome
+    }
+
+    /// The driver's answer to [`ChildAction::CheckLog`]: whether our log holds the parent's mark.
+    /// If it does, the session runs; if not, it ends with [`ChildAction::Restored`].
+    pub fn log_checked(&mut self, holds_mark: bool) -> Vec<ChildAction> {
+        if self.state != State::AwaitLogCheck {
+            return Vec::new();
+        }
+        if !holds_mark {
+            self.state = State::Failed;
+            return vec![ChildAction::Restored(
+                "this device's log is not the one the relay acknowledged (restored from a backup?): \
+                 syncing it again whole"
+                    .to_string(),
+            )];
+        }
+        let (acked_seq, head) = self.welcome;
+        self.run_welcomed(acked_seq, head)
+    }
+
+    fn run_welcomed(&mut self, acked_seq: i64, head: i64) -> Vec<ChildAction> {
+        let mut out = Vec::new();
+        self.state = State::Running;
+        self.acked = acked_seq.min(self.local_head);
+        self.pushed_to = self.acked;
+        self.pull_target = head;
+        out.push(ChildAction::Acked { up_to: self.acked });
+        out.extend(self.more_push());
+        self.check_synced(&mut out);
+        out
     }
 
     /// The parent's reason, when it ended the session because this device is not allowed (not
@@ -237,7 +302,9 @@ impl ChildSession {
         }
         match (message, &self.state) {
             (
-                Message::Welcome { log_id, acked_seq, head, grant_head, pending_items, pending_bytes, .. },
+                Message::Welcome {
+                    log_id, acked_seq, acked_mark, head, grant_head, pending_items, pending_bytes, ..
+                },
                 State::AwaitWelcome,
             ) => {
                 let mut out = Vec::new();
@@ -251,13 +318,19 @@ impl ChildSession {
                     out.push(ChildAction::ResetCursor { log_id });
                 }
                 self.grant_target = grant_head;
-                self.state = State::Running;
-                self.acked = acked_seq.min(self.local_head);
-                self.pushed_to = self.acked;
-                self.pull_target = head;
-                out.push(ChildAction::Acked { up_to: self.acked });
-                out.extend(self.more_push());
-                self.check_synced(&mut out);
+                if self.restored {
+                    // The parent forgot our log before it welcomed us.
+                    out.push(ChildAction::RestoreTaken);
+                }
+                match acked_mark {
+                    // Holding more of our log than we have is the same as holding another log.
+                    Some(mark) if !self.restored => {
+                        self.state = State::AwaitLogCheck;
+                        self.welcome = (acked_seq, head);
+                        out.push(ChildAction::CheckLog(mark));
+                    }
+                    _ => out.extend(self.run_welcomed(acked_seq, head)),
+                }
                 out
             }
             (Message::Ack { up_to }, State::Running) => {
@@ -341,7 +414,14 @@ impl ChildSession {
                 vec![ChildAction::Purge { grant, doc }]
             }
             (Message::Caught { up_to }, State::Running) => {
-                self.pull_target = self.pull_target.min(up_to);
+                // Only the welcome sets what this session must read: a caught below it (another
+                // session's, or a parent's mistake) would report synced with changes missing.
+                if up_to < self.pull_target {
+                    return self.fail(
+                        ErrorCode::Protocol,
+                        format!("caught up to {up_to}, below the head {} the welcome announced", self.pull_target),
+                    );
+                }
                 let mut out = Vec::new();
                 self.check_synced(&mut out);
                 out
@@ -374,6 +454,7 @@ pub fn message_name(message: &Message) -> &'static str {
         Message::Ack { .. } => "ack",
         Message::Pull { .. } => "pull",
         Message::Caught { .. } => "caught",
+        Message::Stream { .. } => "stream",
         Message::Snapshot(_) => "snapshot",
         Message::Documents(_) => "documents",
         Message::Refused { .. } => "refused",

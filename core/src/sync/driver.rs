@@ -2,7 +2,7 @@
 //! requests from the store and return the messages to send. Transports (in-process, QUIC) move
 //! those messages; the drivers never touch a socket.
 
-use super::child::{ChildAction, ChildSession};
+use super::child::{ChildAction, ChildSession, ChildStart};
 use super::message::{ErrorCode, Grant, Message, ScopeChange, WireChange};
 use super::parent::{ParentAction, ParentSession};
 use super::storage::ParentStorage;
@@ -42,6 +42,9 @@ pub struct SessionOutcome {
     pub changed: Vec<PatientId>,
     /// Documents deleted because they left the scope.
     pub purged: Vec<PatientId>,
+    /// The session ended so that a new one starts at once (the child's log was found restored:
+    /// the next hello says so).
+    pub restart: bool,
 }
 
 /// A device (or edge hub) syncing with its parent.
@@ -56,12 +59,28 @@ pub struct ChildDriver<'a> {
 impl<'a> ChildDriver<'a> {
     /// Starts a session of `me` with `parent`; returns the driver and the messages to send.
     pub fn start(store: &'a Store, me: &str, parent: &str) -> Result<(ChildDriver<'a>, Vec<Message>)> {
-        let cursor = store.peer_cursor(parent)?;
-        let log_id = store.peer_log_id(parent)?;
-        let grant_seq = store.peer_grant_seq(parent)?;
-        let head = store.last_local_seq()?;
-        let catch_up = store.peer_catch_up(parent)?;
-        let (session, hello) = ChildSession::start(me, &log_id, cursor.read_seq, grant_seq, head, catch_up);
+        ChildDriver::start_session(store, me, parent, rand::random())
+    }
+
+    /// [`ChildDriver::start`] with the session's number given (a simulation picks it from its
+    /// seed); a session's number should not repeat on one connection.
+    pub fn start_session(
+        store: &'a Store,
+        me: &str,
+        parent: &str,
+        session: u64,
+    ) -> Result<(ChildDriver<'a>, Vec<Message>)> {
+        let start = ChildStart {
+            peer: me.to_string(),
+            log_id: store.peer_log_id(parent)?,
+            read_seq: store.peer_cursor(parent)?.read_seq,
+            grant_seq: store.peer_grant_seq(parent)?,
+            local_head: store.last_local_seq()?,
+            catch_up: store.peer_catch_up(parent)?,
+            session,
+            restored: store.peer_restored(parent)?,
+        };
+        let (session, hello) = ChildSession::start(start);
         let mut driver = ChildDriver { store, parent: parent.to_string(), session, outcome: SessionOutcome::default() };
         let out = driver.run(vec![hello])?;
         Ok((driver, out))
@@ -93,6 +112,21 @@ impl<'a> ChildDriver<'a> {
                 ChildAction::Send(m) => {
                     send.push(m);
                     continue;
+                }
+                ChildAction::CheckLog(mark) => {
+                    let holds = self.store.local_change_hash(mark.seq)? == Some(mark.hash);
+                    self.session.log_checked(holds)
+                }
+                ChildAction::Restored(why) => {
+                    tracing::warn!(parent = %self.parent, "{why}");
+                    self.store.set_peer_restored(&self.parent, true)?;
+                    self.outcome.restart = true;
+                    self.outcome.error = Some(why);
+                    Vec::new()
+                }
+                ChildAction::RestoreTaken => {
+                    self.store.set_peer_restored(&self.parent, false)?;
+                    Vec::new()
                 }
                 ChildAction::ReadLocal { after_seq } => {
                     // The batch and how far it covers, read together: an edit committed between
@@ -135,6 +169,7 @@ impl<'a> ChildDriver<'a> {
                         doc,
                         &grant.bytes,
                         &grant.signatures,
+                        &grant.waiting,
                     )?;
                     self.outcome.received += report.applied;
                     self.outcome.snapshots += usize::from(doc.is_some());
@@ -191,6 +226,11 @@ pub enum ParentStep {
     /// Store this push (with other sessions' pushes, in one transaction: see
     /// [`ParentStorage::ingest_group`]), then hand the result to [`ParentDriver::stored`].
     Store(ChildPush),
+}
+
+/// The position in the child's log of the last item of the push out for storing.
+fn held_last_seq(held: &Option<HeldPush>) -> Option<i64> {
+    held.as_ref().and_then(|h| h.seqs.last().copied())
 }
 
 /// A push out for storing: the positions of its changes in the child's log (refusals name
@@ -284,7 +324,7 @@ impl<'a> ParentDriver<'a> {
             match step {
                 ParentStep::Send(send) => return Ok(send),
                 ParentStep::Store(push) => {
-                    let report = self.store.ingest(&push.peer, push.items, push.up_to);
+                    let report = self.store.ingest(push);
                     step = self.stored(report)?;
                 }
             }
@@ -349,7 +389,8 @@ impl<'a> ParentDriver<'a> {
                     let seqs: Vec<i64> = items.iter().map(|c| c.seq).collect();
                     let peer = self.session.peer().to_string();
                     self.held = Some(HeldPush { seqs, up_to, queue, send });
-                    let push = ChildPush::new(&peer, items.into_iter().map(incoming).collect(), up_to);
+                    let push = ChildPush::new(&peer, items.into_iter().map(incoming).collect(), up_to)
+                        .with_last_seq(held_last_seq(&self.held));
                     return Ok(ParentStep::Store(push.from_phone(self.phone_key.clone())));
                 }
                 ParentAction::Failed(why) => {

@@ -27,6 +27,21 @@ pub struct Grant {
     pub bytes: Vec<u8>,
     /// The authoring devices' signatures of the document's changes, by change hash.
     pub signatures: Vec<([u8; 32], Vec<u8>)>,
+    /// Changes of the document the parent holds but has not applied yet, each with its
+    /// signature: they wait for a dependency, so the save leaves them out, and the child's cursor
+    /// may already be past them in the log (they were outside its scope when it read there).
+    pub waiting: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// Which change of a child's log the parent holds last: its position in the child's log and its
+/// automerge hash. A child whose log holds another change there (or none) is not the log the
+/// parent acknowledged: it was restored from a backup, or its store was replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogMark {
+    /// Position in the child's log.
+    pub seq: i64,
+    /// The change's automerge hash.
+    pub hash: [u8; 32],
 }
 
 /// Where a child stands in a catch-up (its first read of a parent's log, which arrives as whole
@@ -140,6 +155,13 @@ pub enum Message {
         grant_seq: i64,
         /// An unfinished catch-up (the child's first read of this log, as whole documents).
         catch_up: Option<CatchUp>,
+        /// A random number naming this session: the parent's bulk stream for it starts with a
+        /// [`Message::Stream`] carrying it, so a session never reads another's stream.
+        session: u64,
+        /// The child found its log is not the one the parent acknowledged (the welcome's mark did
+        /// not match: restored from a backup): the parent forgets how much of it it holds and
+        /// what came from it, and takes it all again.
+        restored: bool,
     },
     /// Parent → child: who I am and what I have of your log.
     Welcome {
@@ -149,6 +171,9 @@ pub enum Message {
         log_id: String,
         /// How much of the child's log the parent has durably stored.
         acked_seq: i64,
+        /// The last change of the child's log the parent holds, for the child to check against its
+        /// own log (`None` when it holds none).
+        acked_mark: Option<LogMark>,
         /// The parent's newest change.
         head: i64,
         /// The newest grant for this child: the child is synced only once it has read this far.
@@ -192,7 +217,14 @@ pub enum Message {
     /// log's history change by change; it stores each page and its catch-up position in one
     /// transaction, and after the last page reads the log after the page's `head`.
     Documents(DocumentPage),
-    /// Parent → child: the pull stream has reached the parent's head `up_to`.
+    /// Parent → child, the first message of a bulk stream: the session (from its hello) the
+    /// stream belongs to. A child ignores a stream of another session.
+    Stream {
+        /// The session's number, as its hello gave it.
+        session: u64,
+    },
+    /// Parent → child: the pull stream has reached the parent's head `up_to`, which is never
+    /// below the head its welcome announced.
     Caught {
         /// The parent's head when this was sent.
         up_to: i64,

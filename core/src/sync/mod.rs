@@ -23,13 +23,15 @@ mod message;
 mod parent;
 mod storage;
 
-pub use child::{ChildAction, ChildSession, message_name};
+pub use child::{ChildAction, ChildSession, ChildStart, message_name};
 pub use driver::{BATCH_CHANGES, ChildDriver, ParentDriver, ParentStep, SessionOutcome};
 pub use frame::{
     FrameDecoder, FrameEncoder, FrameError, MAX_FRAME_BYTES, PAGE_LEVEL, PROTOCOL_VERSION, SLOW_LINK_BYTES_PER_SECOND,
     SLOW_PAGE_LEVEL, decode_body, encode, exercise_decoder, page_level,
 };
 pub use local::{Link, PerfectLink, SyncStats, sync_in_process};
-pub use message::{CatchUp, DocumentCopy, DocumentPage, ErrorCode, Grant, Message, ScopeChange, WireChange};
+pub use message::{
+    CatchUp, DocumentCopy, DocumentPage, ErrorCode, Grant, LogMark, Message, ScopeChange, WireChange,
+};
 pub use parent::{ParentAction, ParentSession};
 pub use storage::{DOCUMENTS_PAGE_BYTES, GRANTS_PER_READ, ParentStorage};

@@ -2,7 +2,7 @@
 //! state machine.
 
 use super::child::message_name as name;
-use super::message::{CatchUp, DocumentCopy, DocumentPage, ErrorCode, Message, ScopeChange, WireChange};
+use super::message::{CatchUp, DocumentCopy, DocumentPage, ErrorCode, LogMark, Message, ScopeChange, WireChange};
 
 /// Pull batches allowed in flight (the child applies them in order; QUIC carries them in order).
 const PULL_WINDOW: usize = 4;
@@ -96,6 +96,10 @@ pub struct ParentSession {
     /// Where the child stands in an unfinished catch-up, as its hello said.
     child_catch_up: Option<CatchUp>,
     catch_up: Option<CatchUpRun>,
+    /// The session's number from the hello (its bulk stream carries it).
+    session: u64,
+    /// The child said its log was restored.
+    child_restored: bool,
 }
 
 impl Default for ParentSession {
@@ -123,7 +127,15 @@ impl ParentSession {
             grants_dirty: true,
             child_catch_up: None,
             catch_up: None,
+            session: 0,
+            child_restored: false,
         }
+    }
+
+    /// The session's number, from the child's hello: the first message of its bulk stream
+    /// ([`Message::Stream`]).
+    pub fn session_id(&self) -> u64 {
+        self.session
     }
 
     /// Whether the welcome has been sent (live updates wait for it).
@@ -141,11 +153,12 @@ impl ParentSession {
         vec![ParentAction::Send(Message::Error { code, message: message.clone() }), ParentAction::Failed(message)]
     }
 
-    /// The driver's answer to `Lookup`: how much of the child's log we hold, our log's id and
-    /// head, and how many changes (and bytes) the child is about to pull.
+    /// The driver's answer to `Lookup`: how much of the child's log we hold and the last change
+    /// of it we hold, our log's id and head, and how many changes (and bytes) the child is about
+    /// to pull.
     pub fn welcome(
         &mut self,
-        acked_seq: i64,
+        (acked_seq, acked_mark): (i64, Option<LogMark>),
         log_id: &str,
         head: i64,
         grant_head: i64,
@@ -156,13 +169,15 @@ impl ParentSession {
         }
         self.state = State::Running;
         let mut out = Vec::new();
-        // We hold more of the child's log than it has: it was restored from a backup and its new
-        // changes reuse sequence numbers we acknowledged. Take its whole log again.
-        let acked_seq = if acked_seq > self.child_head {
+        // The child found its log is not the one we acknowledged (it was restored from a backup:
+        // our mark is not in it), or we hold more of its log than it has: its new changes reuse
+        // sequence numbers we acknowledged. Take its whole log again, and send back what came
+        // from it (the restore lost some of it).
+        let (acked_seq, acked_mark) = if self.child_restored || acked_seq > self.child_head {
             out.push(ParentAction::ForgetChildLog { peer: self.peer.clone() });
-            0
+            (0, None)
         } else {
-            acked_seq
+            (acked_seq, acked_mark)
         };
         self.acked = acked_seq;
         self.head = head;
@@ -187,6 +202,7 @@ impl ParentSession {
             peer: String::new(),
             log_id: log_id.to_string(),
             acked_seq,
+            acked_mark,
             head,
             grant_head,
             pending_items: pending.0,
@@ -362,7 +378,10 @@ impl ParentSession {
             return Vec::new();
         }
         match (message, &self.state) {
-            (Message::Hello { peer, log_id, read_seq, grant_seq, local_head, catch_up }, State::AwaitHello) => {
+            (
+                Message::Hello { peer, log_id, read_seq, grant_seq, local_head, catch_up, session, restored },
+                State::AwaitHello,
+            ) => {
                 if peer.is_empty() || peer.len() > 128 {
                     return self.fail(ErrorCode::Protocol, "hello without a valid peer id".into());
                 }
@@ -372,6 +391,8 @@ impl ParentSession {
                 self.grant_sent = grant_seq.max(0);
                 self.child_head = local_head;
                 self.child_catch_up = catch_up.filter(|_| self.child_read == 0);
+                self.session = session;
+                self.child_restored = restored;
                 self.state = State::AwaitLookup;
                 vec![ParentAction::Lookup { peer, read_seq: self.child_read }]
             }

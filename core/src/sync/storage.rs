@@ -2,8 +2,8 @@
 //! [`Store`] implements it; a relay backend on another database (PostgreSQL) implements the same
 //! trait and the sync engine does not change.
 
-use super::message::{DocumentCopy, Grant, ScopeChange};
-use crate::store::{ApplyReport, ChildPush, IncomingChange, ScopeGrant, StoredChange};
+use super::message::{DocumentCopy, Grant, LogMark, ScopeChange};
+use crate::store::{ApplyReport, ChildPush, ScopeGrant, StoredChange};
 use crate::{Result, Store, StoreEvents};
 
 /// Grants read per request: each is a whole document, so keep batches small.
@@ -21,8 +21,9 @@ pub trait ParentStorage: Send + Sync {
     fn log_id(&self) -> Result<String>;
     /// Newest sequence number in this parent's log.
     fn head(&self) -> Result<i64>;
-    /// How much of `child`'s log is durably stored here.
-    fn child_acked(&self, child: &str) -> Result<i64>;
+    /// How much of `child`'s log is durably stored here, and the last change of it stored here
+    /// (its position in the child's log and its hash), which the child checks its log against.
+    fn child_acked(&self, child: &str) -> Result<(i64, Option<LogMark>)>;
     /// Forgets how much of `child`'s log is stored here (its log went back): it pushes it all
     /// again, and its own earlier changes are sent back to it (the restored device lost them).
     fn forget_child_log(&self, child: &str) -> Result<()>;
@@ -43,13 +44,14 @@ pub trait ParentStorage: Send + Sync {
     /// Changes to `child`'s scope after grant `after` (documents that entered it, whole; documents
     /// that left it); and whether there are more.
     fn grants_for(&self, child: &str, after: i64) -> Result<(Vec<ScopeChange>, bool)>;
-    /// Stores `child`'s pushed changes (scope enforced, item by item) and its cursor, atomically.
-    fn ingest(&self, child: &str, items: Vec<IncomingChange>, up_to: i64) -> Result<ApplyReport>;
+    /// Stores a child's pushed changes (scope enforced, item by item), its cursor and the mark of
+    /// its log (the last item's position and hash), atomically.
+    fn ingest(&self, push: ChildPush) -> Result<ApplyReport>;
     /// Stores several children's pushes, as [`ParentStorage::ingest`] one after the other would;
     /// a storage that can does it in one transaction (one fsync for all). A result per push, in
     /// order: one push's error is never another's.
     fn ingest_group(&self, pushes: Vec<ChildPush>) -> Vec<Result<ApplyReport>> {
-        pushes.into_iter().map(|p| self.ingest(&p.peer, p.items, p.up_to)).collect()
+        pushes.into_iter().map(|p| self.ingest(p)).collect()
     }
     /// The key of `child` when it is an enrolled phone (which may push only changes it authored),
     /// so its pushes' signatures can be checked before they wait for the store
@@ -77,8 +79,8 @@ impl ParentStorage for Store {
         self.last_seq()
     }
 
-    fn child_acked(&self, child: &str) -> Result<i64> {
-        Ok(self.peer_cursor(child)?.read_seq)
+    fn child_acked(&self, child: &str) -> Result<(i64, Option<LogMark>)> {
+        Store::child_acked(self, child)
     }
 
     fn forget_child_log(&self, child: &str) -> Result<()> {
@@ -113,7 +115,13 @@ impl ParentStorage for Store {
             out.push(match (what, purge) {
                 (ScopeGrant::Document(id), true) => ScopeChange::Leave { grant, doc: *id.0.as_bytes() },
                 (ScopeGrant::Everything, _) => {
-                    ScopeChange::Enter(Grant { grant, doc: None, bytes: Vec::new(), signatures: Vec::new() })
+                    ScopeChange::Enter(Grant {
+                        grant,
+                        doc: None,
+                        bytes: Vec::new(),
+                        signatures: Vec::new(),
+                        waiting: Vec::new(),
+                    })
                 }
                 (ScopeGrant::Document(id), false) => {
                     let snapshot = self.document_snapshot(id)?;
@@ -122,6 +130,7 @@ impl ParentStorage for Store {
                         doc: Some(*id.0.as_bytes()),
                         bytes: snapshot.bytes,
                         signatures: snapshot.signatures,
+                        waiting: snapshot.waiting,
                     })
                 }
             });
@@ -133,8 +142,9 @@ impl ParentStorage for Store {
         Store::ingest_group(self, pushes)
     }
 
-    fn ingest(&self, child: &str, items: Vec<IncomingChange>, up_to: i64) -> Result<ApplyReport> {
-        self.ingest_from_child(child, items, up_to)
+    fn ingest(&self, push: ChildPush) -> Result<ApplyReport> {
+        let mut reports = Store::ingest_group(self, vec![push]);
+        reports.pop().unwrap_or_else(|| Err(crate::Error::Sync { reason: "a push was stored without a report".into() }))
     }
 
     fn phone_key(&self, child: &str) -> Result<Option<Vec<u8>>> {

@@ -3,6 +3,7 @@
 //! ```sh
 //! proof                 # default: 2,000 residents x 10 visits, every profile; writes target/bench/proof.json
 //! proof --quick         # CI: emulator accuracy, then 60 residents on lan, 4g and 2g
+//! proof accuracy --runs 20   # the emulator's accuracy check alone, 20 times in a row
 //! ```
 //!
 //! Runs in a private network namespace (it re-executes itself under `unshare`); needs node and
@@ -69,6 +70,12 @@ enum Command {
         #[arg(long)]
         cap: f64,
     },
+    /// The emulator's accuracy check alone, `runs` times in a row (each probes all five profiles
+    /// at once); prints each run's table and the tally, and fails if any run was out of tolerance.
+    Accuracy {
+        #[arg(long, default_value_t = 1)]
+        runs: u32,
+    },
 }
 
 fn main() -> Result<()> {
@@ -84,7 +91,25 @@ fn main() -> Result<()> {
         }));
     }
     netns::enter_private()?;
+    if let Some(Command::Accuracy { runs }) = args.command {
+        return runtime.block_on(accuracy_runs(runs, args.seed));
+    }
     runtime.block_on(proof(args))
+}
+
+async fn accuracy_runs(runs: u32, seed: u64) -> Result<()> {
+    let all: Vec<LinkProfile> =
+        yilian_tests::link::profile::PROFILES.iter().map(|p| p.parse()).collect::<Result<_, _>>()?;
+    let mut failed = 0;
+    for run in 0..runs {
+        let checked = accuracy::check(&all, 200, seed.wrapping_add(u64::from(run))).await?;
+        println!("run {} of {runs}:", run + 1);
+        print!("{}", accuracy::table(&checked));
+        failed += u32::from(checked.iter().any(|a| !a.ok()));
+    }
+    println!("{} passed, {failed} failed", runs - failed);
+    anyhow::ensure!(failed == 0, "{failed} of {runs} accuracy runs out of tolerance");
+    Ok(())
 }
 
 async fn proof(args: Args) -> Result<()> {
