@@ -579,3 +579,25 @@ fn a_caught_below_the_welcomes_head_never_makes_a_session_synced() {
     assert!(!actions.contains(&ChildAction::Synced), "{actions:?}");
     assert!(!session.is_synced(), "changes 6..=10 have not arrived");
 }
+
+/// Found by the simulation (`yilian-sim`): a record whose first change reached the relay by
+/// another path (a hub) before its registration was refused to the phone that created it: the
+/// relay knew the record, with no team or creator, so the creator's push was "outside its scope".
+#[test]
+fn a_record_whose_first_change_came_by_another_path_is_still_its_creators() {
+    let (village, relay) = (memory_store(), memory_store());
+    relay.grant_scope("hub", yilian_core::ScopeGrant::Everything).unwrap();
+    let p = registered(&village, "甲");
+    village.record_visit(p, visit(150, 95)).unwrap();
+    let first = &village.changes_since(0, usize::MAX).unwrap()[0];
+    let early = yilian_core::IncomingChange {
+        doc_id: first.doc_id,
+        bytes: first.bytes.clone(),
+        signature: first.signature.clone(),
+    };
+    relay.ingest_from_child("hub", vec![early], 1).unwrap();
+    let stats = sync(&village, "village", &relay);
+    assert_eq!(stats.child.refused, Vec::<String>::new());
+    assert_eq!(relay.patient(p).unwrap().visits.len(), 1);
+    assert_same_records(&[&village, &relay]);
+}

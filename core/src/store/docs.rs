@@ -362,6 +362,18 @@ fn snapshot(tx: &Connection, id: PatientId, loaded: &Loaded) -> Result<bool> {
 }
 
 /// Whether a document row exists.
+/// Whether the record is registered here (its patient, with the demographics and organization
+/// scope follows, has been applied): a record known only by changes that came before its
+/// registration (by another path: a genesis, or changes that wait for a dependency) has no team,
+/// referral or creator that scope could follow yet.
+pub(crate) fn is_registered(conn: &Connection, id: PatientId) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM patient_index WHERE patient_id = ?1")?
+        .query_row([id.to_string()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 pub(crate) fn exists(conn: &Connection, id: PatientId) -> Result<bool> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM docs WHERE doc_id = ?1")?

@@ -2,12 +2,12 @@
 //! received from a peer (idempotently, by hash), and the peers' cursors.
 
 use super::directory::own_changes_only;
-use super::docs::{ChangeToStore, Loaded, StoredDoc, exists, store_changes, write_doc_row};
+use super::docs::{ChangeToStore, Loaded, StoredDoc, exists, is_registered, store_changes, write_doc_row};
 use super::scope::{in_scope, record_created};
 use super::{Committed, Inner, Store};
 use crate::document::decode_change;
-use crate::time::now_ms;
 use crate::sync::LogMark;
+use crate::time::now_ms;
 use crate::{Error, PatientId, Result};
 use automerge::{Automerge, Change, ChangeHash};
 use rusqlite::{OptionalExtension, params};
@@ -920,7 +920,10 @@ impl<'a> Group<'a> {
         own_key: Option<&[u8]>,
     ) -> Result<()> {
         let on_disk = exists(&inner.conn, doc_id)?;
-        let known_doc = on_disk || self.pending.contains_key(&doc_id);
+        // A record known here only by changes that came before its registration (by another
+        // path: a hub, another node) has nothing scope could follow yet: the push that brings its
+        // registration creates it, as if it were new.
+        let known_doc = (on_disk && is_registered(&inner.conn, doc_id)?) || self.pending.contains_key(&doc_id);
         if let Some(source) = checked
             && known_doc
             && !self.in_scope(inner, source.peer, doc_id)?

@@ -65,7 +65,9 @@ pub enum FrameError {
         max: usize,
     },
     /// The peer speaks another protocol version.
-    #[error("protocol version {got} is not supported (this side speaks {PROTOCOL_VERSION}): update the app or the relay")]
+    #[error(
+        "protocol version {got} is not supported (this side speaks {PROTOCOL_VERSION}): update the app or the relay"
+    )]
     UnsupportedVersion {
         /// Version in the frame.
         got: u8,

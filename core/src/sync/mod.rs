@@ -30,8 +30,6 @@ pub use frame::{
     SLOW_PAGE_LEVEL, decode_body, encode, exercise_decoder, page_level,
 };
 pub use local::{Link, PerfectLink, SyncStats, sync_in_process};
-pub use message::{
-    CatchUp, DocumentCopy, DocumentPage, ErrorCode, Grant, LogMark, Message, ScopeChange, WireChange,
-};
+pub use message::{CatchUp, DocumentCopy, DocumentPage, ErrorCode, Grant, LogMark, Message, ScopeChange, WireChange};
 pub use parent::{ParentAction, ParentSession};
 pub use storage::{DOCUMENTS_PAGE_BYTES, GRANTS_PER_READ, ParentStorage};

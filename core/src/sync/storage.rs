@@ -114,15 +114,13 @@ impl ParentStorage for Store {
         for (grant, what, purge) in grants {
             out.push(match (what, purge) {
                 (ScopeGrant::Document(id), true) => ScopeChange::Leave { grant, doc: *id.0.as_bytes() },
-                (ScopeGrant::Everything, _) => {
-                    ScopeChange::Enter(Grant {
-                        grant,
-                        doc: None,
-                        bytes: Vec::new(),
-                        signatures: Vec::new(),
-                        waiting: Vec::new(),
-                    })
-                }
+                (ScopeGrant::Everything, _) => ScopeChange::Enter(Grant {
+                    grant,
+                    doc: None,
+                    bytes: Vec::new(),
+                    signatures: Vec::new(),
+                    waiting: Vec::new(),
+                }),
                 (ScopeGrant::Document(id), false) => {
                     let snapshot = self.document_snapshot(id)?;
                     ScopeChange::Enter(Grant {

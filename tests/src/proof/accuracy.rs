@@ -123,9 +123,8 @@ pub async fn check(profiles: &[LinkProfile], first_index: u8, seed: u64) -> Resu
 
 /// The measurements as a table.
 pub fn table(results: &[Accuracy]) -> String {
-    let mut out = String::from(
-        "emulator accuracy (UDP probes; tolerance 10%, RTT's 10th percentile at most 0.75 ms over):\n",
-    );
+    let mut out =
+        String::from("emulator accuracy (UDP probes; tolerance 10%, RTT's 10th percentile at most 0.75 ms over):\n");
     for a in results {
         out.push_str(&format!(
             "  {:<14} {:>6} probes  RTT p10 {:>7.2} ms, median {:>7.2} (profile {:>7.2})  loss {:>6.2}% (profile {:>6.2}%)  {}\n",

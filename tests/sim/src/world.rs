@@ -1,0 +1,915 @@
+//! The simulated consortium and its scheduler.
+
+use crate::oracle::{self, Edit, Tally};
+use anyhow::{Context, Result};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use typed_arena::Arena;
+use yilian_core::model::{
+    Demographics, Direction, NewContract, NewPatient, NewReferral, NewReferralEvent, NewVisit, Sex, TaskStatus,
+    Urgency, VisitKind, Vitals,
+};
+use yilian_core::store::Durability;
+use yilian_core::sync::{ChildDriver, Message, ParentDriver, ParentStep, PerfectLink, sync_in_process};
+use yilian_core::{
+    ApplyReport, ChildPush, DeviceKind, IncomingChange, Organization, OrganizationKind, PatientId, Practitioner,
+    PractitionerRole, Store, StoreOptions, Team,
+};
+
+/// The relay's peer id.
+pub const RELAY: &str = "relay";
+/// The county hospital, which receives upward referrals.
+pub const COUNTY: &str = "county";
+/// The county's referral desk practitioner.
+pub const DESK: &str = "desk-zhao";
+/// A second path to the relay (an edge hub forwarding for every phone): changes reach the relay
+/// through it out of order.
+pub const HUB: &str = "hub";
+
+/// How big a run is and which faults it may inject.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Village teams (each its own clinic).
+    pub teams: usize,
+    /// Phones per team (one practitioner each).
+    pub phones_per_team: usize,
+    /// Scheduler steps before the final sync.
+    pub steps: usize,
+    /// Inject faults (crashes, cuts, restores, lost messages...).
+    pub faults: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config { teams: 2, phones_per_team: 2, steps: 300, faults: true }
+    }
+}
+
+/// What a run found.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The seed.
+    pub seed: u64,
+    /// Counts of what happened and what the oracle checked.
+    pub tally: Tally,
+    /// What the oracle found wrong (empty: the run passed).
+    pub failures: Vec<String>,
+    /// Every step, readable, in order.
+    pub trace: Vec<String>,
+}
+
+impl Outcome {
+    /// The failures, the command that replays the run, and the trace's last steps.
+    pub fn report(&self) -> String {
+        let mut out = format!(
+            "seed {}: {} failure(s)\nreplay: cargo run --release -p yilian-sim --bin simulation -- --seed {} --trace\n",
+            self.seed,
+            self.failures.len(),
+            self.seed
+        );
+        for f in &self.failures {
+            out.push_str(&format!("  {f}\n"));
+        }
+        let from = self.trace.len().saturating_sub(60);
+        out.push_str(&format!("last {} of {} steps:\n", self.trace.len() - from, self.trace.len()));
+        for line in &self.trace[from..] {
+            out.push_str(&format!("  {line}\n"));
+        }
+        out
+    }
+}
+
+/// One phone (or the desk's) and what became of it.
+pub(crate) struct Phone<'a> {
+    pub(crate) id: String,
+    pub(crate) practitioner: String,
+    pub(crate) organization: String,
+    /// The team it signs residents to (`None`: the desk).
+    pub(crate) team: Option<String>,
+    pub(crate) store: &'a Store,
+    path: PathBuf,
+    /// Copies of its store file taken earlier (a restore takes one of these).
+    backups: Vec<PathBuf>,
+    pub(crate) revoked: bool,
+    opens: usize,
+}
+
+/// One sync session between a phone and the relay, as messages in flight on its three streams.
+struct Session<'a> {
+    id: u64,
+    phone: usize,
+    child: ChildDriver<'a>,
+    parent: ParentDriver<'a>,
+    /// Child → parent (hello, pushes).
+    up: VecDeque<Message>,
+    /// Parent → child on the control stream (welcome, acks, refusals, errors).
+    control: VecDeque<Message>,
+    /// Parent → child on the bulk stream (pulls, pages, grants, purges, caught).
+    bulk: VecDeque<Message>,
+    /// Bulk messages that overtook the welcome.
+    held: Vec<Message>,
+    /// The parent handed a push to the group commit and waits for it.
+    storing: bool,
+    /// Pull batches the child received while the parent was storing: the parent reads on after.
+    owed_pull_sent: usize,
+    /// The relay's head and the phone's scope when the parent looked the child up (its welcome).
+    welcome: Option<(i64, BTreeSet<PatientId>)>,
+    synced_checked: bool,
+}
+
+/// The consortium under simulation.
+pub(crate) struct World<'a> {
+    arena: &'a Arena<Store>,
+    dir: PathBuf,
+    pub(crate) relay: &'a Store,
+    relay_path: PathBuf,
+    pub(crate) phones: Vec<Phone<'a>>,
+    sessions: Vec<Session<'a>>,
+    /// Pushes handed to the relay's group commit: (session id, push).
+    ingest: Vec<(u64, ChildPush)>,
+    rng: StdRng,
+    next_session: u64,
+    pub(crate) edits: Vec<Edit>,
+    pub(crate) tally: Tally,
+    pub(crate) failures: Vec<String>,
+    trace: Vec<String>,
+    step: usize,
+    trace_on: bool,
+}
+
+fn options() -> StoreOptions {
+    // A crash here is a process crash: what SQLite committed to the WAL survives it without fsync.
+    StoreOptions { durability: Durability::Off, ..StoreOptions::default() }
+}
+
+/// Runs the simulation for `seed`.
+pub fn run(seed: u64, config: &Config) -> Result<Outcome> {
+    run_traced(seed, config, false)
+}
+
+/// [`run`], printing each step as it happens when `live_trace` (a replay).
+pub fn run_traced(seed: u64, config: &Config, live_trace: bool) -> Result<Outcome> {
+    let base = if Path::new("/dev/shm").is_dir() { tempfile::tempdir_in("/dev/shm") } else { tempfile::tempdir() };
+    let dir = base.context("a temporary directory")?;
+    let arena = Arena::new();
+    let mut world = World::new(&arena, dir.path(), seed, config, live_trace)?;
+    for _ in 0..config.steps {
+        world.step(config)?;
+    }
+    world.heal()?;
+    oracle::check(&mut world)?;
+    Ok(Outcome { seed, tally: world.tally, failures: world.failures, trace: world.trace })
+}
+
+impl<'a> World<'a> {
+    fn new(arena: &'a Arena<Store>, dir: &Path, seed: u64, config: &Config, live_trace: bool) -> Result<World<'a>> {
+        let relay_path = dir.join("relay.db");
+        let relay: &Store = arena.alloc(Store::open(&relay_path, options())?);
+        relay.set_referral_grace(Duration::ZERO)?;
+        let org = |id: &str, kind, part_of: Option<&str>| Organization {
+            id: id.into(),
+            name: id.into(),
+            kind,
+            part_of: part_of.map(str::to_string),
+        };
+        relay.add_organization(&org(COUNTY, OrganizationKind::CountyHospital, None))?;
+        let desk = Practitioner {
+            id: DESK.into(),
+            name: DESK.into(),
+            role: PractitionerRole::ReferralDesk,
+            organization_id: COUNTY.into(),
+        };
+        relay.add_practitioner(&desk)?;
+        relay.grant_scope(HUB, yilian_core::ScopeGrant::Everything)?;
+        let mut world = World {
+            arena,
+            dir: dir.to_path_buf(),
+            relay,
+            relay_path,
+            phones: Vec::new(),
+            sessions: Vec::new(),
+            ingest: Vec::new(),
+            rng: StdRng::seed_from_u64(seed),
+            next_session: 1,
+            edits: Vec::new(),
+            tally: Tally::default(),
+            failures: Vec::new(),
+            trace: Vec::new(),
+            step: 0,
+            trace_on: live_trace,
+        };
+        for t in 0..config.teams {
+            let village = format!("village-{t}");
+            relay.add_organization(&org(&village, OrganizationKind::VillageClinic, Some(COUNTY)))?;
+            let members: Vec<String> = (0..config.phones_per_team).map(|k| format!("dr-{t}-{k}")).collect();
+            for m in &members {
+                let p = Practitioner {
+                    id: m.clone(),
+                    name: m.clone(),
+                    role: PractitionerRole::FamilyDoctor,
+                    organization_id: village.clone(),
+                };
+                relay.add_practitioner(&p)?;
+            }
+            relay.add_team(&Team {
+                id: format!("team-{t}"),
+                name: format!("team {t}"),
+                organization_id: village.clone(),
+                members: members.clone(),
+            })?;
+            for m in members {
+                world.enroll(&format!("phone-{}", &m[3..]), &m, &village, Some(format!("team-{t}")))?;
+            }
+        }
+        world.enroll("desk-phone", DESK, COUNTY, None)?;
+        Ok(world)
+    }
+
+    fn enroll(&mut self, id: &str, practitioner: &str, organization: &str, team: Option<String>) -> Result<()> {
+        let path = self.dir.join(format!("{id}-0.db"));
+        let store: &Store = self.arena.alloc(Store::open(&path, options())?);
+        let code = self.relay.issue_enrollment_code(
+            practitioner,
+            None,
+            DeviceKind::Phone,
+            Duration::from_secs(3600),
+            "admin",
+        )?;
+        self.relay.enroll_device(&code.code, id, store.device_key().public_key(), yilian_core::time::now_ms())?;
+        self.phones.push(Phone {
+            id: id.into(),
+            practitioner: practitioner.into(),
+            organization: organization.into(),
+            team,
+            store,
+            path,
+            backups: Vec::new(),
+            revoked: false,
+            opens: 0,
+        });
+        Ok(())
+    }
+
+    fn trace(&mut self, line: String) {
+        let line = format!("{:>4} {line}", self.step);
+        if self.trace_on {
+            println!("{line}");
+        }
+        self.trace.push(line);
+    }
+
+    fn pick(&mut self, n: usize) -> usize {
+        self.rng.gen_range(0..n.max(1))
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        self.rng.gen_bool(p)
+    }
+
+    /// One scheduler step: mostly deliveries, some edits and session starts, and faults.
+    fn step(&mut self, config: &Config) -> Result<()> {
+        self.step += 1;
+        let roll: f64 = self.rng.r#gen();
+        let faults = config.faults;
+        if roll < 0.16 {
+            self.edit()
+        } else if roll < 0.26 {
+            self.start_session()
+        } else if roll < 0.30 {
+            self.commit_group()
+        } else if roll < 0.33 {
+            self.wake_sessions()
+        } else if faults && roll < 0.345 {
+            self.cut_session();
+            Ok(())
+        } else if faults && roll < 0.352 {
+            self.crash_phone()
+        } else if faults && roll < 0.356 {
+            self.crash_relay()
+        } else if faults && roll < 0.366 {
+            self.backup_phone()
+        } else if faults && roll < 0.371 {
+            self.restore_phone()
+        } else if faults && roll < 0.378 {
+            self.early_delivery()
+        } else if faults && roll < 0.383 {
+            self.sweep()
+        } else if faults && roll < 0.3845 {
+            self.revoke()
+        } else {
+            self.deliver(faults)
+        }
+    }
+
+    // ---- edits ----
+
+    fn edit(&mut self) -> Result<()> {
+        let i = self.pick(self.phones.len());
+        if self.phones[i].revoked {
+            return Ok(());
+        }
+        let store = self.phones[i].store;
+        let held = store.patient_ids()?;
+        let before = store.last_local_seq()?;
+        let what = self.pick(10);
+        let (doc, label, result) = if self.phones[i].team.is_none() {
+            // The desk acts on referrals addressed to the county.
+            let Some(doc) = self.any(&held) else { return Ok(()) };
+            let record = store.patient(doc)?;
+            let Some(referral) = record.referrals.last() else { return Ok(()) };
+            let status = match referral.status.status {
+                TaskStatus::Requested => TaskStatus::Accepted,
+                TaskStatus::Accepted => TaskStatus::InProgress,
+                _ => TaskStatus::Completed,
+            };
+            let event = NewReferralEvent {
+                status,
+                by_practitioner_id: DESK.into(),
+                by_organization_id: COUNTY.into(),
+                note: "desk".into(),
+                discharge_summary: (status == TaskStatus::Completed).then(|| "stable".to_string()),
+            };
+            let r = store.add_referral_event(referral.referral.id, event).map(|_| ());
+            (doc, format!("marks the referral of {} {status}", short(doc)), r)
+        } else if what < 2 || held.is_empty() {
+            let new = self.resident(i);
+            match store.create_patient(new) {
+                Ok(doc) => {
+                    let contract = self.contract(i, None);
+                    let r = store.sign_contract(doc, contract).map(|_| ());
+                    (doc, format!("registers {} and signs it to its team", short(doc)), r)
+                }
+                Err(e) => {
+                    self.trace(format!("{} registration refused: {e}", self.phones[i].id));
+                    return Ok(());
+                }
+            }
+        } else {
+            let Some(doc) = self.any(&held) else { return Ok(()) };
+            if what < 7 {
+                let visit = self.visit(i);
+                (doc, format!("records a visit on {}", short(doc)), store.record_visit(doc, visit).map(|_| ()))
+            } else if what < 9 {
+                let referral = NewReferral {
+                    direction: Direction::Upward,
+                    from_organization_id: self.phones[i].organization.clone(),
+                    from_practitioner_id: self.phones[i].practitioner.clone(),
+                    to_organization_id: COUNTY.into(),
+                    reason: "uncontrolled".into(),
+                    urgency: Urgency::Urgent,
+                    clinical_summary: "two readings over 160".into(),
+                    in_response_to: None,
+                };
+                (
+                    doc,
+                    format!("refers {} up to the county", short(doc)),
+                    store.create_referral(doc, referral).map(|_| ()),
+                )
+            } else {
+                // The resident signs with another team: the record leaves this team's scope.
+                let teams = self.phones.iter().filter_map(|p| p.team.clone()).collect::<BTreeSet<_>>();
+                let other = teams.into_iter().find(|t| Some(t) != self.phones[i].team.as_ref());
+                let contract = self.contract(i, other);
+                let team = contract.team_id.clone();
+                (
+                    doc,
+                    format!("moves {}'s contract to {team}", short(doc)),
+                    store.sign_contract(doc, contract).map(|_| ()),
+                )
+            }
+        };
+        match result {
+            Ok(()) => {
+                let hashes: Vec<[u8; 32]> =
+                    store.local_changes_since(before, usize::MAX)?.into_iter().map(|c| c.hash).collect();
+                self.tally.edits += 1;
+                self.edits.push(Edit { phone: i, doc, hashes, step: self.step, lost_with_storage: false });
+                self.trace(format!("{} {label}", self.phones[i].id));
+                // A phone with a session open pushes its edit at once (live mode).
+                for s in 0..self.sessions.len() {
+                    if self.sessions[s].phone == i && self.sessions[s].child.session().is_welcomed() {
+                        let out = self.sessions[s].child.local_changed()?;
+                        self.sessions[s].up.extend(out);
+                    }
+                }
+            }
+            Err(e) => self.trace(format!("{} could not: {label}: {e}", self.phones[i].id)),
+        }
+        Ok(())
+    }
+
+    fn any(&mut self, held: &[PatientId]) -> Option<PatientId> {
+        if held.is_empty() {
+            return None;
+        }
+        let k = self.pick(held.len());
+        held.get(k).copied()
+    }
+
+    fn resident(&mut self, i: usize) -> NewPatient {
+        let n = self.rng.gen_range(0..10_000);
+        // The record's id from the seed, so a replay names the same records.
+        let random: [u8; 10] = self.rng.r#gen();
+        let id = uuid::Builder::from_unix_timestamp_millis(1_780_000_000_000 + self.step as u64, &random).into_uuid();
+        NewPatient {
+            id: Some(PatientId(id)),
+            demographics: Demographics {
+                name: format!("居民{n}"),
+                sex: if n % 2 == 0 { Sex::Female } else { Sex::Male },
+                birth_date: chrono::NaiveDate::from_ymd_opt(1950, 1, 1).unwrap_or_default(),
+                national_id: None,
+                phone: None,
+                address: None,
+                village: None,
+            },
+            practitioner_id: self.phones[i].practitioner.clone(),
+            organization_id: self.phones[i].organization.clone(),
+        }
+    }
+
+    fn contract(&mut self, i: usize, team: Option<String>) -> NewContract {
+        let today = yilian_core::time::today();
+        let team = team.or_else(|| self.phones[i].team.clone()).unwrap_or_default();
+        let t = team.trim_start_matches("team-");
+        NewContract {
+            team_id: team.clone(),
+            practitioner_id: format!("dr-{t}-0"),
+            organization_id: format!("village-{t}"),
+            start: today,
+            end: today + chrono::Days::new(365),
+        }
+    }
+
+    fn visit(&mut self, i: usize) -> NewVisit {
+        NewVisit {
+            at: yilian_core::time::now_ms() - 60_000,
+            organization_id: self.phones[i].organization.clone(),
+            practitioner_id: self.phones[i].practitioner.clone(),
+            kind: VisitKind::FollowUp,
+            vitals: Vitals {
+                systolic_mmhg: Some(self.rng.gen_range(110..190)),
+                diastolic_mmhg: Some(self.rng.gen_range(70..120)),
+                ..Vitals::default()
+            },
+            symptoms: vec![],
+            diagnoses: vec!["I10".into()],
+            medicines: vec![],
+            lifestyle: Default::default(),
+            notes: String::new(),
+        }
+    }
+
+    // ---- sessions ----
+
+    fn start_session(&mut self) -> Result<()> {
+        let i = self.pick(self.phones.len());
+        if self.phones[i].revoked || self.sessions.iter().any(|s| s.phone == i) {
+            return Ok(());
+        }
+        let id = self.next_session;
+        self.next_session += 1;
+        let phone = &self.phones[i];
+        let (child, hello) = ChildDriver::start_session(phone.store, &phone.id, RELAY, id)?;
+        let parent = ParentDriver::new(self.relay, RELAY);
+        self.sessions.push(Session {
+            id,
+            phone: i,
+            child,
+            parent,
+            up: hello.into(),
+            control: VecDeque::new(),
+            bulk: VecDeque::new(),
+            held: Vec::new(),
+            storing: false,
+            owed_pull_sent: 0,
+            welcome: None,
+            synced_checked: false,
+        });
+        self.tally.sessions += 1;
+        self.trace(format!("{} opens session {id}", self.phones[i].id));
+        Ok(())
+    }
+
+    fn end_session(&mut self, s: usize, why: &str) {
+        let session = self.sessions.remove(s);
+        self.ingest.retain(|(id, _)| *id != session.id);
+        let line = format!("{} session {} ends: {why}", self.phones[session.phone].id, session.id);
+        self.trace(line);
+    }
+
+    fn route(session: &mut Session<'_>, out: Vec<Message>) {
+        for m in out {
+            if is_bulk(&m) {
+                session.bulk.push_back(m);
+            } else {
+                session.control.push_back(m);
+            }
+        }
+    }
+
+    /// Delivers the next message of one stream of one session (sometimes losing, duplicating or
+    /// reordering it).
+    fn deliver(&mut self, faults: bool) -> Result<()> {
+        if self.sessions.is_empty() {
+            return Ok(());
+        }
+        let s = self.pick(self.sessions.len());
+        let stream = self.pick(3);
+        let lose = faults && self.chance(0.004);
+        let duplicate = faults && self.chance(0.01);
+        let reorder = faults && self.chance(0.004);
+        let session = &mut self.sessions[s];
+        let queue = match stream {
+            0 if !session.storing => &mut session.up,
+            1 => &mut session.control,
+            _ => &mut session.bulk,
+        };
+        if reorder && queue.len() >= 2 {
+            queue.swap(0, 1);
+        }
+        let Some(message) = queue.pop_front() else { return Ok(()) };
+        if duplicate {
+            queue.push_front(message.clone());
+        }
+        let (sid, phone) = (session.id, session.phone);
+        let name = yilian_core::sync::message_name(&message);
+        if lose {
+            self.trace(format!("session {sid}: a {name} is lost"));
+            return Ok(());
+        }
+        let fault = if duplicate {
+            " (twice)"
+        } else if reorder {
+            " (reordered)"
+        } else {
+            ""
+        };
+        let direction = if stream == 0 { "up" } else { "down" };
+        self.trace(format!("session {sid} {direction}: {}{fault}", describe(&message)));
+        let result = if stream == 0 { self.deliver_to_parent(s, message) } else { self.deliver_to_child(s, message) };
+        if let Err(e) = result {
+            // A store error ends the session, as it ends a connection; nothing half-done stays.
+            self.tally.session_errors += 1;
+            self.end_session(s, &format!("error: {e}"));
+            return Ok(());
+        }
+        let session = &self.sessions[s];
+        if let Some(why) = session.child.outcome.error.clone().or_else(|| session.parent.outcome.error.clone()) {
+            if session.child.outcome.restart {
+                self.tally.restored_found += 1;
+            } else {
+                self.tally.failed_sessions += 1;
+            }
+            self.end_session(s, &why);
+            return Ok(());
+        }
+        self.check_synced(s, phone)?;
+        Ok(())
+    }
+
+    fn deliver_to_parent(&mut self, s: usize, message: Message) -> Result<()> {
+        let is_hello = matches!(message, Message::Hello { .. });
+        let relay = self.relay;
+        let session = &mut self.sessions[s];
+        let step = session.parent.begin(message)?;
+        if is_hello && session.parent.session().is_welcomed() {
+            let phone = &self.phones[session.phone].id;
+            session.welcome = Some((relay.last_seq()?, oracle::scope_of(relay, phone)?));
+        }
+        self.parent_step(s, step);
+        Ok(())
+    }
+
+    fn parent_step(&mut self, s: usize, step: ParentStep) {
+        let session = &mut self.sessions[s];
+        match step {
+            ParentStep::Send(out) => Self::route(session, out),
+            ParentStep::Store(push) => {
+                session.storing = true;
+                self.ingest.push((session.id, push));
+            }
+        }
+    }
+
+    fn deliver_to_child(&mut self, s: usize, message: Message) -> Result<()> {
+        let session = &mut self.sessions[s];
+        if is_bulk(&message) && !session.child.session().is_welcomed() {
+            session.held.push(message);
+            return Ok(());
+        }
+        let pull_batch = message.is_pull_batch();
+        let was_welcomed = session.child.session().is_welcomed();
+        let out = session.child.on_message(message)?;
+        session.up.extend(out);
+        if !was_welcomed && session.child.session().is_welcomed() {
+            for held in std::mem::take(&mut session.held) {
+                let out = session.child.on_message(held)?;
+                session.up.extend(out);
+            }
+        }
+        if pull_batch {
+            session.owed_pull_sent += 1;
+        }
+        if !session.storing {
+            for _ in 0..std::mem::take(&mut session.owed_pull_sent) {
+                let out = session.parent.pull_sent()?;
+                Self::route(session, out);
+            }
+        }
+        Ok(())
+    }
+
+    /// The relay stores the pushes waiting for it in one transaction, and acknowledges them.
+    fn commit_group(&mut self) -> Result<()> {
+        if self.ingest.is_empty() {
+            return Ok(());
+        }
+        let (ids, pushes): (Vec<u64>, Vec<ChildPush>) = std::mem::take(&mut self.ingest).into_iter().unzip();
+        self.trace(format!("relay stores {} push(es) together", pushes.len()));
+        let reports: Vec<yilian_core::Result<ApplyReport>> = self.relay.ingest_group(pushes);
+        for (id, report) in ids.into_iter().zip(reports) {
+            let Some(s) = self.sessions.iter().position(|x| x.id == id) else { continue };
+            if let Ok(r) = &report {
+                self.tally.refused += r.rejected.len();
+                for rejected in &r.rejected {
+                    self.trace(format!("session {id}: the relay refused a change: {}", rejected.reason));
+                }
+            }
+            self.sessions[s].storing = false;
+            match self.sessions[s].parent.stored(report) {
+                Ok(step) => self.parent_step(s, step),
+                Err(e) => {
+                    self.tally.session_errors += 1;
+                    self.end_session(s, &format!("error storing: {e}"));
+                    continue;
+                }
+            }
+            let session = &mut self.sessions[s];
+            if !session.storing {
+                for _ in 0..std::mem::take(&mut session.owed_pull_sent) {
+                    let out = session.parent.pull_sent()?;
+                    Self::route(session, out);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Live sessions learn that the relay's log grew (or the scope changed) and stream it.
+    fn wake_sessions(&mut self) -> Result<()> {
+        for s in 0..self.sessions.len() {
+            let session = &mut self.sessions[s];
+            if session.storing || !session.parent.session().is_welcomed() {
+                continue;
+            }
+            let out = session.parent.log_grew(true)?;
+            Self::route(session, out);
+        }
+        Ok(())
+    }
+
+    /// Checks a session at the moment it reports synced: the phone holds every change the relay
+    /// held for it when it welcomed the phone.
+    fn check_synced(&mut self, s: usize, phone: usize) -> Result<()> {
+        let session = &self.sessions[s];
+        if session.synced_checked || !session.child.outcome.synced {
+            return Ok(());
+        }
+        let Some((head, scope_then)) = session.welcome.clone() else { return Ok(()) };
+        self.sessions[s].synced_checked = true;
+        self.tally.synced_checks += 1;
+        let id = self.phones[phone].id.clone();
+        let now = oracle::scope_of(self.relay, &id)?;
+        let docs: BTreeSet<PatientId> = scope_then.intersection(&now).copied().collect();
+        let missing = oracle::missing_at(self.relay, self.phones[phone].store, &docs, head)?;
+        if !missing.is_empty() {
+            let line = format!(
+                "session {} of {id} reported synced while the relay held {} change(s) it lacked (first: {})",
+                self.sessions[s].id,
+                missing.len(),
+                missing[0]
+            );
+            self.failures.push(line.clone());
+            self.trace(format!("FAILURE {line}"));
+        }
+        // A synced session stays live for a while or closes.
+        if self.chance(0.5) {
+            self.end_session(s, "synced, closed");
+        }
+        Ok(())
+    }
+
+    // ---- faults ----
+
+    fn cut_session(&mut self) {
+        if self.sessions.is_empty() {
+            return;
+        }
+        let s = self.pick(self.sessions.len());
+        self.tally.cuts += 1;
+        self.end_session(s, "cut (connection lost)");
+    }
+
+    fn drop_sessions_of(&mut self, phone: Option<usize>) {
+        let mut s = 0;
+        while s < self.sessions.len() {
+            if phone.is_none_or(|p| self.sessions[s].phone == p) {
+                self.end_session(s, "crash");
+            } else {
+                s += 1;
+            }
+        }
+    }
+
+    fn reopen(&mut self, i: usize, path: PathBuf) -> Result<()> {
+        self.phones[i].opens += 1;
+        self.phones[i].store = self.arena.alloc(Store::open(&path, options())?);
+        self.phones[i].path = path;
+        Ok(())
+    }
+
+    fn crash_phone(&mut self) -> Result<()> {
+        let i = self.pick(self.phones.len());
+        self.drop_sessions_of(Some(i));
+        self.tally.phone_crashes += 1;
+        self.trace(format!("{} crashes and restarts", self.phones[i].id));
+        let path = self.phones[i].path.clone();
+        self.reopen(i, path)
+    }
+
+    fn crash_relay(&mut self) -> Result<()> {
+        self.drop_sessions_of(None);
+        self.ingest.clear();
+        self.tally.relay_crashes += 1;
+        self.trace("relay crashes and restarts".into());
+        self.relay = self.arena.alloc(Store::open(&self.relay_path, options())?);
+        Ok(())
+    }
+
+    fn backup_phone(&mut self) -> Result<()> {
+        let i = self.pick(self.phones.len());
+        let phone = &self.phones[i];
+        let backup = self.dir.join(format!("{}-backup-{}.db", phone.id, phone.backups.len()));
+        copy_database(&phone.path, &backup)?;
+        self.trace(format!("{} is backed up", self.phones[i].id));
+        self.phones[i].backups.push(backup);
+        Ok(())
+    }
+
+    /// The phone is lost and replaced by a new one restored from one of its older backups.
+    fn restore_phone(&mut self) -> Result<()> {
+        let i = self.pick(self.phones.len());
+        if self.phones[i].backups.is_empty() || self.phones[i].revoked {
+            return Ok(());
+        }
+        let k = self.pick(self.phones[i].backups.len());
+        self.drop_sessions_of(Some(i));
+        // Edits the relay never received are gone with the phone: no system can bring them back.
+        let at_relay = oracle::hashes(self.relay)?;
+        for e in self.edits.iter_mut().filter(|e| e.phone == i) {
+            if e.hashes.iter().any(|h| !at_relay.contains(h)) {
+                e.lost_with_storage = true;
+            }
+        }
+        let path = self.dir.join(format!("{}-{}.db", self.phones[i].id, self.phones[i].opens + 1));
+        copy_database(&self.phones[i].backups[k], &path)?;
+        self.tally.restores += 1;
+        self.trace(format!("{} is lost and restored from backup {k}", self.phones[i].id));
+        self.reopen(i, path)
+    }
+
+    /// One of a phone's changes reaches the relay before the ones it depends on, by another path
+    /// (a township hub, another relay node).
+    fn early_delivery(&mut self) -> Result<()> {
+        let i = self.pick(self.phones.len());
+        let log = self.phones[i].store.local_changes_since(0, usize::MAX)?;
+        let at_relay = oracle::hashes(self.relay)?;
+        let unsent: Vec<_> = log.into_iter().filter(|c| !at_relay.contains(&c.hash)).collect();
+        if unsent.len() < 2 {
+            return Ok(());
+        }
+        let k = 1 + self.pick(unsent.len() - 1);
+        let change = &unsent[k];
+        let incoming =
+            IncomingChange { doc_id: change.doc_id, bytes: change.bytes.clone(), signature: change.signature.clone() };
+        // Forwarded by a hub that serves the whole consortium: its original signature is checked
+        // as if the phone had pushed it.
+        let push = ChildPush::new(HUB, vec![incoming], 0);
+        let report = self.relay.ingest_group(vec![push]).pop().unwrap_or_else(|| Ok(ApplyReport::default()))?;
+        self.tally.early_deliveries += 1;
+        self.trace(format!(
+            "a change of {} on {} reaches the relay early by another path ({} stored)",
+            self.phones[i].id,
+            short(change.doc_id),
+            report.applied
+        ));
+        Ok(())
+    }
+
+    /// The relay's periodic scope sweep: closed referrals past their grace period leave the desk.
+    fn sweep(&mut self) -> Result<()> {
+        let moved = self.relay.sweep_scope(yilian_core::time::now_ms())?;
+        self.trace(format!("relay sweeps scope ({moved} moved)"));
+        Ok(())
+    }
+
+    fn revoke(&mut self) -> Result<()> {
+        let i = self.pick(self.phones.len());
+        if self.phones[i].revoked || self.phones[i].team.is_none() {
+            return Ok(());
+        }
+        self.relay.revoke_device(&self.phones[i].id, "admin", "phone lost")?;
+        self.phones[i].revoked = true;
+        self.drop_sessions_of(Some(i));
+        self.tally.revocations += 1;
+        self.trace(format!("{} is revoked", self.phones[i].id));
+        Ok(())
+    }
+
+    // ---- the end ----
+
+    /// No more faults: every phone still enrolled syncs until a round moves nothing.
+    fn heal(&mut self) -> Result<()> {
+        self.drop_sessions_of(None);
+        self.commit_group()?;
+        self.relay.sweep_scope(yilian_core::time::now_ms())?;
+        for round in 0..20 {
+            let mut quiet = true;
+            for i in 0..self.phones.len() {
+                if self.phones[i].revoked {
+                    continue;
+                }
+                let phone = &self.phones[i];
+                let stats = sync_in_process(phone.store, &phone.id, self.relay, RELAY, &mut PerfectLink)?;
+                let moved = stats.child.sent + stats.child.received + stats.child.snapshots + stats.child.purged.len();
+                if moved > 0 || !stats.child.synced {
+                    quiet = false;
+                }
+                for why in &stats.child.refused {
+                    self.trace(format!("final sync of {}: the relay refused {why}", self.phones[i].id));
+                }
+                if let Some(e) = stats.child.error.or(stats.parent.error) {
+                    self.trace(format!("final sync of {}: {e}", self.phones[i].id));
+                }
+            }
+            if quiet {
+                self.trace(format!("quiescent after {round} final round(s)"));
+                self.tally.final_rounds = round;
+                return Ok(());
+            }
+        }
+        self.failures.push("no quiescence after 20 rounds of final syncs".into());
+        Ok(())
+    }
+}
+
+/// Copies a store's database (and its write-ahead log, which holds what is committed but not yet
+/// checkpointed) as a backup app would while the app is idle.
+fn copy_database(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to)?;
+    let wal = |p: &Path| PathBuf::from(format!("{}-wal", p.display()));
+    if wal(from).exists() {
+        std::fs::copy(wal(from), wal(to))?;
+    }
+    Ok(())
+}
+
+/// Whether a parent → child message travels on the bulk stream.
+fn is_bulk(message: &Message) -> bool {
+    matches!(
+        message,
+        Message::Pull { .. }
+            | Message::Documents(_)
+            | Message::Snapshot(_)
+            | Message::Purge { .. }
+            | Message::Caught { .. }
+            | Message::Stream { .. }
+    )
+}
+
+/// The last 8 hex digits of a record's id (the first ones are its creation time).
+pub(crate) fn short(doc: PatientId) -> String {
+    doc.0.simple().to_string()[24..].to_string()
+}
+
+fn describe(message: &Message) -> String {
+    match message {
+        Message::Hello { read_seq, local_head, restored, .. } => {
+            format!("hello (read {read_seq}, head {local_head}{})", if *restored { ", restored" } else { "" })
+        }
+        Message::Welcome { acked_seq, head, acked_mark, .. } => {
+            format!("welcome (acked {acked_seq}{}, head {head})", if acked_mark.is_some() { " with mark" } else { "" })
+        }
+        Message::Push { from_seq, to_seq, items } => format!("push ({from_seq}, {to_seq}] {} item(s)", items.len()),
+        Message::Pull { from_seq, to_seq, items } => format!("pull ({from_seq}, {to_seq}] {} item(s)", items.len()),
+        Message::Ack { up_to } => format!("ack {up_to}"),
+        Message::Caught { up_to } => format!("caught {up_to}"),
+        Message::Documents(page) => format!("documents page ({} docs, done {})", page.docs.len(), page.done),
+        Message::Snapshot(g) => format!("snapshot grant {} ({} waiting)", g.grant, g.waiting.len()),
+        Message::Purge { grant, .. } => format!("purge grant {grant}"),
+        other => yilian_core::sync::message_name(other).to_string(),
+    }
+}
