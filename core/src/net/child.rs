@@ -2,7 +2,7 @@
 //! log sync protocol on a connection to its parent.
 
 use super::framed::{FramedRecv, FramedSend};
-use super::{RELAY_SERVER_NAME, blocking, connection_error, is_bulk, network};
+use super::{RELAY_SERVER_NAME, blocking, connection_error, network};
 use crate::sync::{ChildDriver, Message, SessionOutcome};
 use crate::{Error, Result, Store};
 use std::net::SocketAddr;
@@ -315,7 +315,7 @@ async fn session(
             Err(e) => break Err(e),
         };
         state.received();
-        if is_bulk(&message) && !welcomed {
+        if message.is_bulk() && !welcomed {
             held.push(message); // the pull stream overtook the welcome
             continue;
         }

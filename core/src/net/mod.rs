@@ -124,20 +124,6 @@ pub fn client_config(pinned: Fingerprint, key: &crate::identity::DeviceKey) -> R
     Ok(config)
 }
 
-/// Whether a parent → child message travels on the bulk stream (the rest go on the control
-/// stream).
-pub(crate) fn is_bulk(message: &crate::sync::Message) -> bool {
-    use crate::sync::Message;
-    matches!(
-        message,
-        Message::Pull { .. }
-            | Message::Documents(_)
-            | Message::Snapshot(_)
-            | Message::Purge { .. }
-            | Message::Caught { .. }
-    )
-}
-
 /// Application close code of a connection the relay refuses: the device is not enrolled, was
 /// revoked, or claims another device's identity. The close reason says which.
 pub const CLOSE_FORBIDDEN: u32 = 0x403;

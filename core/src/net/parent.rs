@@ -2,7 +2,7 @@
 
 use super::framed::{FramedRecv, FramedSend};
 use super::ingest::IngestQueue;
-use super::{is_bulk, network, with_store};
+use super::{network, with_store};
 use crate::sync::{ErrorCode, FrameError, Message, ParentDriver, ParentStep, ParentStorage, SessionOutcome};
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -236,7 +236,7 @@ async fn session(
             tracing::Span::current().record("device", driver.peer());
         }
         for message in out {
-            if is_bulk(&message) {
+            if message.is_bulk() {
                 if bulk.is_none() {
                     let stream = conn.open_uni().await.map_err(|e| network("open stream")(&e))?;
                     let opened =

@@ -136,6 +136,20 @@ impl Message {
     pub fn is_pull_batch(&self) -> bool {
         matches!(self, Message::Pull { .. } | Message::Documents(_))
     }
+
+    /// Whether this parent → child message travels on the session's bulk stream (the rest go on
+    /// the control stream, so acks never queue behind a pull).
+    pub fn is_bulk(&self) -> bool {
+        matches!(
+            self,
+            Message::Stream { .. }
+                | Message::Pull { .. }
+                | Message::Documents(_)
+                | Message::Snapshot(_)
+                | Message::Purge { .. }
+                | Message::Caught { .. }
+        )
+    }
 }
 
 /// One protocol message.

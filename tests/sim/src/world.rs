@@ -502,7 +502,7 @@ impl<'a> World<'a> {
 
     fn route(session: &mut Session<'_>, out: Vec<Message>) {
         for m in out {
-            if is_bulk(&m) {
+            if m.is_bulk() {
                 session.bulk.push_back(m);
             } else {
                 session.control.push_back(m);
@@ -596,7 +596,7 @@ impl<'a> World<'a> {
 
     fn deliver_to_child(&mut self, s: usize, message: Message) -> Result<()> {
         let session = &mut self.sessions[s];
-        if is_bulk(&message) && !session.child.session().is_welcomed() {
+        if message.is_bulk() && !session.child.session().is_welcomed() {
             session.held.push(message);
             return Ok(());
         }
@@ -613,6 +613,12 @@ impl<'a> World<'a> {
         if pull_batch {
             session.owed_pull_sent += 1;
         }
+        Self::read_on(session)
+    }
+
+    /// The parent reads on after the pull batches the child received, unless it waits for a
+    /// push to be stored (then after it).
+    fn read_on(session: &mut Session<'_>) -> Result<()> {
         if !session.storing {
             for _ in 0..std::mem::take(&mut session.owed_pull_sent) {
                 let out = session.parent.pull_sent()?;
@@ -647,13 +653,7 @@ impl<'a> World<'a> {
                     continue;
                 }
             }
-            let session = &mut self.sessions[s];
-            if !session.storing {
-                for _ in 0..std::mem::take(&mut session.owed_pull_sent) {
-                    let out = session.parent.pull_sent()?;
-                    Self::route(session, out);
-                }
-            }
+            Self::read_on(&mut self.sessions[s])?;
         }
         Ok(())
     }
@@ -875,19 +875,6 @@ fn copy_database(from: &Path, to: &Path) -> Result<()> {
         std::fs::copy(wal(from), wal(to))?;
     }
     Ok(())
-}
-
-/// Whether a parent → child message travels on the bulk stream.
-fn is_bulk(message: &Message) -> bool {
-    matches!(
-        message,
-        Message::Pull { .. }
-            | Message::Documents(_)
-            | Message::Snapshot(_)
-            | Message::Purge { .. }
-            | Message::Caught { .. }
-            | Message::Stream { .. }
-    )
 }
 
 /// The last 8 hex digits of a record's id (the first ones are its creation time).
