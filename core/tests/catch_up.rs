@@ -134,10 +134,12 @@ fn each_page_after_the_first_is_compressed_against_the_page_before_it() {
     let flags: Vec<u8> = pages.iter().map(|(frame, _)| frame[5]).collect();
     assert_eq!(flags[0], 1, "the first page has no page before it");
     assert!(flags[1..].iter().all(|f| *f == 3), "{flags:?}");
-    // The prefix is worth it: the same pages each compressed alone cost more.
+    // The prefix is worth it: the same pages each compressed alone cost more. (Measured over 12
+    // runs: 0.964-0.971 of the pages alone; the records' random ids and 64-byte signatures do
+    // not compress. 0.97 failed one run in four; 0.985 keeps the saving visible.)
     let sent: usize = pages.iter().map(|(frame, _)| frame.len()).sum();
     let alone: usize = pages.iter().map(|(_, page)| encode(page).len()).sum();
-    assert!((sent as f64) < 0.97 * alone as f64, "{sent} bytes with prefixes, {alone} without");
+    assert!((sent as f64) < 0.985 * alone as f64, "{sent} bytes with prefixes, {alone} without");
 }
 
 #[test]

@@ -140,13 +140,16 @@ fn write_seeds(dir: &std::path::Path) {
         pending_items: 10,
         pending_bytes: 5000,
     };
-    let snapshot = Message::Snapshot(yilian_core::sync::Grant {
-        grant: 2,
-        doc: Some([7; 16]),
-        bytes: vec![1; 900],
-        signatures: vec![([3; 32], vec![4; 64])],
-        waiting: vec![(vec![5; 300], Some(vec![6; 64]))],
-    });
+    let snapshot = Message::Snapshot {
+        after: 1,
+        grant: yilian_core::sync::Grant {
+            grant: 2,
+            doc: Some([7; 16]),
+            bytes: vec![1; 900],
+            signatures: vec![([3; 32], vec![4; 64])],
+            waiting: vec![(vec![5; 300], Some(vec![6; 64]))],
+        },
+    };
     let refused = Message::Refused { items: vec![(4, "document is outside the scope of dev".into())] };
     let error = Message::Error { code: ErrorCode::Protocol, message: "bad".into() };
     seeds.push(("valid-welcome", encode(&welcome)));

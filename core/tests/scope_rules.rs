@@ -479,3 +479,107 @@ fn a_commit_wakes_only_the_live_sessions_of_the_children_it_concerns() {
     assert!(after.touched("desk") > before.touched("desk"));
     assert_eq!(after.touched("phone-b"), before.touched("phone-b"));
 }
+
+#[test]
+fn a_contract_that_ran_out_leaves_the_teams_phones_after_the_grace_period_and_a_moved_one_follows_its_team() {
+    let relay = consortium();
+    let a = enrolled(&relay, "phone-a", "dr-a");
+    let b = enrolled(&relay, "phone-b", "dr-b");
+    let today = yilian_core::time::today();
+    // A contract signed last year that ends tomorrow, and one that runs for a year.
+    let mut new = new_patient("孙玉兰");
+    new.organization_id = "village-a".into();
+    let lapsing = a.create_patient(new).unwrap();
+    let signing = |team: &str, start, end| NewContract {
+        team_id: format!("team-{team}"),
+        practitioner_id: format!("dr-{team}"),
+        organization_id: format!("village-{team}"),
+        start,
+        end,
+    };
+    a.sign_contract(lapsing, signing("a", today - chrono::Days::new(364), today + chrono::Days::new(1))).unwrap();
+    let moving = contracted(&a, "a", "赵德明");
+    sync(&a, "phone-a", &relay);
+    assert_eq!(held(&a), BTreeSet::from([lapsing, moving]));
+
+    // The second resident moves to team b: the old contract ends, a new one is signed.
+    let old = a.patient(moving).unwrap().contracts[0].id;
+    a.terminate_contract(moving, old).unwrap();
+    a.sign_contract(moving, signing("b", today, today + chrono::Days::new(365))).unwrap();
+    sync(&a, "phone-a", &relay);
+    sync(&b, "phone-b", &relay);
+    // The purge was decided by the push of that sync, after its welcome: the next one brings it.
+    let stats = sync(&a, "phone-a", &relay);
+    assert_eq!(stats.child.purged, vec![moving]);
+    assert_eq!(held(&a), BTreeSet::from([lapsing]), "the old team's phone purged the moved resident");
+    assert_eq!(held(&b), BTreeSet::from([moving]), "the new team's phone holds the moved resident");
+    assert_eq!(b.patient(moving).unwrap(), relay.patient(moving).unwrap());
+
+    // The lapsed contract's team keeps the record through its last day and the grace period ...
+    let last_day_over = yilian_core::time::start_of(today + chrono::Days::new(2));
+    assert_eq!(relay.sweep_scope(last_day_over + GRACE.as_millis() as i64 - 60_000).unwrap(), 0);
+    sync(&a, "phone-a", &relay);
+    assert!(held(&a).contains(&lapsing));
+    // ... and then it leaves the phone, unless someone renews it.
+    assert_eq!(relay.sweep_scope(last_day_over + GRACE.as_millis() as i64 + 60_000).unwrap(), 1);
+    let stats = sync(&a, "phone-a", &relay);
+    assert_eq!(stats.child.purged, vec![lapsing]);
+    assert!(held(&a).is_empty());
+    assert!(relay.patient(lapsing).is_ok(), "the relay keeps the record");
+}
+
+#[test]
+fn a_visit_recorded_offline_on_a_record_that_left_the_phones_scope_still_reaches_the_relay() {
+    let relay = consortium();
+    let a = enrolled(&relay, "phone-a", "dr-a");
+    let today = yilian_core::time::today();
+    let mut new = new_patient("钱淑珍");
+    new.organization_id = "village-a".into();
+    let p = a.create_patient(new).unwrap();
+    let contract = NewContract {
+        team_id: "team-a".into(),
+        practitioner_id: "dr-a".into(),
+        organization_id: "village-a".into(),
+        start: today - chrono::Days::new(364),
+        end: today,
+    };
+    a.sign_contract(p, contract.clone()).unwrap();
+    sync(&a, "phone-a", &relay);
+    // Offline, the doctor records a visit; meanwhile the contract ran out at the relay.
+    let seen = a.record_visit(p, visit(162, 101)).unwrap();
+    let head = a.last_local_seq().unwrap();
+    let over = yilian_core::time::start_of(today + chrono::Days::new(1)) + GRACE.as_millis() as i64 + 60_000;
+    assert_eq!(relay.sweep_scope(over).unwrap(), 1);
+    let stats = sync(&a, "phone-a", &relay);
+    assert!(stats.child.refused.is_empty(), "{:?}", stats.child.refused);
+    assert_eq!(stats.child.purged, vec![p]);
+    assert!(held(&a).is_empty(), "the record left the phone");
+    assert!(relay.patient(p).unwrap().visits.iter().any(|v| v.id == seen), "the visit reached the relay");
+    assert_eq!(a.last_local_seq().unwrap(), head, "the phone's log keeps its head");
+    assert_eq!(a.unacknowledged("relay").unwrap().0, 0);
+    // The next sync is an idle one (the log is still the one the relay acknowledged).
+    let stats = sync(&a, "phone-a", &relay);
+    assert_eq!((stats.child.sent, stats.child.received, stats.child.snapshots), (0, 0, 0), "{stats:?}");
+}
+
+#[test]
+fn a_record_purged_before_its_visit_was_pushed_comes_back_whole_when_granted_again() {
+    let relay = consortium();
+    let a = enrolled(&relay, "phone-a", "dr-a");
+    let p = contracted(&a, "a", "吴凤英");
+    sync(&a, "phone-a", &relay);
+    let seen = a.record_visit(p, visit(158, 96)).unwrap();
+    // The purge is applied before the visit is pushed (it came first on a cut connection).
+    relay.set_team_member("team-a", "dr-a", false).unwrap();
+    let (grant, _, purge) = relay.grants_after("phone-a", a.peer_grant_seq("relay").unwrap(), 10).unwrap()[0];
+    assert!(purge);
+    a.purge_document_from("relay", grant, p).unwrap();
+    assert!(matches!(a.patient(p), Err(Error::NotFound { .. })), "the record left the lists at once");
+    // Back on the team before the phone syncs again: the record is granted whole, with the visit.
+    relay.set_team_member("team-a", "dr-a", true).unwrap();
+    // (This phone never read anything from the relay: its sync is a catch-up, record by record.)
+    sync(&a, "phone-a", &relay);
+    assert!(a.patient(p).unwrap().visits.iter().any(|v| v.id == seen), "the phone's record has its visit");
+    assert_eq!(a.patient(p).unwrap(), relay.patient(p).unwrap());
+    assert_eq!(a.unacknowledged("relay").unwrap().0, 0);
+}

@@ -254,7 +254,10 @@ fn malformed_frames_and_protocol_violations_end_the_session_with_a_reason() {
     frame[4] = 1;
     assert_eq!(
         decode_body(&frame[4..]).unwrap_err().to_string(),
-        "protocol version 1 is not supported (this side speaks 4): update the app or the relay"
+        format!(
+            "protocol version 1 is not supported (this side speaks {}): update the app or the relay",
+            yilian_core::sync::PROTOCOL_VERSION
+        )
     );
     // A change that is not automerge is refused item by item; the rest is stored.
     let device = memory_store();
@@ -578,6 +581,57 @@ fn a_caught_below_the_welcomes_head_never_makes_a_session_synced() {
     let actions = session.on_message(Message::Caught { up_to: 5 });
     assert!(!actions.contains(&ChildAction::Synced), "{actions:?}");
     assert!(!session.is_synced(), "changes 6..=10 have not arrived");
+}
+
+/// Found by the simulation (`yilian-sim`, seed 404 of 1,000 with messages lost at random): a
+/// purge lost on its way, then the next grant stored, moved the device's grant cursor past the
+/// purge, and the record stayed on a phone outside its scope for good. Each grant message now
+/// names the grant it follows; a gap ends the session, and the next one reads from the cursor.
+#[test]
+fn a_grant_that_does_not_follow_the_last_one_heard_ends_the_session() {
+    use yilian_core::sync::{ChildAction, ChildSession, ChildStart};
+    let start = ChildStart { peer: "dev".into(), log_id: "log-1".into(), grant_seq: 12, ..ChildStart::default() };
+    let (mut session, _hello) = ChildSession::start(start);
+    session.on_message(Message::Welcome {
+        peer: "relay".into(),
+        log_id: "log-1".into(),
+        acked_seq: 0,
+        acked_mark: None,
+        head: 0,
+        grant_head: 14,
+        pending_items: 0,
+        pending_bytes: 0,
+    });
+    // Grant 13 (a purge) is lost; grant 14 says it follows 13.
+    let grant =
+        yilian_core::sync::Grant { grant: 14, doc: Some([7; 16]), bytes: vec![], signatures: vec![], waiting: vec![] };
+    let actions = session.on_message(Message::Snapshot { after: 13, grant: grant.clone() });
+    assert!(!actions.iter().any(|a| matches!(a, ChildAction::ApplySnapshot(_))), "{actions:?}");
+    assert!(
+        matches!(&actions[..], [ChildAction::Send(Message::Error { message, .. }), ..] if message.contains("follows grant 13, but the last one heard was 12")),
+        "{actions:?}"
+    );
+    // In order, the same grants are stored one after the other.
+    let (mut session, _hello) = ChildSession::start(ChildStart {
+        peer: "dev".into(),
+        log_id: "log-1".into(),
+        grant_seq: 12,
+        ..ChildStart::default()
+    });
+    session.on_message(Message::Welcome {
+        peer: "relay".into(),
+        log_id: "log-1".into(),
+        acked_seq: 0,
+        acked_mark: None,
+        head: 0,
+        grant_head: 14,
+        pending_items: 0,
+        pending_bytes: 0,
+    });
+    let purge = session.on_message(Message::Purge { after: 12, grant: 13, doc: [6; 16] });
+    assert_eq!(purge, vec![ChildAction::Purge { grant: 13, doc: [6; 16] }]);
+    let snapshot = session.on_message(Message::Snapshot { after: 13, grant });
+    assert!(matches!(&snapshot[..], [ChildAction::ApplySnapshot(g)] if g.grant == 14), "{snapshot:?}");
 }
 
 /// Found by the simulation (`yilian-sim`): a record whose first change reached the relay by

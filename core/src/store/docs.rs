@@ -189,6 +189,21 @@ impl Inner {
         Ok(StoredDoc { snapshot, changes, view, view_heads })
     }
 
+    /// A purged record whose own edits still wait for the parent's acknowledgement, when it comes
+    /// back (granted again): those edits, so that the record re-created holds them.
+    pub(crate) fn read_purged_waiting(&self, id: PatientId) -> Result<Option<StoredDoc>> {
+        let waiting = self
+            .conn
+            .prepare_cached("SELECT 1 FROM purge_waiting WHERE doc_id = ?1")?
+            .query_row([id.to_string()], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if !waiting {
+            return Ok(None);
+        }
+        Ok(Some(StoredDoc { snapshot: None, changes: self.logged_bytes(id, 0)?, view: None, view_heads: None }))
+    }
+
     fn changes_of(&self, id: PatientId, after_seq: i64) -> Result<Vec<Change>> {
         self.logged_bytes(id, after_seq)?.into_iter().map(|bytes| parse_logged(id, bytes)).collect()
     }

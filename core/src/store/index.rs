@@ -148,10 +148,12 @@ pub(crate) fn write(conn: &Connection, record: &PatientRecord) -> Result<()> {
     }
     orgs.sort();
     orgs.dedup();
-    conn.prepare_cached("UPDATE docs SET scope_team = ?2, scope_orgs = ?3 WHERE doc_id = ?1")?.execute(params![
+    conn.prepare_cached("UPDATE docs SET scope_team = ?2, scope_orgs = ?3, scope_team_until = ?4 WHERE doc_id = ?1")?
+        .execute(params![
         id,
         contract.map(|c| c.team_id.clone()),
-        format!(",{},", orgs.join(","))
+        format!(",{},", orgs.join(",")),
+        contract.map(|c| crate::time::start_of(c.end + chrono::Days::new(1))),
     ])?;
     Ok(())
 }

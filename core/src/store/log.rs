@@ -3,7 +3,7 @@
 
 use super::directory::own_changes_only;
 use super::docs::{ChangeToStore, Loaded, StoredDoc, exists, is_registered, store_changes, write_doc_row};
-use super::scope::{in_scope, record_created};
+use super::scope::{may_write, record_created};
 use super::{Committed, Inner, Store};
 use crate::document::decode_change;
 use crate::sync::LogMark;
@@ -185,10 +185,7 @@ impl Store {
     /// an edit it did not carry would be acknowledged and that edit never pushed.
     pub fn local_batch(&self, after_seq: i64, limit: usize) -> Result<(Vec<StoredChange>, i64)> {
         let inner = self.lock();
-        let head: i64 = inner
-            .conn
-            .prepare_cached("SELECT coalesce(max(local_seq), 0) FROM changes WHERE local = 1")?
-            .query_row([], |r| r.get(0))?;
+        let head: i64 = inner.conn.prepare_cached(LOCAL_HEAD)?.query_row([], |r| r.get(0))?;
         let changes = read_log(&inner.conn, "local = 1 AND local_seq > ?1", after_seq, limit)?;
         let up_to = match changes.last() {
             Some(last) if changes.len() >= limit => last.seq,
@@ -297,11 +294,7 @@ impl Store {
 
     /// The newest sequence number of a change made on this replica (0 when none).
     pub fn last_local_seq(&self) -> Result<i64> {
-        Ok(self
-            .lock()
-            .conn
-            .prepare_cached("SELECT coalesce(max(local_seq), 0) FROM changes WHERE local = 1")?
-            .query_row([], |r| r.get(0))?)
+        Ok(self.lock().conn.prepare_cached(LOCAL_HEAD)?.query_row([], |r| r.get(0))?)
     }
 
     /// The newest sequence number in the log (0 when empty).
@@ -532,15 +525,35 @@ impl Store {
     }
 
     /// A child deleting a record that left its scope (its parent said so at grant `grant`), and
-    /// moving its grant cursor, in one transaction. Only that record goes: the child's unsynced
-    /// edits to other records stay and are pushed as usual. Edits to the purged record that the
-    /// parent had not acknowledged are lost with it (the parent would refuse them now).
+    /// moving its grant cursor, in one transaction. The record goes from every list at once. The
+    /// child's own edits to it that the parent has not acknowledged stay in its log, unreadable
+    /// here, until a push delivers them (the parent takes late edits to a record that left a
+    /// device's scope); its own changes deleted leave their positions and hashes behind, so its
+    /// log keeps the head and identity the parent acknowledged.
     pub fn purge_document_from(&self, parent: &str, grant: i64, doc: PatientId) -> Result<()> {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let tx = inner.conn.unchecked_transaction()?;
         let id = doc.to_string();
-        let dropped = tx.prepare_cached("DELETE FROM changes WHERE doc_id = ?1")?.execute([&id])?;
+        let acked: i64 = tx
+            .prepare_cached("SELECT acked_seq FROM peers WHERE peer_id = ?1")?
+            .query_row([parent], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO purged_log (local_seq, hash)
+             SELECT local_seq, hash FROM changes WHERE doc_id = ?1 AND local = 1 AND local_seq <= ?2",
+        )?
+        .execute(params![&id, acked])?;
+        let dropped = tx
+            .prepare_cached("DELETE FROM changes WHERE doc_id = ?1 AND NOT (local = 1 AND local_seq > ?2)")?
+            .execute(params![&id, acked])?;
+        let kept: i64 =
+            tx.prepare_cached("SELECT count(*) FROM changes WHERE doc_id = ?1")?.query_row([&id], |r| r.get(0))?;
+        if kept > 0 {
+            tx.prepare_cached("INSERT OR REPLACE INTO purge_waiting (doc_id, parent) VALUES (?1, ?2)")?
+                .execute(params![&id, parent])?;
+        }
         tx.prepare_cached("DELETE FROM docs WHERE doc_id = ?1")?.execute([&id])?;
         super::index::remove(&tx, doc)?;
         move_cursor(
@@ -549,7 +562,7 @@ impl Store {
         )?;
         tx.commit()?;
         inner.cache.pop(&doc);
-        tracing::info!(%doc, changes = dropped, "purged a record that left this device's scope");
+        tracing::info!(%doc, changes = dropped, waiting = kept, "purged a record that left this device's scope");
         inner.notify(false, Committed::Records(&[doc]));
         Ok(())
     }
@@ -611,7 +624,10 @@ impl Store {
         let inner = self.lock();
         let hash: Option<Vec<u8>> = inner
             .conn
-            .prepare_cached("SELECT hash FROM changes WHERE local_seq = ?1 AND local = 1")?
+            .prepare_cached(
+                "SELECT hash FROM changes WHERE local_seq = ?1 AND local = 1
+                 UNION ALL SELECT hash FROM purged_log WHERE local_seq = ?1",
+            )?
             .query_row([seq], |r| r.get(0))
             .optional()?;
         Ok(hash.and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()))
@@ -645,22 +661,50 @@ impl Store {
         Ok(())
     }
 
-    /// Stores the cursors for `peer`. Cursors only move forward.
+    /// Stores the cursors for `peer`. Cursors only move forward. Own edits of purged records
+    /// that `peer` now acknowledged leave the log (their positions and hashes stay).
     pub fn set_peer_cursor(&self, peer: &str, cursor: PeerCursor) -> Result<()> {
         let inner = self.lock();
-        inner
-            .conn
-            .prepare_cached(
-                "INSERT INTO peers (peer_id, acked_seq, read_seq, updated_at) VALUES (?1, ?2, ?3, ?4)
+        let tx = inner.conn.unchecked_transaction()?;
+        tx.prepare_cached(
+            "INSERT INTO peers (peer_id, acked_seq, read_seq, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(peer_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq),
                  read_seq = max(read_seq, excluded.read_seq), updated_at = excluded.updated_at",
-            )?
-            .execute(params![peer, cursor.acked_seq, cursor.read_seq, now_ms()])?;
+        )?
+        .execute(params![peer, cursor.acked_seq, cursor.read_seq, now_ms()])?;
+        let waiting: Vec<String> = {
+            let mut stmt = tx.prepare_cached("SELECT doc_id FROM purge_waiting WHERE parent = ?1")?;
+            stmt.query_map([peer], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+        };
+        for doc in waiting {
+            // Granted again meanwhile: the record is back, its edits with it.
+            if !exists(&tx, doc.parse()?)? {
+                let acked =
+                    "doc_id = ?1 AND local = 1 AND local_seq <= (SELECT acked_seq FROM peers WHERE peer_id = ?2)";
+                tx.prepare_cached(&format!(
+                    "INSERT OR IGNORE INTO purged_log (local_seq, hash) SELECT local_seq, hash FROM changes WHERE {acked}"
+                ))?
+                .execute(params![&doc, peer])?;
+                tx.prepare_cached(&format!("DELETE FROM changes WHERE {acked}"))?.execute(params![&doc, peer])?;
+                let left: i64 = tx
+                    .prepare_cached("SELECT count(*) FROM changes WHERE doc_id = ?1")?
+                    .query_row([&doc], |r| r.get(0))?;
+                if left > 0 {
+                    continue;
+                }
+            }
+            tx.prepare_cached("DELETE FROM purge_waiting WHERE doc_id = ?1")?.execute([&doc])?;
+        }
+        tx.commit()?;
         Ok(())
     }
 }
 
 /// Log rows matching `filter` (with `?1` the sequence to read after), in log order, at most `limit`.
+/// The newest position of a change made on this replica, counting its own changes a purge deleted.
+const LOCAL_HEAD: &str = "SELECT max(coalesce((SELECT max(local_seq) FROM changes WHERE local = 1), 0),
+                            coalesce((SELECT max(local_seq) FROM purged_log), 0))";
+
 fn read_log(conn: &rusqlite::Connection, filter: &str, after_seq: i64, limit: usize) -> Result<Vec<StoredChange>> {
     let sql = format!(
         "SELECT local_seq, doc_id, hash, bytes, signature, local FROM changes WHERE {filter} ORDER BY local_seq LIMIT ?2"
@@ -926,7 +970,7 @@ impl<'a> Group<'a> {
         let known_doc = (on_disk && is_registered(&inner.conn, doc_id)?) || self.pending.contains_key(&doc_id);
         if let Some(source) = checked
             && known_doc
-            && !self.in_scope(inner, source.peer, doc_id)?
+            && !self.may_write(inner, source.peer, doc_id)?
         {
             // Already-stored changes are harmless no-ops; anything new is refused.
             for Received { index, change, .. } in items {
@@ -967,7 +1011,7 @@ impl<'a> Group<'a> {
                 Some(loaded) => (loaded, None),
                 // Read now, parsed with the group's other records.
                 None if on_disk => (empty(), Some(inner.read_stored(doc_id)?)),
-                None => (empty(), None),
+                None => (empty(), inner.read_purged_waiting(doc_id)?),
             };
             self.touched.push(doc_id);
             let created_by = checked.filter(|_| !known_doc).map(|s| (batch, s.peer.to_string()));
@@ -985,18 +1029,18 @@ impl<'a> Group<'a> {
         Ok(self.queued.contains(&change.hash()) || is_stored(conn, change)?)
     }
 
-    /// Whether `peer` may see and write `doc_id` as the transaction stands. Who sees a record
-    /// follows its team and referrals: for one this transaction changes, it settles first, as if
-    /// the earlier batch had committed.
-    fn in_scope(&mut self, inner: &mut Inner, peer: &str, doc_id: PatientId) -> Result<bool> {
-        if in_scope(&inner.conn, peer, doc_id)? {
+    /// Whether `peer` may write `doc_id` as the transaction stands. Who sees a record follows its
+    /// team and referrals: for one this transaction changes, it settles first, as if the earlier
+    /// batch had committed.
+    fn may_write(&mut self, inner: &mut Inner, peer: &str, doc_id: PatientId) -> Result<bool> {
+        if may_write(&inner.conn, peer, doc_id)? {
             return Ok(true);
         }
         if !self.pending.contains_key(&doc_id) {
             return Ok(false);
         }
         self.settle(inner, vec![doc_id])?;
-        in_scope(&inner.conn, peer, doc_id)
+        may_write(&inner.conn, peer, doc_id)
     }
 
     /// Applies the queued changes of `ids` (in parallel), then stores them and writes each

@@ -219,6 +219,21 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE peers ADD COLUMN acked_mark_hash BLOB;
     ALTER TABLE peers ADD COLUMN restored INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 12: on a relay, until when a record's team holds it: the first instant (UTC+8 midnight, ms)
+    // after the last day of the contract that names the team. Past it (and the grace period) the
+    // team's phones purge the record. Existing rows take it from the patient index.
+    // On a child, the log positions and hashes of its own changes deleted by a purge (its log's
+    // head and identity stay what its parent acknowledged), and the purged records whose own
+    // edits the parent has not acknowledged yet (they stay in the log until it has).
+    r#"
+    CREATE TABLE purged_log (local_seq INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+    CREATE TABLE purge_waiting (doc_id TEXT PRIMARY KEY, parent TEXT NOT NULL);
+    ALTER TABLE docs ADD COLUMN scope_team_until INTEGER;
+    UPDATE docs SET scope_team_until =
+        (SELECT (CAST(strftime('%s', p.contract_end, '+1 day') AS INTEGER) - 8 * 3600) * 1000
+         FROM patient_index p WHERE p.patient_id = docs.doc_id AND p.contract_end IS NOT NULL)
+    WHERE scope_team IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

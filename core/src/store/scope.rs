@@ -1,10 +1,12 @@
 //! Scope on a parent (relay or edge hub): which documents each child may see and write.
 //!
 //! A child's scope is, for each document, one row of the `scope` table with its reason:
-//! - `created`: the child created the record here (it stays in its scope);
+//! - `created`: the child created the record here (it stays in its scope until the directory
+//!   says whose it is: once a derived reason holds for the child, the row takes that reason);
 //! - `assigned`: an operator assigned it (or `*`, every document, for an edge hub or a desk that
 //!   sees the whole consortium);
-//! - `team`: the resident is contracted to a team of the device's practitioner (derived);
+//! - `team`: the resident is contracted to a team of the device's practitioner, and the contract's
+//!   last day is less than the grace period ago (derived);
 //! - `referral`: the record is referred to the device's organization, the referral is open or
 //!   closed less than the grace period ago (derived);
 //! - `purge`: a derived reason no longer holds; the child is told to delete the record.
@@ -54,10 +56,12 @@ pub struct DocumentSnapshot {
     pub waiting: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
-/// Whether `peer` may see and write `doc`.
-pub(crate) fn in_scope(conn: &Connection, peer: &str, doc: PatientId) -> Result<bool> {
+/// Whether `peer` may write `doc`: it is in its scope, or was until a purge. A device offline when
+/// its record left its scope still delivers the edits it made while it held it (the purge, once
+/// applied, leaves it nothing to edit). What it reads follows the rows that are not purges.
+pub(crate) fn may_write(conn: &Connection, peer: &str, doc: PatientId) -> Result<bool> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM scope WHERE peer_id = ?1 AND doc_id IN (?2, '*') AND reason != 'purge' LIMIT 1")?
+        .prepare_cached("SELECT 1 FROM scope WHERE peer_id = ?1 AND doc_id IN (?2, '*') LIMIT 1")?
         .query_row(params![peer, doc.to_string()], |_| Ok(()))
         .optional()?
         .is_some())
@@ -213,7 +217,8 @@ pub const DEFAULT_REFERRAL_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 const OPEN_REFERRAL: &str = "('requested', 'received', 'accepted', 'in-progress', 'on-hold')";
 
 /// Which (device, document) pairs the directory puts in scope, and why: residents contracted to
-/// a team of the device's practitioner; records referred to the device's organization while the
+/// a team of the device's practitioner, until the contract's last day is more than `:cutoff`
+/// behind; records referred to the device's organization while the
 /// referral is open or closed after `:cutoff`. Revoked devices and hubs (scoped by operators)
 /// get nothing derived.
 fn derived_scope(slice: &str) -> String {
@@ -223,6 +228,7 @@ fn derived_scope(slice: &str) -> String {
              FROM devices d JOIN team_members m ON m.practitioner_id = d.practitioner_id
                   JOIN docs x ON x.scope_team = m.team_id
              WHERE d.revoked_at IS NULL AND d.kind = 'phone'
+               AND coalesce(x.scope_team_until, :cutoff) >= :cutoff
              UNION ALL
              SELECT d.device_id, r.patient_id, 'referral'
              FROM devices d JOIN referral_index r ON r.to_org = d.organization_id
@@ -283,15 +289,28 @@ fn reconcile(conn: &Connection, slice: &str, key: &str, now: Millis, grace_ms: i
         .prepare_cached("INSERT OR REPLACE INTO scope (peer_id, doc_id, reason, granted_at) VALUES (?1, ?2, ?3, ?4)")?;
     let mut changed = 0;
     for ((peer, doc), reason) in &wanted {
-        if matches!(held.get(&(peer.clone(), doc.clone())).map(String::as_str), None | Some("purge")) {
-            // REPLACE deletes the old row: the grant gets a new, higher number.
-            replace.execute(params![peer, doc, reason, now])?;
-            changed += 1;
+        match held.get(&(peer.clone(), doc.clone())).map(String::as_str) {
+            None | Some("purge") => {
+                // REPLACE deletes the old row: the grant gets a new, higher number.
+                replace.execute(params![peer, doc, reason, now])?;
+                changed += 1;
+            }
+            Some("created") => {
+                // The directory now says whose the record is: from here it follows its team or
+                // referral like any other (the row keeps its number: nothing is sent again).
+                conn.prepare_cached("UPDATE scope SET reason = ?3 WHERE peer_id = ?1 AND doc_id = ?2")?
+                    .execute(params![peer, doc, reason])?;
+            }
+            _ => {}
         }
     }
     for ((peer, doc), reason) in &held {
         if matches!(reason.as_str(), "team" | "referral") && !wanted.contains_key(&(peer.clone(), doc.clone())) {
             replace.execute(params![peer, doc, "purge", now])?;
+            // The child deletes the record: what came from it is no longer something it has (a
+            // catch-up that grants the record again must carry those changes too).
+            conn.prepare_cached("UPDATE changes SET origin = NULL WHERE doc_id = ?1 AND origin = ?2")?
+                .execute(params![doc, peer])?;
             tracing::info!(device = %peer, doc = %doc, was = %reason, "record left the device's scope");
             changed += 1;
         }
@@ -310,7 +329,8 @@ pub(crate) fn refresh_document_scope(conn: &Connection, doc: PatientId, now: Mil
 }
 
 impl Store {
-    /// Sets how long a closed referral keeps the record in the receiving organization's scope.
+    /// Sets how long a closed referral keeps the record in the receiving organization's scope,
+    /// and a contract that ran out (its last day passed, not renewed) in its team's.
     pub fn set_referral_grace(&self, grace: Duration) -> Result<()> {
         let inner = self.lock();
         inner
@@ -329,8 +349,13 @@ impl Store {
         let grace = referral_grace_ms(&tx)?;
         tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('scope_swept_at', ?1)")?.execute([now])?;
         let docs: Vec<String> = {
-            let mut stmt = tx.prepare_cached("SELECT DISTINCT doc_id FROM scope WHERE reason = 'referral'")?;
-            stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+            let mut stmt = tx.prepare_cached(
+                "SELECT doc_id FROM scope WHERE reason = 'referral'
+                 UNION SELECT s.doc_id FROM scope s JOIN docs x ON x.doc_id = s.doc_id
+                 WHERE s.reason = 'team' AND x.scope_team_until < ?1",
+            )?;
+            let cutoff = scope_clock(&tx, now)?.saturating_sub(grace);
+            stmt.query_map([cutoff], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
         };
         let mut changed = 0;
         for doc in docs {

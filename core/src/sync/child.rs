@@ -122,6 +122,8 @@ pub struct ChildSession {
     pull_target: i64,
     synced_reported: bool,
     grant_seq: i64,
+    /// The last grant position the parent's messages reached (stored or not yet).
+    grant_heard: i64,
     grant_target: i64,
     pending: (u64, u64),
     /// Where an unfinished catch-up stands (the last page received).
@@ -160,6 +162,7 @@ impl ChildSession {
             pull_target: i64::MAX,
             synced_reported: false,
             grant_seq,
+            grant_heard: grant_seq,
             grant_target: 0,
             pending: (0, 0),
             catch_up,
@@ -295,6 +298,20 @@ impl ChildSession {
         out
     }
 
+    /// Checks that a grant message follows the last one heard (`after`), and moves on to `grant`;
+    /// a gap ends the session (the grant missed would never come again: the next session starts
+    /// from the stored cursor and reads it).
+    fn hear_grant(&mut self, after: i64, grant: i64) -> Option<Vec<ChildAction>> {
+        if after != self.grant_heard {
+            return Some(self.fail(
+                ErrorCode::Protocol,
+                format!("grant {grant} follows grant {after}, but the last one heard was {}", self.grant_heard),
+            ));
+        }
+        self.grant_heard = grant;
+        None
+    }
+
     /// A message from the parent.
     pub fn on_message(&mut self, message: Message) -> Vec<ChildAction> {
         if self.state == State::Failed {
@@ -313,6 +330,7 @@ impl ChildSession {
                     // Another log (the relay's database was replaced): everything again, from 0.
                     self.read_seq = 0;
                     self.grant_seq = 0;
+                    self.grant_heard = 0;
                     self.catch_up = None;
                     self.log_id = log_id.clone();
                     out.push(ChildAction::ResetCursor { log_id });
@@ -388,6 +406,7 @@ impl ChildSession {
                 // Optimistic, like a pull batch: the next page (or the log) follows this one.
                 if page.done {
                     self.read_seq = page.head;
+                    self.grant_heard = self.grant_heard.max(page.grant);
                     self.catch_up = None;
                 } else {
                     let Some(after) = page.last else {
@@ -397,9 +416,12 @@ impl ChildSession {
                 }
                 vec![ChildAction::ApplyDocuments { page, log_id: self.log_id.clone() }]
             }
-            (Message::Snapshot(grant), State::Running) => {
-                if grant.grant <= self.grant_seq {
+            (Message::Snapshot { after, grant }, State::Running) => {
+                if grant.grant <= self.grant_heard {
                     return Vec::new(); // already stored
+                }
+                if let Some(fail) = self.hear_grant(after, grant.grant) {
+                    return fail;
                 }
                 if grant.doc.is_none() {
                     // Every document: the pull stream that follows starts again from 0.
@@ -407,9 +429,12 @@ impl ChildSession {
                 }
                 vec![ChildAction::ApplySnapshot(grant)]
             }
-            (Message::Purge { grant, doc }, State::Running) => {
-                if grant <= self.grant_seq {
+            (Message::Purge { after, grant, doc }, State::Running) => {
+                if grant <= self.grant_heard {
                     return Vec::new(); // already purged
+                }
+                if let Some(fail) = self.hear_grant(after, grant) {
+                    return fail;
                 }
                 vec![ChildAction::Purge { grant, doc }]
             }
@@ -455,7 +480,7 @@ pub fn message_name(message: &Message) -> &'static str {
         Message::Pull { .. } => "pull",
         Message::Caught { .. } => "caught",
         Message::Stream { .. } => "stream",
-        Message::Snapshot(_) => "snapshot",
+        Message::Snapshot { .. } => "snapshot",
         Message::Documents(_) => "documents",
         Message::Refused { .. } => "refused",
         Message::Error { .. } => "error",

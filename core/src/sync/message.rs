@@ -145,7 +145,7 @@ impl Message {
             Message::Stream { .. }
                 | Message::Pull { .. }
                 | Message::Documents(_)
-                | Message::Snapshot(_)
+                | Message::Snapshot { .. }
                 | Message::Purge { .. }
                 | Message::Caught { .. }
         )
@@ -225,7 +225,14 @@ pub enum Message {
     /// Parent → child: a document entered the child's scope after the child had read past its
     /// history; here it is whole. The child stores it and moves its grant cursor in one
     /// transaction.
-    Snapshot(Grant),
+    Snapshot {
+        /// The grant position this one follows in this session (the child's grant cursor at its
+        /// hello, or the previous grant sent): a child that heard another ends the session, as a
+        /// grant it missed would never come again.
+        after: i64,
+        /// The document and its position.
+        grant: Grant,
+    },
     /// Parent → child: a page of a catch-up. A child reading the parent's log from the start gets
     /// the documents in its scope whole (compact saves, no per-change overhead) instead of the
     /// log's history change by change; it stores each page and its catch-up position in one
@@ -259,6 +266,8 @@ pub enum Message {
     /// another team, a referral closed and its grace period ran out). The child deletes it and
     /// moves its grant cursor in one transaction; nothing of it flows any more.
     Purge {
+        /// The grant position this one follows in this session, as for a snapshot.
+        after: i64,
         /// Position in the parent's list of grants for this child.
         grant: i64,
         /// The document.

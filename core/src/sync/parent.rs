@@ -92,6 +92,9 @@ pub struct ParentSession {
     reading: bool,
     caught_sent: bool,
     grant_sent: i64,
+    /// The grant position the child holds once it has stored what this session sent (each grant
+    /// message says which one it follows).
+    grant_told: i64,
     grants_dirty: bool,
     /// Where the child stands in an unfinished catch-up, as its hello said.
     child_catch_up: Option<CatchUp>,
@@ -124,6 +127,7 @@ impl ParentSession {
             reading: false,
             caught_sent: false,
             grant_sent: 0,
+            grant_told: 0,
             grants_dirty: true,
             child_catch_up: None,
             catch_up: None,
@@ -187,6 +191,7 @@ impl ParentSession {
         } else {
             self.sent_to = 0;
             self.grant_sent = 0;
+            self.grant_told = 0;
             self.child_catch_up = None;
         }
         // A child reading our log from the start gets the documents in its scope whole, resuming
@@ -300,6 +305,7 @@ impl ParentSession {
             // The log after the catch-up's head follows; so do grants it did not cover.
             self.sent_to = run.head;
             self.grant_sent = self.grant_sent.max(run.grant);
+            self.grant_told = self.grant_told.max(run.grant);
             self.catch_up = None;
             self.grants_dirty = true;
             self.caught_sent = false;
@@ -332,7 +338,8 @@ impl ParentSession {
                 }
                 self.grant_sent = change.grant();
                 if let ScopeChange::Leave { grant, doc } = change {
-                    out.push(ParentAction::Send(Message::Purge { grant, doc }));
+                    let after = std::mem::replace(&mut self.grant_told, grant);
+                    out.push(ParentAction::Send(Message::Purge { after, grant, doc }));
                 }
             }
             self.grants_dirty = true;
@@ -351,9 +358,13 @@ impl ParentSession {
                         self.sent_to = 0;
                         self.caught_sent = false;
                     }
-                    Message::Snapshot(grant)
+                    let after = std::mem::replace(&mut self.grant_told, grant.grant);
+                    Message::Snapshot { after, grant }
                 }
-                ScopeChange::Leave { grant, doc } => Message::Purge { grant, doc },
+                ScopeChange::Leave { grant, doc } => {
+                    let after = std::mem::replace(&mut self.grant_told, grant);
+                    Message::Purge { after, grant, doc }
+                }
             };
             out.push(ParentAction::Send(message));
         }
@@ -389,6 +400,7 @@ impl ParentSession {
                 self.child_read = read_seq.max(0);
                 self.child_log_id = log_id;
                 self.grant_sent = grant_seq.max(0);
+                self.grant_told = self.grant_sent;
                 self.child_head = local_head;
                 self.child_catch_up = catch_up.filter(|_| self.child_read == 0);
                 self.session = session;

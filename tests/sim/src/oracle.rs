@@ -56,9 +56,6 @@ pub struct Tally {
     pub final_rounds: usize,
     /// Edits lost with a phone's storage (never received by the relay before a restore).
     pub lost_with_storage: usize,
-    /// Edits the relay does not hold because their record left the phone's scope before they
-    /// were pushed (the relay refuses them, the phone purges the record).
-    pub withdrawn_with_scope: usize,
     /// Edits lost: returned Ok on a phone still enrolled, held by nobody.
     pub lost: usize,
     /// Records held outside a store's scope.
@@ -74,7 +71,7 @@ pub struct Tally {
 impl Tally {
     /// Adds another run's counts.
     pub fn add(&mut self, other: &Tally) {
-        let fields: [(&mut usize, usize); 22] = [
+        let fields: [(&mut usize, usize); 21] = [
             (&mut self.runs, other.runs.max(1)),
             (&mut self.edits, other.edits),
             (&mut self.sessions, other.sessions),
@@ -91,7 +88,6 @@ impl Tally {
             (&mut self.synced_checks, other.synced_checks),
             (&mut self.final_rounds, other.final_rounds),
             (&mut self.lost_with_storage, other.lost_with_storage),
-            (&mut self.withdrawn_with_scope, other.withdrawn_with_scope),
             (&mut self.lost, other.lost),
             (&mut self.leaked, other.leaked),
             (&mut self.diverged, other.diverged),
@@ -110,8 +106,7 @@ impl Tally {
              {} phone crashes, {} relay crashes, {} restores ({} found by the log mark), \
              {} early deliveries, {} revocations, {} changes refused, {} synced checks\n\
              lost {}, leaked {}, diverged {}, duplicated {}, synced early {} \
-             (not counted as lost: {} edits gone with a restored phone's storage before any sync, \
-             {} withdrawn with their record's scope)",
+             (not counted as lost: {} edits gone with a restored phone's storage before any sync)",
             self.runs,
             self.edits,
             self.sessions,
@@ -132,7 +127,6 @@ impl Tally {
             self.duplicated,
             self.synced_early,
             self.lost_with_storage,
-            self.withdrawn_with_scope,
         )
     }
 }
@@ -206,10 +200,6 @@ pub(crate) fn check(world: &mut World<'_>) -> Result<()> {
         if missing == 0 {
             continue;
         }
-        if !scope_of(relay, &phone.id)?.contains(&edit.doc) {
-            world.tally.withdrawn_with_scope += 1;
-            continue;
-        }
         world.tally.lost += 1;
         let line = format!(
             "LOST: an edit of {} on {} at step {} ({missing} of {} change(s) not at the relay)",
@@ -252,7 +242,8 @@ pub(crate) fn check(world: &mut World<'_>) -> Result<()> {
                 fail(world, format!("DIVERGED: {id}'s {} has {m} change(s), the relay's {t}", short(*doc)));
             } else if mine.is_some() && store.export_json(*doc)? != relay.export_json(*doc)? {
                 world.tally.diverged += 1;
-                fail(world, format!("DIVERGED: {id}'s {} reads differently from the relay's", short(*doc)));
+                let fields = differing_fields(&store.export_json(*doc)?, &relay.export_json(*doc)?);
+                fail(world, format!("DIVERGED: {id}'s {} reads differently from the relay's ({fields})", short(*doc)));
             }
         }
     }
@@ -267,4 +258,14 @@ pub(crate) fn check(world: &mut World<'_>) -> Result<()> {
     world.tally.synced_early = world.failures.iter().filter(|f| f.contains("reported synced")).count();
     world.tally.runs = 1;
     Ok(())
+}
+
+/// The top-level fields of two records' JSON that differ, for a divergence report.
+fn differing_fields(mine: &serde_json::Value, theirs: &serde_json::Value) -> String {
+    let empty = serde_json::Map::new();
+    let (mine, theirs) = (mine.as_object().unwrap_or(&empty), theirs.as_object().unwrap_or(&empty));
+    let mut keys: BTreeSet<&String> = mine.keys().collect();
+    keys.extend(theirs.keys());
+    let differ: Vec<&str> = keys.into_iter().filter(|k| mine.get(*k) != theirs.get(*k)).map(String::as_str).collect();
+    format!("differs in: {}", differ.join(", "))
 }

@@ -683,7 +683,11 @@ impl<'a> World<'a> {
         self.tally.synced_checks += 1;
         let id = self.phones[phone].id.clone();
         let now = oracle::scope_of(self.relay, &id)?;
-        let docs: BTreeSet<PatientId> = scope_then.intersection(&now).copied().collect();
+        // A record purged during the session left the scope in between (if it is back, its new
+        // grant came after the welcome: not part of what the session had to bring).
+        let purged: BTreeSet<PatientId> = self.sessions[s].child.outcome.purged.iter().copied().collect();
+        let docs: BTreeSet<PatientId> =
+            scope_then.intersection(&now).filter(|d| !purged.contains(d)).copied().collect();
         let missing = oracle::missing_at(self.relay, self.phones[phone].store, &docs, head)?;
         if !missing.is_empty() {
             let line = format!(
@@ -895,7 +899,7 @@ fn describe(message: &Message) -> String {
         Message::Ack { up_to } => format!("ack {up_to}"),
         Message::Caught { up_to } => format!("caught {up_to}"),
         Message::Documents(page) => format!("documents page ({} docs, done {})", page.docs.len(), page.done),
-        Message::Snapshot(g) => format!("snapshot grant {} ({} waiting)", g.grant, g.waiting.len()),
+        Message::Snapshot { grant: g, .. } => format!("snapshot grant {} ({} waiting)", g.grant, g.waiting.len()),
         Message::Purge { grant, .. } => format!("purge grant {grant}"),
         other => yilian_core::sync::message_name(other).to_string(),
     }
