@@ -583,3 +583,26 @@ fn a_record_purged_before_its_visit_was_pushed_comes_back_whole_when_granted_aga
     assert_eq!(a.patient(p).unwrap(), relay.patient(p).unwrap());
     assert_eq!(a.unacknowledged("relay").unwrap().0, 0);
 }
+
+/// Found by the simulation (`yilian-sim`, seed 636 of 1,000): a record whose registration
+/// reached the relay through a hub before the phone that made it synced was in nobody's scope
+/// but the hub's, and the phone's own next edits to it were refused.
+#[test]
+fn a_record_registered_through_a_hub_is_in_the_scope_of_the_phone_that_made_it() {
+    let relay = consortium();
+    relay.grant_scope("hub", yilian_core::ScopeGrant::Everything).unwrap();
+    let a = enrolled(&relay, "phone-a", "dr-a");
+    let mut new = new_patient("何秀珍");
+    new.organization_id = "village-a".into();
+    let p = a.create_patient(new).unwrap();
+    let registered_at = a.last_local_seq().unwrap();
+    let seen = a.record_visit(p, visit(150, 95)).unwrap();
+    // A hub forwards the registration, not the visit, before the phone syncs.
+    let forwarded = push_of(&a, "hub", 0, registered_at).items;
+    let report = relay.ingest_from_child("hub", forwarded, registered_at).unwrap();
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    let stats = sync(&a, "phone-a", &relay);
+    assert!(stats.child.refused.is_empty(), "{:?}", stats.child.refused);
+    assert!(relay.patient(p).unwrap().visits.iter().any(|v| v.id == seen));
+    assert!(relay.scope_reasons("phone-a").unwrap().contains(&(p.to_string(), "created".to_string())));
+}

@@ -701,6 +701,28 @@ impl Store {
 }
 
 /// Log rows matching `filter` (with `?1` the sequence to read after), in log order, at most `limit`.
+/// A record registered here for the first time is in the scope of the phone that made it, by
+/// whichever path its registration came (its own push, or a hub forwarding it): the author of
+/// the record's first change, when that is a phone enrolled here.
+fn creator_scope(conn: &rusqlite::Connection, doc: PatientId, automerge: &Automerge) -> Result<()> {
+    // The record's skeleton change is shared and unsigned: the first change that names its
+    // author is the registration.
+    let Some(author) = automerge.get_changes(&[]).into_iter().find_map(|c| c.author().map(|a| a.as_bytes().to_vec()))
+    else {
+        return Ok(());
+    };
+    let device: Option<String> = conn
+        .prepare_cached(
+            "SELECT device_id FROM devices WHERE public_key = ?1 AND kind = 'phone' AND revoked_at IS NULL",
+        )?
+        .query_row([author], |r| r.get(0))
+        .optional()?;
+    if let Some(device) = device {
+        record_created(conn, &device, doc)?;
+    }
+    Ok(())
+}
+
 /// The newest position of a change made on this replica, counting its own changes a purge deleted.
 const LOCAL_HEAD: &str = "SELECT max(coalesce((SELECT max(local_seq) FROM changes WHERE local = 1), 0),
                             coalesce((SELECT max(local_seq) FROM purged_log), 0))";
@@ -1109,7 +1131,11 @@ impl<'a> Group<'a> {
             }
         }
         let compact_every = i64::from(inner.options.compact_every.max(1));
+        let was_registered = is_registered(&inner.conn, doc_id)?;
         write_doc_row(&inner.conn, doc_id, &loaded, accepted.len(), compact_every)?;
+        if !was_registered && is_registered(&inner.conn, doc_id)? {
+            creator_scope(&inner.conn, doc_id, &loaded.doc)?;
+        }
         inner.cache.put(doc_id, loaded);
         Ok(())
     }

@@ -276,6 +276,7 @@ impl Store {
             Error::Storage(inner) => open_error(inner),
             other => other,
         })?;
+        number_past_restores(&conn, crate::time::now_ms())?;
         let key = match &options.device_key {
             Some(k) => k.clone(),
             None => stored_device_key(&conn)?,
@@ -364,6 +365,31 @@ pub(crate) fn apply_key(conn: &Connection, key: &[u8]) -> Result<()> {
 #[cfg(not(feature = "encryption"))]
 pub(crate) fn apply_key(_conn: &Connection, _key: &[u8]) -> Result<()> {
     Err(Error::EncryptionUnavailable)
+}
+
+/// On a parent (a store with devices or scope rows), moves the numbering of its log and of its
+/// grants past `now` in microseconds, at every open. Its children hold cursors into both: a
+/// database restored from an older backup would otherwise number its next changes and grants
+/// with numbers it had already used after the backup, which children that read past them would
+/// skip. Past the clock, a number is never used twice (unless more than a thousand were taken
+/// per millisecond since the last open). Numbers stay below 2^53 (JSON-safe) until 2255.
+fn number_past_restores(conn: &Connection, now: crate::time::Millis) -> Result<()> {
+    let parent: bool =
+        conn.query_row("SELECT EXISTS (SELECT 1 FROM devices) OR EXISTS (SELECT 1 FROM scope)", [], |r| r.get(0))?;
+    if !parent {
+        return Ok(());
+    }
+    let floor = now.saturating_mul(1000);
+    for table in ["changes", "scope"] {
+        let updated = conn
+            .prepare_cached("UPDATE sqlite_sequence SET seq = max(seq, ?2) WHERE name = ?1")?
+            .execute(rusqlite::params![table, floor])?;
+        if updated == 0 {
+            conn.prepare_cached("INSERT INTO sqlite_sequence (name, seq) VALUES (?1, ?2)")?
+                .execute(rusqlite::params![table, floor])?;
+        }
+    }
+    Ok(())
 }
 
 fn open_error(e: rusqlite::Error) -> Error {

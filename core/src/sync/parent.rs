@@ -187,7 +187,10 @@ impl ParentSession {
         self.head = head;
         // A cursor into another log (ours was replaced) counts for nothing.
         if self.child_log_id == log_id {
-            self.sent_to = self.child_read.min(head);
+            // A child that read past our head read a log we lost (our database was restored from
+            // an older backup): our numbering went past everything used before, so it reads on
+            // from where it is and misses nothing new.
+            self.sent_to = self.child_read;
         } else {
             self.sent_to = 0;
             self.grant_sent = 0;

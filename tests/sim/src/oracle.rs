@@ -42,6 +42,10 @@ pub struct Tally {
     pub relay_crashes: usize,
     /// Phones restored from an older backup.
     pub restores: usize,
+    /// Relays restored from an older backup.
+    pub relay_restores: usize,
+    /// Doctors moved to another team or added to a second one.
+    pub member_moves: usize,
     /// Sessions in which a phone found its log restored (and started again saying so).
     pub restored_found: usize,
     /// Changes delivered to the relay before their dependencies.
@@ -71,7 +75,7 @@ pub struct Tally {
 impl Tally {
     /// Adds another run's counts.
     pub fn add(&mut self, other: &Tally) {
-        let fields: [(&mut usize, usize); 21] = [
+        let fields: [(&mut usize, usize); 23] = [
             (&mut self.runs, other.runs.max(1)),
             (&mut self.edits, other.edits),
             (&mut self.sessions, other.sessions),
@@ -81,6 +85,8 @@ impl Tally {
             (&mut self.phone_crashes, other.phone_crashes),
             (&mut self.relay_crashes, other.relay_crashes),
             (&mut self.restores, other.restores),
+            (&mut self.relay_restores, other.relay_restores),
+            (&mut self.member_moves, other.member_moves),
             (&mut self.restored_found, other.restored_found),
             (&mut self.early_deliveries, other.early_deliveries),
             (&mut self.revocations, other.revocations),
@@ -104,9 +110,9 @@ impl Tally {
         format!(
             "{} runs: {} edits, {} sessions ({} failed on faults, {} store errors, {} cut), \
              {} phone crashes, {} relay crashes, {} restores ({} found by the log mark), \
-             {} early deliveries, {} revocations, {} changes refused, {} synced checks\n\
+             {} relay restores, {} team moves, {} early deliveries, {} revocations, {} changes refused, {} synced checks\n\
              lost {}, leaked {}, diverged {}, duplicated {}, synced early {} \
-             (not counted as lost: {} edits gone with a restored phone's storage before any sync)",
+             (not counted as lost: {} edits gone with a restored phone's or relay's storage before any other store held them)",
             self.runs,
             self.edits,
             self.sessions,
@@ -117,6 +123,8 @@ impl Tally {
             self.relay_crashes,
             self.restores,
             self.restored_found,
+            self.relay_restores,
+            self.member_moves,
             self.early_deliveries,
             self.revocations,
             self.refused,

@@ -40,11 +40,16 @@ pub struct Config {
     pub steps: usize,
     /// Inject faults (crashes, cuts, restores, lost messages...).
     pub faults: bool,
+    /// Also restore the relay's database from older backups. Off by default: the relay's
+    /// numbering survives a restore, but what it knew of each device's scope does not (a late
+    /// edit of a record that left a phone's scope before the restore is refused; a purge sent
+    /// before it is not sent again): open work, see `docs/PROTOCOL.md`.
+    pub relay_restores: bool,
 }
 
 impl Default for Config {
     fn default() -> Config {
-        Config { teams: 2, phones_per_team: 2, steps: 300, faults: true }
+        Config { teams: 2, phones_per_team: 2, steps: 300, faults: true, relay_restores: false }
     }
 }
 
@@ -59,16 +64,19 @@ pub struct Outcome {
     pub failures: Vec<String>,
     /// Every step, readable, in order.
     pub trace: Vec<String>,
+    /// The run restored the relay from backups (its replay must too).
+    pub relay_restores: bool,
 }
 
 impl Outcome {
     /// The failures, the command that replays the run, and the trace's last steps.
     pub fn report(&self) -> String {
         let mut out = format!(
-            "seed {}: {} failure(s)\nreplay: cargo run --release -p yilian-sim --bin simulation -- --seed {} --trace\n",
+            "seed {}: {} failure(s)\nreplay: cargo run --release -p yilian-sim --bin simulation -- --seed {}{} --trace\n",
             self.seed,
             self.failures.len(),
-            self.seed
+            self.seed,
+            if self.relay_restores { " --relay-restores" } else { "" }
         );
         for f in &self.failures {
             out.push_str(&format!("  {f}\n"));
@@ -138,6 +146,20 @@ pub(crate) struct World<'a> {
     trace: Vec<String>,
     step: usize,
     trace_on: bool,
+    /// Copies of the relay's database taken earlier, each with how many directory operations had
+    /// been made when it was taken.
+    relay_backups: Vec<(PathBuf, usize)>,
+    relay_opens: usize,
+    /// What the operators did to the directory during the run, in order: a relay restored from a
+    /// backup has them done again (as its operators would, from their records).
+    directory: Vec<DirectoryOp>,
+}
+
+/// An operator's change to the directory.
+#[derive(Clone, Debug)]
+enum DirectoryOp {
+    Revoke(String),
+    Member { team: String, practitioner: String, member: bool },
 }
 
 fn options() -> StoreOptions {
@@ -161,7 +183,13 @@ pub fn run_traced(seed: u64, config: &Config, live_trace: bool) -> Result<Outcom
     }
     world.heal()?;
     oracle::check(&mut world)?;
-    Ok(Outcome { seed, tally: world.tally, failures: world.failures, trace: world.trace })
+    Ok(Outcome {
+        seed,
+        tally: world.tally,
+        failures: world.failures,
+        trace: world.trace,
+        relay_restores: config.relay_restores,
+    })
 }
 
 impl<'a> World<'a> {
@@ -200,6 +228,9 @@ impl<'a> World<'a> {
             trace: Vec::new(),
             step: 0,
             trace_on: live_trace,
+            relay_backups: Vec::new(),
+            relay_opens: 0,
+            directory: Vec::new(),
         };
         for t in 0..config.teams {
             let village = format!("village-{t}");
@@ -299,6 +330,12 @@ impl<'a> World<'a> {
             self.sweep()
         } else if faults && roll < 0.3845 {
             self.revoke()
+        } else if faults && config.relay_restores && roll < 0.3875 {
+            self.backup_relay()
+        } else if faults && config.relay_restores && roll < 0.389 {
+            self.restore_relay()
+        } else if faults && roll < 0.392 {
+            self.move_member()
         } else {
             self.deliver(faults)
         }
@@ -826,10 +863,88 @@ impl<'a> World<'a> {
             return Ok(());
         }
         self.relay.revoke_device(&self.phones[i].id, "admin", "phone lost")?;
+        self.directory.push(DirectoryOp::Revoke(self.phones[i].id.clone()));
         self.phones[i].revoked = true;
         self.drop_sessions_of(Some(i));
         self.tally.revocations += 1;
         self.trace(format!("{} is revoked", self.phones[i].id));
+        Ok(())
+    }
+
+    fn backup_relay(&mut self) -> Result<()> {
+        let backup = self.dir.join(format!("relay-backup-{}.db", self.relay_backups.len()));
+        copy_database(&self.relay_path, &backup)?;
+        self.trace(format!("the relay is backed up (backup {})", self.relay_backups.len()));
+        self.relay_backups.push((backup, self.directory.len()));
+        Ok(())
+    }
+
+    /// The relay's disk is lost and its database restored from an older backup; its operators
+    /// redo the directory changes made since from their records. Devices keep what they hold.
+    fn restore_relay(&mut self) -> Result<()> {
+        if self.relay_backups.is_empty() {
+            return Ok(());
+        }
+        let k = self.pick(self.relay_backups.len());
+        self.drop_sessions_of(None);
+        self.ingest.clear();
+        self.relay_opens += 1;
+        let path = self.dir.join(format!("relay-{}.db", self.relay_opens));
+        copy_database(&self.relay_backups[k].0, &path)?;
+        // An edit the restored relay lacks that no phone still holds is gone with the disk.
+        let restored = Store::open(&path, options())?;
+        let mut held = oracle::hashes(&restored)?;
+        for phone in &self.phones {
+            held.extend(oracle::hashes(phone.store)?);
+        }
+        for e in self.edits.iter_mut() {
+            if e.hashes.iter().any(|h| !held.contains(h)) {
+                e.lost_with_storage = true;
+            }
+        }
+        self.relay = self.arena.alloc(restored);
+        self.relay_path = path;
+        self.tally.relay_restores += 1;
+        self.trace(format!("the relay is lost and restored from backup {k}"));
+        let redo = self.directory[self.relay_backups[k].1..].to_vec();
+        for op in redo {
+            match op {
+                DirectoryOp::Revoke(device) => {
+                    self.relay.revoke_device(&device, "admin", "phone lost")?;
+                }
+                DirectoryOp::Member { team, practitioner, member } => {
+                    self.relay.set_team_member(&team, &practitioner, member)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A doctor moves to another team, or joins a second one.
+    fn move_member(&mut self) -> Result<()> {
+        let i = self.pick(self.phones.len());
+        let Some(old) = self.phones[i].team.clone() else { return Ok(()) };
+        let teams: Vec<String> = self.phones.iter().filter_map(|p| p.team.clone()).collect();
+        let new = teams[self.pick(teams.len())].clone();
+        if new == old || self.phones[i].revoked {
+            return Ok(());
+        }
+        let practitioner = self.phones[i].practitioner.clone();
+        let leaves = self.chance(0.5);
+        let mut ops = vec![DirectoryOp::Member { team: new.clone(), practitioner: practitioner.clone(), member: true }];
+        if leaves {
+            ops.push(DirectoryOp::Member { team: old.clone(), practitioner: practitioner.clone(), member: false });
+            self.phones[i].team = Some(new.clone());
+        }
+        for op in ops {
+            if let DirectoryOp::Member { team, practitioner, member } = &op {
+                self.relay.set_team_member(team, practitioner, *member)?;
+            }
+            self.directory.push(op);
+        }
+        self.tally.member_moves += 1;
+        let how = if leaves { "moves from {old} to" } else { "joins" };
+        self.trace(format!("{practitioner} {} {new}", how.replace("{old}", &old)));
         Ok(())
     }
 

@@ -35,11 +35,15 @@ struct Args {
     /// No faults (deliveries and edits only).
     #[arg(long)]
     no_faults: bool,
+    /// Also restore the relay's database from older backups (open work: see `Config`).
+    #[arg(long)]
+    relay_restores: bool,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let config = Config { steps: args.steps, faults: !args.no_faults, ..Config::default() };
+    let config =
+        Config { steps: args.steps, faults: !args.no_faults, relay_restores: args.relay_restores, ..Config::default() };
     if let Some(seed) = args.seed {
         let outcome = world::run_traced(seed, &config, args.trace)?;
         println!("{}", outcome.tally.summary());
