@@ -179,7 +179,8 @@ fn a_page_whose_signatures_do_not_match_its_changes_is_refused_whole() {
     let (_doctor, relay) = relay_with_records(3);
     let (docs, last, done) = relay.documents_for_peer("nurse", None, usize::MAX).unwrap();
     assert!(done && docs.len() == 3);
-    let mut page = DocumentPage { head: relay.last_seq().unwrap(), grant: 1, after: None, last, done, docs };
+    let mut page =
+        DocumentPage { head: relay.last_seq().unwrap(), grant: 1, grant_after: 0, after: None, last, done, docs };
     page.docs[1].signatures.truncate(64);
     let nurse = memory_store();
     let err = nurse.apply_documents_from("relay", &page, "log").unwrap_err().to_string();

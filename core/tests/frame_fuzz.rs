@@ -30,6 +30,7 @@ fn sample_messages() -> Vec<Message> {
         Message::Documents(DocumentPage {
             head: 12,
             grant: 3,
+            grant_after: 1,
             after: None,
             last: Some([9; 16]),
             done: false,

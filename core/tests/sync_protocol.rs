@@ -632,6 +632,33 @@ fn a_grant_that_does_not_follow_the_last_one_heard_ends_the_session() {
     assert_eq!(purge, vec![ChildAction::Purge { grant: 13, doc: [6; 16] }]);
     let snapshot = session.on_message(Message::Snapshot { after: 13, grant });
     assert!(matches!(&snapshot[..], [ChildAction::ApplySnapshot(g)] if g.grant == 14), "{snapshot:?}");
+    // A catch-up's page that overtook the purge sent before it (simulation seed 1,323 of 2,000).
+    let (mut session, _hello) =
+        ChildSession::start(ChildStart { peer: "dev".into(), log_id: "log-1".into(), ..ChildStart::default() });
+    session.on_message(Message::Welcome {
+        peer: "relay".into(),
+        log_id: "log-1".into(),
+        acked_seq: 0,
+        acked_mark: None,
+        head: 30,
+        grant_head: 14,
+        pending_items: 0,
+        pending_bytes: 0,
+    });
+    let page = yilian_core::sync::DocumentPage {
+        head: 30,
+        grant: 14,
+        grant_after: 13,
+        after: None,
+        last: None,
+        done: true,
+        docs: vec![],
+    };
+    let actions = session.on_message(Message::Documents(page));
+    assert!(
+        matches!(&actions[..], [ChildAction::Send(Message::Error { message, .. }), ..] if message.contains("documents page after grant 13, but the last grant heard was 0")),
+        "{actions:?}"
+    );
 }
 
 /// Found by the simulation (`yilian-sim`): a record whose first change reached the relay by

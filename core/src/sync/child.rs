@@ -392,6 +392,15 @@ impl ChildSession {
                         format!("documents of a catch-up while reading the log at {}", self.read_seq),
                     );
                 }
+                if page.grant_after != self.grant_heard {
+                    return self.fail(
+                        ErrorCode::Protocol,
+                        format!(
+                            "documents page after grant {}, but the last grant heard was {}",
+                            page.grant_after, self.grant_heard
+                        ),
+                    );
+                }
                 let follows = match (page.after, self.catch_up) {
                     (None, _) => true,
                     (Some(after), Some(at)) => at.after == after && at.head == page.head && at.grant == page.grant,

@@ -437,7 +437,15 @@ mod tests {
                 }
             })
             .collect();
-        Message::Documents(DocumentPage { head: 90, grant: 3, after: None, last: Some([n; 16]), done, docs })
+        Message::Documents(DocumentPage {
+            head: 90,
+            grant: 3,
+            grant_after: 0,
+            after: None,
+            last: Some([n; 16]),
+            done,
+            docs,
+        })
     }
 
     #[test]

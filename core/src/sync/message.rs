@@ -64,6 +64,10 @@ pub struct DocumentPage {
     pub head: i64,
     /// The grant the catch-up covers (documents granted up to here are among them).
     pub grant: i64,
+    /// The grant position the child holds once it has stored the grant messages sent before
+    /// this page (the purges a catch-up sends first): a page that overtook one of them ends the
+    /// session, as the purge would be taken for one the page covers.
+    pub grant_after: i64,
     /// The page starts after this document (`None`: the first page of a new catch-up).
     pub after: Option<[u8; 16]>,
     /// The last document looked at (the next page starts after it).

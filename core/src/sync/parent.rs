@@ -300,7 +300,15 @@ impl ParentSession {
         if self.state != State::Running {
             return Vec::new();
         }
-        let page = DocumentPage { head: run.head, grant: run.grant, after: run.after, last, done, docs };
+        let page = DocumentPage {
+            head: run.head,
+            grant: run.grant,
+            grant_after: self.grant_told,
+            after: run.after,
+            last,
+            done,
+            docs,
+        };
         if last.is_some() {
             run.after = last;
         }

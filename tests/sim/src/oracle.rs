@@ -1,6 +1,6 @@
 //! What must hold once a run is quiescent, and the counts a run reports.
 
-use crate::world::{World, short};
+use crate::world::{RELAY, World, short};
 use anyhow::Result;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use yilian_core::{PatientId, Store};
@@ -176,11 +176,17 @@ pub fn missing_at(relay: &Store, phone: &Store, docs: &BTreeSet<PatientId>, head
 /// Why the relay's scope names `doc` for `peer`, if it does at all.
 fn relay_reason(relay: &Store, peer: &str, doc: PatientId) -> Result<String> {
     let id = doc.to_string();
-    Ok(relay
+    let reason = relay
         .scope_reasons(peer)?
         .into_iter()
         .find(|(d, _)| *d == id)
-        .map_or_else(|| "none".to_string(), |(_, reason)| reason))
+        .map_or_else(|| "none".to_string(), |(_, reason)| reason);
+    let grant = relay
+        .grants_after(peer, 0, usize::MAX)?
+        .into_iter()
+        .find(|(_, g, _)| *g == yilian_core::ScopeGrant::Document(doc))
+        .map_or_else(|| "no grant".to_string(), |(n, _, _)| format!("grant {n}"));
+    Ok(format!("{reason}, {grant}"))
 }
 
 fn fail(world: &mut World<'_>, line: String) {
@@ -233,10 +239,11 @@ pub(crate) fn check(world: &mut World<'_>) -> Result<()> {
             world.tally.leaked += 1;
             let at_relay = relay_docs.get(doc).map_or(0, BTreeSet::len);
             let (mine, why) = (docs.get(doc).map_or(0, BTreeSet::len), relay_reason(relay, &id, *doc)?);
+            let cursor = store.peer_grant_seq(RELAY)?;
             fail(
                 world,
                 format!(
-                    "LEAKED: {id} holds {} outside its scope ({mine} change(s) here, {at_relay} at the relay; relay's scope row: {why})",
+                    "LEAKED: {id} holds {} outside its scope ({mine} change(s) here, {at_relay} at the relay; relay's scope row: {why}; its grant cursor {cursor})",
                     short(*doc)
                 ),
             );
