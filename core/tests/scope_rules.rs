@@ -604,5 +604,49 @@ fn a_record_registered_through_a_hub_is_in_the_scope_of_the_phone_that_made_it()
     let stats = sync(&a, "phone-a", &relay);
     assert!(stats.child.refused.is_empty(), "{:?}", stats.child.refused);
     assert!(relay.patient(p).unwrap().visits.iter().any(|v| v.id == seen));
-    assert!(relay.scope_reasons("phone-a").unwrap().contains(&(p.to_string(), "created".to_string())));
+    // Its registration came from the hub: the phone gets the record whole once ('creator').
+    assert!(relay.scope_reasons("phone-a").unwrap().contains(&(p.to_string(), "creator".to_string())));
+    assert_eq!(a.patient(p).unwrap(), relay.patient(p).unwrap());
+}
+
+/// Found by the simulation (`yilian-sim`, seed 4,131 of 10,000): a phone restored from a backup
+/// taken before it first synced registered its record again; a hub had already forwarded one of
+/// the phone's later changes (lost with the restore) to the relay, which made the record the
+/// phone's own ("it has it all") and never sent that change back.
+#[test]
+fn a_record_created_here_whose_other_changes_came_first_is_sent_back_to_its_creator_whole() {
+    let relay = consortium();
+    relay.grant_scope("hub", yilian_core::ScopeGrant::Everything).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, backup) = (dir.path().join("phone.db"), dir.path().join("backup.db"));
+    let phone = Store::open(&path, yilian_core::StoreOptions::default()).unwrap();
+    enroll_on(&relay, &phone, "phone-a", "dr-a");
+    let p = contracted(&phone, "a", "冯桂芝");
+    drop(phone);
+    std::fs::copy(&path, &backup).unwrap();
+    // After the backup the resident moves to team b; a hub forwards that to the relay; then the
+    // phone is lost.
+    let phone = Store::open(&path, yilian_core::StoreOptions::default()).unwrap();
+    let registered_at = phone.last_local_seq().unwrap();
+    let old = phone.patient(p).unwrap().contracts[0].id;
+    phone.terminate_contract(p, old).unwrap();
+    let today = yilian_core::time::today();
+    let moved = NewContract {
+        team_id: "team-b".into(),
+        practitioner_id: "dr-b".into(),
+        organization_id: "village-b".into(),
+        start: today,
+        end: today + chrono::Days::new(365),
+    };
+    phone.sign_contract(p, moved).unwrap();
+    let forwarded = push_of(&phone, "hub", registered_at, phone.last_local_seq().unwrap()).items;
+    relay.ingest_from_child("hub", forwarded, 1).unwrap();
+    drop(phone);
+    std::fs::copy(&backup, &path).unwrap();
+    let phone = Store::open(&path, yilian_core::StoreOptions::default()).unwrap();
+    assert_eq!(phone.patient(p).unwrap().contracts.len(), 1, "the restore lost the move");
+    sync(&phone, "phone-a", &relay);
+    sync(&phone, "phone-a", &relay);
+    assert_eq!(relay.patient(p).unwrap().contracts.len(), 2);
+    assert_eq!(phone.patient(p).unwrap(), relay.patient(p).unwrap(), "the move came back to the phone");
 }

@@ -3,6 +3,7 @@
 //! A child's scope is, for each document, one row of the `scope` table with its reason:
 //! - `created`: the child created the record here (it stays in its scope until the directory
 //!   says whose it is: once a derived reason holds for the child, the row takes that reason);
+//!   `creator` likewise, sent whole once (the parent held changes of it the child did not push);
 //! - `assigned`: an operator assigned it (or `*`, every document, for an edge hub or a desk that
 //!   sees the whole consortium);
 //! - `team`: the resident is contracted to a team of the device's practitioner, and the contract's
@@ -23,7 +24,7 @@ use super::log::{count_and_bytes, for_peer};
 use crate::time::{Millis, now_ms};
 use crate::{Error, PatientId, Result};
 use rusqlite::{Connection, OptionalExtension, named_params, params};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What a grant covers.
@@ -67,12 +68,18 @@ pub(crate) fn may_write(conn: &Connection, peer: &str, doc: PatientId) -> Result
         .is_some())
 }
 
-/// Records that `peer` created `doc` here (it is in its scope from now on; it needs no snapshot).
+/// Records that `peer` created `doc` here: it is in its scope from now on. It needs no snapshot
+/// (`created`), unless this parent holds changes of it that did not come from `peer` (a hub
+/// forwarded some before the phone's own push, from a log the phone has since lost to a
+/// restore): then it is sent whole once, as a grant (`creator`).
 pub(crate) fn record_created(conn: &Connection, peer: &str, doc: PatientId) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO scope (peer_id, doc_id, reason, granted_at) VALUES (?1, ?2, 'created', ?3)",
-    )?
-    .execute(params![peer, doc.to_string(), now_ms()])?;
+    let id = doc.to_string();
+    let foreign: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM changes WHERE doc_id = ?1 AND coalesce(origin, '') != ?2)")?
+        .query_row(params![&id, peer], |r| r.get(0))?;
+    let reason = if foreign { "creator" } else { "created" };
+    conn.prepare_cached("INSERT OR IGNORE INTO scope (peer_id, doc_id, reason, granted_at) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![peer, id, reason, now_ms()])?;
     Ok(())
 }
 
@@ -263,7 +270,8 @@ pub(crate) fn scope_clock(conn: &Connection, now: Millis) -> Result<Millis> {
 fn reconcile(conn: &Connection, slice: &str, key: &str, now: Millis, grace_ms: i64) -> Result<usize> {
     let now = scope_clock(conn, now)?;
     let cutoff = now.saturating_sub(grace_ms);
-    let mut wanted: HashMap<(String, String), String> = HashMap::new();
+    // Ordered: the grants a change makes are numbered the same way on every run.
+    let mut wanted: BTreeMap<(String, String), String> = BTreeMap::new();
     {
         let mut stmt = conn.prepare_cached(&derived_scope(slice))?;
         let rows = stmt.query_map(named_params! {":key": key, ":cutoff": cutoff}, |r| {
@@ -274,7 +282,7 @@ fn reconcile(conn: &Connection, slice: &str, key: &str, now: Millis, grace_ms: i
             wanted.insert(pair, reason);
         }
     }
-    let mut held: HashMap<(String, String), String> = HashMap::new();
+    let mut held: BTreeMap<(String, String), String> = BTreeMap::new();
     {
         let mut stmt = conn.prepare_cached(&format!("SELECT peer_id, doc_id, reason FROM scope WHERE {slice}"))?;
         let rows = stmt.query_map(named_params! {":key": key}, |r| {
@@ -295,7 +303,7 @@ fn reconcile(conn: &Connection, slice: &str, key: &str, now: Millis, grace_ms: i
                 replace.execute(params![peer, doc, reason, now])?;
                 changed += 1;
             }
-            Some("created") => {
+            Some("created" | "creator") => {
                 // The directory now says whose the record is: from here it follows its team or
                 // referral like any other (the row keeps its number: nothing is sent again).
                 conn.prepare_cached("UPDATE scope SET reason = ?3 WHERE peer_id = ?1 AND doc_id = ?2")?

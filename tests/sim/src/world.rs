@@ -178,11 +178,20 @@ pub fn run_traced(seed: u64, config: &Config, live_trace: bool) -> Result<Outcom
     let dir = base.context("a temporary directory")?;
     let arena = Arena::new();
     let mut world = World::new(&arena, dir.path(), seed, config, live_trace)?;
-    for _ in 0..config.steps {
-        world.step(config)?;
+    // An error a store returns outside a session (an edit, a sweep, the final syncs, the oracle's
+    // reads) fails the run with its trace, like any other finding.
+    let mut play = || -> Result<()> {
+        for _ in 0..config.steps {
+            world.step(config)?;
+        }
+        world.heal()?;
+        oracle::check(&mut world)
+    };
+    if let Err(e) = play() {
+        let line = format!("ERROR at step {}: {e:#}", world.step);
+        world.trace(line.clone());
+        world.failures.push(line);
     }
-    world.heal()?;
-    oracle::check(&mut world)?;
     Ok(Outcome {
         seed,
         tally: world.tally,
@@ -355,7 +364,14 @@ impl<'a> World<'a> {
         let (doc, label, result) = if self.phones[i].team.is_none() {
             // The desk acts on referrals addressed to the county.
             let Some(doc) = self.any(&held) else { return Ok(()) };
-            let record = store.patient(doc)?;
+            // A record whose registration has not arrived yet cannot be read (the app says so).
+            let record = match store.patient(doc) {
+                Ok(record) => record,
+                Err(e) => {
+                    self.trace(format!("desk-phone could not read {}: {e}", short(doc)));
+                    return Ok(());
+                }
+            };
             let Some(referral) = record.referrals.last() else { return Ok(()) };
             let status = match referral.status.status {
                 TaskStatus::Requested => TaskStatus::Accepted,

@@ -52,8 +52,13 @@ fn main() -> Result<()> {
     }
     std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
     println!("wrote {}", out.display());
-    if !report.failures.is_empty() || report.diverged > 0 {
-        anyhow::bail!("{} failed sessions, {} diverged phones", report.failures.len(), report.diverged);
+    if !report.failures.is_empty() || !report.refused.is_empty() || report.diverged > 0 {
+        anyhow::bail!(
+            "{} failed sessions, {} changes refused, {} diverged phones",
+            report.failures.len(),
+            report.refused.len(),
+            report.diverged
+        );
     }
     Ok(())
 }

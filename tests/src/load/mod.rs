@@ -99,6 +99,12 @@ pub struct LoadReport {
     pub pulled: u64,
     /// Sessions that failed (after retries), with why.
     pub failures: Vec<String>,
+    /// Attempts that failed before a retry synced (connection refused or lost, session ended
+    /// unsynced), by reason (the phone's name left out), with how many.
+    pub failed_attempts: std::collections::BTreeMap<String, usize>,
+    /// Changes the relay refused in sessions that otherwise synced (`phone: reason`): the load's
+    /// phones write only their own team's records, so any refusal is a defect.
+    pub refused: Vec<String>,
     /// Phones whose records differ from their teammates' at the end.
     pub diverged: usize,
     /// How the first few diverged phones differ (see [`divergence`]).
@@ -220,6 +226,13 @@ fn prepare(dir: &Path, params: &LoadParams, pin: Fingerprint) -> Result<Vec<Phon
     Ok(phones)
 }
 
+/// A session that ended synced, after how long, and why the attempts before it failed.
+struct Synced {
+    report: SessionReport,
+    took: Duration,
+    failed_attempts: Vec<String>,
+}
+
 /// Runs one session, retrying (a fresh connection after a pause) until it ends synced or `deadline`.
 async fn session_until_synced(
     endpoint: &quinn::Endpoint,
@@ -227,15 +240,19 @@ async fn session_until_synced(
     relay: SocketAddr,
     conn: &mut Option<quinn::Connection>,
     deadline: Instant,
-) -> Result<(SessionReport, Duration)> {
+) -> Result<Synced> {
     let started = Instant::now();
+    let mut failed_attempts = Vec::new();
     let mut last_error = String::new();
     while Instant::now() < deadline {
+        if !last_error.is_empty() {
+            failed_attempts.push(std::mem::take(&mut last_error).replace(&phone.name, "<phone>"));
+        }
         if conn.as_ref().is_none_or(|c| c.close_reason().is_some()) {
             match connect_within(endpoint, &phone.config, relay, Duration::from_secs(30)).await {
                 Ok((c, _)) => *conn = Some(c),
                 Err(e) => {
-                    last_error = e.to_string();
+                    last_error = format!("connecting: {e}");
                     // Back off before reconnecting, as a phone's agent does; bounded by `deadline`.
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;
@@ -245,7 +262,9 @@ async fn session_until_synced(
         let Some(c) = conn.as_ref() else { continue };
         let options = SessionOptions::default();
         match sync_over(c, &phone.store, &phone.name, "relay", &options, &CancellationToken::new(), &mut |_| {}).await {
-            Ok(report) if report.outcome.synced => return Ok((report, started.elapsed())),
+            Ok(report) if report.outcome.synced => {
+                return Ok(Synced { report, took: started.elapsed(), failed_attempts });
+            }
             Ok(report) => last_error = format!("session ended unsynced: {:?}", report.outcome.error),
             Err(e) => last_error = e.to_string(),
         }
@@ -303,17 +322,25 @@ pub async fn run(params: LoadParams, relay_binary: &Path, dir: &Path) -> Result<
     let (mut push_times, mut pull_times, mut last_push) = (Vec::new(), Vec::new(), Duration::ZERO);
     while let Some(done) = tasks.join_next().await {
         let (push, pushed_at, pull) = done?;
+        for (what, synced) in [("push", &push), ("pull", &pull)] {
+            let Ok(synced) = synced else { continue };
+            for reason in &synced.failed_attempts {
+                *report.failed_attempts.entry(format!("{what}: {reason}")).or_default() += 1;
+            }
+            let phone = &synced.report.outcome;
+            report.refused.extend(phone.refused.iter().map(|r| format!("{what}: {r}")));
+        }
         match push {
-            Ok((_, took)) => {
-                push_times.push(took.as_secs_f64());
+            Ok(synced) => {
+                push_times.push(synced.took.as_secs_f64());
                 last_push = last_push.max(pushed_at);
             }
             Err(e) => report.failures.push(format!("push: {e:#}")),
         }
         match pull {
-            Ok((r, took)) => {
-                pull_times.push(took.as_secs_f64());
-                report.pulled += r.outcome.received as u64;
+            Ok(synced) => {
+                pull_times.push(synced.took.as_secs_f64());
+                report.pulled += synced.report.outcome.received as u64;
             }
             Err(e) => report.failures.push(format!("pull: {e:#}")),
         }
@@ -482,7 +509,7 @@ pub fn summary(r: &LoadReport) -> String {
          relay store storing pushes: {:.2} s = applying to records (automerge, in parallel) {:.0}%, checks and writes {:.0}%, commit and fsync {:.0}%\n\
          each second: changes ingested (connections open, relay + load-side CPU cores, relay store held): {}\n\
          UDP datagrams dropped at full socket buffers during the load: {}\n\
-         failed sessions: {}; phones diverged from their team: {}",
+         failed sessions: {}; attempts failed before a retry synced: {}; changes refused: {}; phones diverged from their team: {}",
         r.pushed,
         r.ingest_seconds,
         r.ingested_per_second,
@@ -521,8 +548,12 @@ pub fn summary(r: &LoadReport) -> String {
             .join(", "),
         r.udp_receive_drops,
         r.failures.len(),
+        r.failed_attempts.values().sum::<usize>(),
+        r.refused.len(),
         r.diverged,
-    ) + &r.divergences.iter().map(|d| format!("\n  diverged: {d}")).collect::<String>()
+    ) + &r.failed_attempts.iter().map(|(why, n)| format!("\n  {n} attempt(s) failed: {why}")).collect::<String>()
+        + &r.refused.iter().take(5).map(|why| format!("\n  refused: {why}")).collect::<String>()
+        + &r.divergences.iter().map(|d| format!("\n  diverged: {d}")).collect::<String>()
 }
 
 #[cfg(test)]
