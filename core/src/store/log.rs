@@ -1131,9 +1131,10 @@ impl<'a> Group<'a> {
             }
         }
         let compact_every = i64::from(inner.options.compact_every.max(1));
-        let was_registered = is_registered(&inner.conn, doc_id)?;
+        // On a parent, a record registered by this batch enters its creator's scope.
+        let newly_registered = super::directory::has_devices(&inner.conn)? && !is_registered(&inner.conn, doc_id)?;
         write_doc_row(&inner.conn, doc_id, &loaded, accepted.len(), compact_every)?;
-        if !was_registered && is_registered(&inner.conn, doc_id)? {
+        if newly_registered && is_registered(&inner.conn, doc_id)? {
             creator_scope(&inner.conn, doc_id, &loaded.doc)?;
         }
         inner.cache.put(doc_id, loaded);

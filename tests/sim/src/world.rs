@@ -576,7 +576,9 @@ impl<'a> World<'a> {
         let reorder = faults && self.chance(0.004);
         let session = &mut self.sessions[s];
         let queue = match stream {
-            0 if !session.storing => &mut session.up,
+            // The parent reads no more from the child while a push waits for the store.
+            0 if session.storing => return Ok(()),
+            0 => &mut session.up,
             1 => &mut session.control,
             _ => &mut session.bulk,
         };
