@@ -527,9 +527,11 @@ impl Store {
     /// A child deleting a record that left its scope (its parent said so at grant `grant`), and
     /// moving its grant cursor, in one transaction. The record goes from every list at once. The
     /// child's own edits to it that the parent has not acknowledged stay in its log, unreadable
-    /// here, until a push delivers them (the parent takes late edits to a record that left a
-    /// device's scope); its own changes deleted leave their positions and hashes behind, so its
-    /// log keeps the head and identity the parent acknowledged.
+    /// here: a push delivers them (the parent takes late edits to a record that left a device's
+    /// scope), and they stay after it (should the record come back, a snapshot read before they
+    /// arrived would lack them, and the parent never sends a child its own changes). Its own
+    /// changes deleted leave their positions and hashes behind, so its log keeps the head and
+    /// identity the parent acknowledged.
     pub fn purge_document_from(&self, parent: &str, grant: i64, doc: PatientId) -> Result<()> {
         let mut guard = self.lock();
         let inner = &mut *guard;
@@ -661,8 +663,7 @@ impl Store {
         Ok(())
     }
 
-    /// Stores the cursors for `peer`. Cursors only move forward. Own edits of purged records
-    /// that `peer` now acknowledged leave the log (their positions and hashes stay).
+    /// Stores the cursors for `peer`. Cursors only move forward.
     pub fn set_peer_cursor(&self, peer: &str, cursor: PeerCursor) -> Result<()> {
         let inner = self.lock();
         let tx = inner.conn.unchecked_transaction()?;
@@ -672,29 +673,6 @@ impl Store {
                  read_seq = max(read_seq, excluded.read_seq), updated_at = excluded.updated_at",
         )?
         .execute(params![peer, cursor.acked_seq, cursor.read_seq, now_ms()])?;
-        let waiting: Vec<String> = {
-            let mut stmt = tx.prepare_cached("SELECT doc_id FROM purge_waiting WHERE parent = ?1")?;
-            stmt.query_map([peer], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
-        };
-        for doc in waiting {
-            // Granted again meanwhile: the record is back, its edits with it.
-            if !exists(&tx, doc.parse()?)? {
-                let acked =
-                    "doc_id = ?1 AND local = 1 AND local_seq <= (SELECT acked_seq FROM peers WHERE peer_id = ?2)";
-                tx.prepare_cached(&format!(
-                    "INSERT OR IGNORE INTO purged_log (local_seq, hash) SELECT local_seq, hash FROM changes WHERE {acked}"
-                ))?
-                .execute(params![&doc, peer])?;
-                tx.prepare_cached(&format!("DELETE FROM changes WHERE {acked}"))?.execute(params![&doc, peer])?;
-                let left: i64 = tx
-                    .prepare_cached("SELECT count(*) FROM changes WHERE doc_id = ?1")?
-                    .query_row([&doc], |r| r.get(0))?;
-                if left > 0 {
-                    continue;
-                }
-            }
-            tx.prepare_cached("DELETE FROM purge_waiting WHERE doc_id = ?1")?.execute([&doc])?;
-        }
         tx.commit()?;
         Ok(())
     }
@@ -931,6 +909,8 @@ struct Group<'a> {
     pending: BTreeMap<PatientId, Pending>,
     /// Hashes of the changes queued so far: a second copy in the transaction is a duplicate.
     queued: HashSet<ChangeHash>,
+    /// (batch, record): late edits, stored with no origin.
+    late: HashSet<(usize, PatientId)>,
     /// Records whose loaded document ran ahead of the disk: forgotten if the transaction fails.
     touched: Vec<PatientId>,
     /// Time spent applying changes to records so far (see [`crate::IngestTime::applying`]).
@@ -944,6 +924,7 @@ impl<'a> Group<'a> {
             origins: Vec::new(),
             pending: BTreeMap::new(),
             queued: HashSet::new(),
+            late: HashSet::new(),
             touched: Vec::new(),
             applying: Duration::ZERO,
         }
@@ -990,9 +971,18 @@ impl<'a> Group<'a> {
         // path: a hub, another node) has nothing scope could follow yet: the push that brings its
         // registration creates it, as if it were new.
         let known_doc = (on_disk && is_registered(&inner.conn, doc_id)?) || self.pending.contains_key(&doc_id);
+        let right = match checked {
+            Some(source) if known_doc => self.may_write(inner, source.peer, doc_id)?,
+            _ => Some(true),
+        };
+        if right == Some(false) {
+            // A late edit: stored as if from nowhere, so that it flows back to this child should
+            // the record return (a snapshot read before it arrived would lack it, and the child
+            // deletes its own changes of a purged record once they are acknowledged).
+            self.late.insert((batch, doc_id));
+        }
         if let Some(source) = checked
-            && known_doc
-            && !self.may_write(inner, source.peer, doc_id)?
+            && right.is_none()
         {
             // Already-stored changes are harmless no-ops; anything new is refused.
             for Received { index, change, .. } in items {
@@ -1054,12 +1044,12 @@ impl<'a> Group<'a> {
     /// Whether `peer` may write `doc_id` as the transaction stands. Who sees a record follows its
     /// team and referrals: for one this transaction changes, it settles first, as if the earlier
     /// batch had committed.
-    fn may_write(&mut self, inner: &mut Inner, peer: &str, doc_id: PatientId) -> Result<bool> {
-        if may_write(&inner.conn, peer, doc_id)? {
-            return Ok(true);
+    fn may_write(&mut self, inner: &mut Inner, peer: &str, doc_id: PatientId) -> Result<Option<bool>> {
+        if let Some(readable) = may_write(&inner.conn, peer, doc_id)? {
+            return Ok(Some(readable));
         }
         if !self.pending.contains_key(&doc_id) {
-            return Ok(false);
+            return Ok(None);
         }
         self.settle(inner, vec![doc_id])?;
         may_write(&inner.conn, peer, doc_id)
@@ -1120,11 +1110,12 @@ impl<'a> Group<'a> {
         // Each batch's changes in one run (they were queued batch after batch).
         for run in accepted.chunk_by(|a, b| a.batch == b.batch) {
             let batch = run[0].batch;
+            let origin = if self.late.contains(&(batch, doc_id)) { None } else { self.origins[batch] };
             let changes: Vec<ChangeToStore> = run
                 .iter()
                 .map(|q| ChangeToStore { change: q.change.clone(), signature: q.signature.clone(), local: false })
                 .collect();
-            self.reports[batch].applied += store_changes(&inner.conn, doc_id, &changes, self.origins[batch])?;
+            self.reports[batch].applied += store_changes(&inner.conn, doc_id, &changes, origin)?;
             self.reports[batch].changed.push(doc_id);
             if let Some((_, peer)) = created_by.as_ref().filter(|(by, _)| *by == batch) {
                 record_created(&inner.conn, peer, doc_id)?;

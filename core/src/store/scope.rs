@@ -60,12 +60,12 @@ pub struct DocumentSnapshot {
 /// Whether `peer` may write `doc`: it is in its scope, or was until a purge. A device offline when
 /// its record left its scope still delivers the edits it made while it held it (the purge, once
 /// applied, leaves it nothing to edit). What it reads follows the rows that are not purges.
-pub(crate) fn may_write(conn: &Connection, peer: &str, doc: PatientId) -> Result<bool> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM scope WHERE peer_id = ?1 AND doc_id IN (?2, '*') LIMIT 1")?
-        .query_row(params![peer, doc.to_string()], |_| Ok(()))
-        .optional()?
-        .is_some())
+/// `None`: no right; `Some(true)`: in its scope; `Some(false)`: a late edit (the record left).
+pub(crate) fn may_write(conn: &Connection, peer: &str, doc: PatientId) -> Result<Option<bool>> {
+    let left: Option<bool> = conn
+        .prepare_cached("SELECT min(reason = 'purge') FROM scope WHERE peer_id = ?1 AND doc_id IN (?2, '*')")?
+        .query_row(params![peer, doc.to_string()], |r| r.get(0))?;
+    Ok(left.map(|left| !left))
 }
 
 /// Records that `peer` created `doc` here: it is in its scope from now on. It needs no snapshot
