@@ -650,3 +650,38 @@ fn a_record_created_here_whose_other_changes_came_first_is_sent_back_to_its_crea
     assert_eq!(relay.patient(p).unwrap().contracts.len(), 2);
     assert_eq!(phone.patient(p).unwrap(), relay.patient(p).unwrap(), "the move came back to the phone");
 }
+
+/// Found by the simulation (`yilian-sim`, seed 7,227 of 10,000): a record purged from a phone
+/// with a visit not yet pushed came back (its doctor rejoined the team) in a snapshot the relay
+/// read before the late visit arrived. The phone had deleted its copy of the visit once the relay
+/// acknowledged it, the relay never sends a phone its own changes, and the phone's next edit of
+/// the record reused the visit's sequence number: the relay refused it as a duplicate.
+#[test]
+fn a_purged_record_granted_again_before_its_late_visit_arrived_keeps_the_visit() {
+    let relay = consortium();
+    let a = enrolled(&relay, "phone-a", "dr-a");
+    let p = contracted(&a, "a", "沈玉珍");
+    sync(&a, "phone-a", &relay);
+    let acked = a.last_local_seq().unwrap();
+    let seen = a.record_visit(p, visit(158, 96)).unwrap();
+    // The doctor leaves the team: the purge reaches the phone before its visit is pushed.
+    relay.set_team_member("team-a", "dr-a", false).unwrap();
+    let (purge, _, _) = relay.grants_after("phone-a", a.peer_grant_seq("relay").unwrap(), 10).unwrap()[0];
+    a.purge_document_from("relay", purge, p).unwrap();
+    // Back on the team; the relay reads the record for the grant before the visit arrives.
+    relay.set_team_member("team-a", "dr-a", true).unwrap();
+    let (grant, _, _) = relay.grants_after("phone-a", purge, 10).unwrap()[0];
+    let snapshot = relay.document_snapshot(p).unwrap();
+    let late = push_of(&a, "phone-a", acked, a.last_local_seq().unwrap());
+    let report = relay.ingest_from_child("phone-a", late.items, a.last_local_seq().unwrap()).unwrap();
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    a.set_peer_cursor("relay", yilian_core::PeerCursor { acked_seq: a.last_local_seq().unwrap(), read_seq: 0 })
+        .unwrap();
+    a.apply_snapshot_from("relay", grant, Some(p), &snapshot.bytes, &snapshot.signatures, &snapshot.waiting).unwrap();
+    assert!(a.patient(p).unwrap().visits.iter().any(|v| v.id == seen), "the phone's record has its visit");
+    // Its next edit is stored by the relay like any other.
+    a.record_visit(p, visit(150, 92)).unwrap();
+    let stats = sync(&a, "phone-a", &relay);
+    assert!(stats.child.refused.is_empty(), "{:?}", stats.child.refused);
+    assert_eq!(a.patient(p).unwrap(), relay.patient(p).unwrap());
+}
