@@ -19,6 +19,20 @@ fn sync(child: &Store, name: &str, relay: &Store) -> yilian_core::sync::SyncStat
     stats
 }
 
+/// The welcome of relay log `log-1` with `head` and `grant_head`, to a device it holds nothing of.
+fn welcome(head: i64, grant_head: i64) -> Message {
+    Message::Welcome {
+        peer: "relay".into(),
+        log_id: "log-1".into(),
+        acked_seq: 0,
+        acked_mark: None,
+        head,
+        grant_head,
+        pending_items: 0,
+        pending_bytes: 0,
+    }
+}
+
 fn assert_same_records(stores: &[&Store]) {
     let ids = stores[0].patient_ids().unwrap();
     for s in stores {
@@ -568,16 +582,7 @@ fn a_caught_below_the_welcomes_head_never_makes_a_session_synced() {
     use yilian_core::sync::{ChildAction, ChildSession, ChildStart};
     let start = ChildStart { peer: "dev".into(), log_id: "log-1".into(), read_seq: 5, ..ChildStart::default() };
     let (mut session, _hello) = ChildSession::start(start);
-    session.on_message(Message::Welcome {
-        peer: "relay".into(),
-        log_id: "log-1".into(),
-        acked_seq: 0,
-        acked_mark: None,
-        head: 10,
-        grant_head: 0,
-        pending_items: 5,
-        pending_bytes: 500,
-    });
+    session.on_message(welcome(10, 0));
     let actions = session.on_message(Message::Caught { up_to: 5 });
     assert!(!actions.contains(&ChildAction::Synced), "{actions:?}");
     assert!(!session.is_synced(), "changes 6..=10 have not arrived");
@@ -592,16 +597,7 @@ fn a_grant_that_does_not_follow_the_last_one_heard_ends_the_session() {
     use yilian_core::sync::{ChildAction, ChildSession, ChildStart};
     let start = ChildStart { peer: "dev".into(), log_id: "log-1".into(), grant_seq: 12, ..ChildStart::default() };
     let (mut session, _hello) = ChildSession::start(start);
-    session.on_message(Message::Welcome {
-        peer: "relay".into(),
-        log_id: "log-1".into(),
-        acked_seq: 0,
-        acked_mark: None,
-        head: 0,
-        grant_head: 14,
-        pending_items: 0,
-        pending_bytes: 0,
-    });
+    session.on_message(welcome(0, 14));
     // Grant 13 (a purge) is lost; grant 14 says it follows 13.
     let grant =
         yilian_core::sync::Grant { grant: 14, doc: Some([7; 16]), bytes: vec![], signatures: vec![], waiting: vec![] };
@@ -618,16 +614,7 @@ fn a_grant_that_does_not_follow_the_last_one_heard_ends_the_session() {
         grant_seq: 12,
         ..ChildStart::default()
     });
-    session.on_message(Message::Welcome {
-        peer: "relay".into(),
-        log_id: "log-1".into(),
-        acked_seq: 0,
-        acked_mark: None,
-        head: 0,
-        grant_head: 14,
-        pending_items: 0,
-        pending_bytes: 0,
-    });
+    session.on_message(welcome(0, 14));
     let purge = session.on_message(Message::Purge { after: 12, grant: 13, doc: [6; 16] });
     assert_eq!(purge, vec![ChildAction::Purge { grant: 13, doc: [6; 16] }]);
     let snapshot = session.on_message(Message::Snapshot { after: 13, grant });
@@ -635,16 +622,7 @@ fn a_grant_that_does_not_follow_the_last_one_heard_ends_the_session() {
     // A catch-up's page that overtook the purge sent before it (simulation seed 1,323 of 2,000).
     let (mut session, _hello) =
         ChildSession::start(ChildStart { peer: "dev".into(), log_id: "log-1".into(), ..ChildStart::default() });
-    session.on_message(Message::Welcome {
-        peer: "relay".into(),
-        log_id: "log-1".into(),
-        acked_seq: 0,
-        acked_mark: None,
-        head: 30,
-        grant_head: 14,
-        pending_items: 0,
-        pending_bytes: 0,
-    });
+    session.on_message(welcome(30, 14));
     let page = yilian_core::sync::DocumentPage {
         head: 30,
         grant: 14,
