@@ -45,6 +45,13 @@ pub struct Accuracy {
     pub rtt_ok: bool,
     /// Loss within tolerance.
     pub loss_ok: bool,
+    /// Share of the probes' packets the emulator itself dropped (random loss, full queue or
+    /// outage), both ways: what the measured loss should be made of.
+    pub emulator_drops: f64,
+    /// Packets the emulator carried per way, and how many it dropped: `[up, down]`.
+    pub packets: [u64; 2],
+    /// Packets dropped per way.
+    pub dropped: [u64; 2],
 }
 
 impl Accuracy {
@@ -106,6 +113,9 @@ pub async fn check(profiles: &[LinkProfile], first_index: u8, seed: u64) -> Resu
             let link = Link::start(index, profile.clone(), seed).context("starting the link")?;
             let (count, rate) = sampling(&profile);
             let report = probe::measure(&link, count, rate).await?;
+            let stats = link.stats();
+            let drops = |w: crate::link::WayStats| w.lost + w.queue_drops + w.outage_drops;
+            let delivery = |w: crate::link::WayStats| 1.0 - drops(w) as f64 / w.packets.max(1) as f64;
             let expected_rtt = profile.rtt() + profile.serialization(PROBE_IP_BYTES) * 2;
             let loss = report.round_trip_loss;
             let expected = expected_loss(&profile);
@@ -121,6 +131,9 @@ pub async fn check(profiles: &[LinkProfile], first_index: u8, seed: u64) -> Resu
                     expected_loss: expected,
                     rtt_ok: rtt_fits(expected_rtt, profile.jitter, report.rtt_low),
                     loss_ok: loss_fits(expected, loss, report.sent),
+                    emulator_drops: 1.0 - delivery(stats.up) * delivery(stats.down),
+                    packets: [stats.up.packets, stats.down.packets],
+                    dropped: [drops(stats.up), drops(stats.down)],
                 },
             ))
         });
@@ -140,7 +153,7 @@ pub fn table(results: &[Accuracy]) -> String {
     );
     for a in results {
         out.push_str(&format!(
-            "  {:<14} {:>6} probes  RTT p10 {:>7.2} ms, median {:>7.2} (profile {:>7.2})  loss {:>6.2}% (profile {:>6.2}%)  {}\n",
+            "  {:<14} {:>6} probes  RTT p10 {:>7.2} ms, median {:>7.2} (profile {:>7.2})  loss {:>6.2}% (profile {:>6.2}%, emulator dropped {:>6.2}%: up {}/{}, down {}/{})  {}\n",
             a.profile,
             a.probes,
             a.rtt_low_ms,
@@ -148,6 +161,11 @@ pub fn table(results: &[Accuracy]) -> String {
             a.expected_rtt_ms,
             a.loss * 100.0,
             a.expected_loss * 100.0,
+            a.emulator_drops * 100.0,
+            a.dropped[0],
+            a.packets[0],
+            a.dropped[1],
+            a.packets[1],
             if a.ok() { "ok" } else { "OUT OF TOLERANCE" }
         ));
     }
