@@ -6,6 +6,19 @@ use std::fmt;
 use std::str::FromStr;
 use uuid::Uuid;
 
+/// An id a store draws from its own clock and randomness (so a simulation replays byte for byte).
+pub(crate) trait Drawn: Sized {
+    /// The id holding `uuid`.
+    fn from_uuid(uuid: Uuid) -> Self;
+
+    /// A UUIDv7 for the instant `now` with `random`'s bits.
+    fn drawn(now: crate::time::Millis, random: &mut impl rand::RngCore) -> Self {
+        let mut bits = [0u8; 10];
+        random.fill_bytes(&mut bits);
+        Self::from_uuid(uuid::Builder::from_unix_timestamp_millis(now.max(0) as u64, &bits).into_uuid())
+    }
+}
+
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
@@ -18,6 +31,12 @@ macro_rules! uuid_id {
             /// A fresh time-ordered id (UUIDv7).
             pub fn new() -> Self {
                 Self(Uuid::now_v7())
+            }
+        }
+
+        impl Drawn for $name {
+            fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
             }
         }
 

@@ -3,6 +3,8 @@
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// Milliseconds since the Unix epoch, UTC.
 pub type Millis = i64;
@@ -10,6 +12,62 @@ pub type Millis = i64;
 /// Current wall-clock time in milliseconds.
 pub fn now_ms() -> Millis {
     Utc::now().timestamp_millis()
+}
+
+/// Where a store reads the time. Every instant a store writes (an edit's time, a scope change, a
+/// cursor's `updated_at`) and every judgement by the calendar (a contract that ran out, a grace
+/// period over, a date in the future) reads its clock, never the system's directly: a simulation
+/// gives each device and the relay a [`ManualClock`] of its own, skews them, and replays a run
+/// byte for byte.
+#[derive(Clone, Debug, Default)]
+pub enum Clock {
+    /// The system's wall clock (what phones and relays run on).
+    #[default]
+    System,
+    /// A clock someone else sets.
+    Manual(ManualClock),
+}
+
+impl Clock {
+    /// Milliseconds since the Unix epoch, UTC, by this clock.
+    pub fn now_ms(&self) -> Millis {
+        match self {
+            Clock::System => now_ms(),
+            Clock::Manual(clock) => clock.now_ms(),
+        }
+    }
+
+    /// Today's consortium calendar date by this clock.
+    pub fn today(&self) -> NaiveDate {
+        date_of(self.now_ms())
+    }
+}
+
+/// A clock that reads what it was last set to: shared by its clones, so a simulation keeps one
+/// handle and the store another.
+#[derive(Clone, Debug, Default)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// A clock reading `at`.
+    pub fn new(at: Millis) -> ManualClock {
+        ManualClock(Arc::new(AtomicI64::new(at)))
+    }
+
+    /// What the clock reads.
+    pub fn now_ms(&self) -> Millis {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Sets the clock (it may go back, as a phone's clock does when its owner corrects it).
+    pub fn set(&self, at: Millis) {
+        self.0.store(at, Ordering::SeqCst);
+    }
+
+    /// Moves the clock by `ms` (either sign).
+    pub fn advance(&self, ms: Millis) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
 }
 
 /// China Standard Time (UTC+8, no daylight saving): the calendar the care rules count days in.

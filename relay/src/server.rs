@@ -21,7 +21,7 @@ use yilian_core::net::{
     Fingerprint, RelayIdentity, ServeOptions, device_key_of, refuse, relay_endpoint, serve_child, serve_enrollment,
     with_store,
 };
-use yilian_core::time::{format_ms, now_ms};
+use yilian_core::time::format_ms;
 use yilian_core::{Device, DeviceAccess, Error, Result};
 
 /// How often the relay looks for revocations made by another process (the CLI, another relay
@@ -286,7 +286,7 @@ async fn sweep_scope(storage: Arc<dyn RelayStorage>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match with_store(|| storage.sweep_scope(now_ms())).await {
+        match with_store(|| storage.sweep_scope(storage.clock().now_ms())).await {
             Ok(0) => {}
             Ok(changed) => tracing::info!(changed, "referral grace periods ran out: records purged from scopes"),
             Err(e) => tracing::warn!(error = %e, "cannot sweep scopes"),

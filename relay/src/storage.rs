@@ -11,7 +11,7 @@ use yilian_core::care::{Period, ReferralStatistics};
 use yilian_core::model::{NewReferral, NewReferralEvent, PatientRecord};
 use yilian_core::store::{ApiOperator, AuditTrail, OperatorRole, RecordRead, WorklistFilter, WorklistItem};
 use yilian_core::sync::ParentStorage;
-use yilian_core::time::{Millis, now_ms};
+use yilian_core::time::{Clock, Millis};
 use yilian_core::{
     Device, DeviceAccess, DeviceKind, Durability, EnrollmentCode, EventId, Organization, PatientId, Practitioner,
     ReferralId, Result, ScopeGrant, Store, StoreOptions, Team,
@@ -24,6 +24,9 @@ pub const DATABASE_FILE: &str = "relay.db";
 pub trait RelayStorage: ParentStorage {
     /// What is known of the holder of a device key (from its TLS certificate).
     fn device_access(&self, public_key: &[u8; 32]) -> Result<DeviceAccess>;
+    /// The clock the relay reads the time from (its scope sweeps, its calendar, enrollment):
+    /// the system's, or one a test sets.
+    fn clock(&self) -> Clock;
     /// Enrolls the holder of `public_key` as `device` with a one-time code.
     fn enroll(&self, code: &str, device: &str, public_key: [u8; 32]) -> Result<Device>;
     /// Revokes a device (its connections are closed within seconds).
@@ -108,8 +111,12 @@ impl RelayStorage for Store {
         Store::device_access(self, public_key)
     }
 
+    fn clock(&self) -> Clock {
+        Store::clock(self)
+    }
+
     fn enroll(&self, code: &str, device: &str, public_key: [u8; 32]) -> Result<Device> {
-        self.enroll_device(code, device, public_key, now_ms())
+        self.enroll_device(code, device, public_key, Store::clock(self).now_ms())
     }
 
     fn revoke(&self, device: &str, by: &str, reason: &str) -> Result<Device> {

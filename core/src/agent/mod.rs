@@ -13,7 +13,6 @@ pub use status::{AgentState, SyncStatus};
 use crate::net::{
     ANSWER_TIMEOUT, Fingerprint, SessionOptions, SessionProgress, client_config, connect_within, resolve, sync_over,
 };
-use crate::time::now_ms;
 use crate::{Error, Result, Store};
 use rand::SeedableRng;
 use std::net::SocketAddr;
@@ -306,7 +305,7 @@ fn report_progress(store: &Store, config: &AgentConfig, shared: &Shared, progres
         let synced = progress.synced && unacknowledged == 0;
         let before = (s.synced, s.unacknowledged, s.progress);
         if synced && !s.synced {
-            s.last_synced_at = Some(now_ms());
+            s.last_synced_at = Some(store.clock().now_ms());
             s.last_error = None;
         }
         s.synced = synced;

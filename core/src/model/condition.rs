@@ -74,8 +74,9 @@ pub struct NewCondition {
 }
 
 impl NewCondition {
-    /// Checks the diagnosis and returns it with the program it enrols the patient in.
-    pub fn validated(&self) -> Result<(Self, Program)> {
+    /// Checks the diagnosis (its date not after `now`) and returns it with the program it enrols
+    /// the patient in.
+    pub fn validated(&self, now: crate::time::Millis) -> Result<(Self, Program)> {
         let icd10 = validate::icd10("condition.icd10", &self.icd10)?;
         let program = Program::for_icd10(&icd10).ok_or_else(|| {
             Error::invalid(
@@ -86,7 +87,7 @@ impl NewCondition {
         Ok((
             NewCondition {
                 icd10,
-                diagnosed_on: validate::past_date("condition.diagnosed_on", self.diagnosed_on)?,
+                diagnosed_on: validate::past_date("condition.diagnosed_on", self.diagnosed_on, now)?,
                 practitioner_id: validate::code("condition.practitioner_id", &self.practitioner_id)?,
                 note: validate::optional_text("condition.note", &self.note, 2000)?,
             },

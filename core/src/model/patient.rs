@@ -46,12 +46,12 @@ pub struct Demographics {
 }
 
 impl Demographics {
-    /// Checks every field; returns the normalised demographics.
-    pub fn validated(&self) -> Result<Self> {
+    /// Checks every field (the birth date not after `now`); returns the normalised demographics.
+    pub fn validated(&self, now: crate::time::Millis) -> Result<Self> {
         Ok(Demographics {
             name: validate::text("patient.name", &self.name, 64)?,
             sex: self.sex,
-            birth_date: validate::past_date("patient.birth_date", self.birth_date)?,
+            birth_date: validate::past_date("patient.birth_date", self.birth_date, now)?,
             national_id: self
                 .national_id
                 .as_deref()

@@ -1,6 +1,6 @@
 //! Input checks shared by the typed API. Every failure names the field and the rule.
 
-use crate::time::{Millis, now_ms};
+use crate::time::Millis;
 use crate::{Error, Result};
 use chrono::NaiveDate;
 use std::fmt::Display;
@@ -73,9 +73,8 @@ pub fn code(field: &str, value: &str) -> Result<String> {
     Ok(value.to_string())
 }
 
-/// A clinical instant: not in the future beyond clock skew, not before 1900.
-pub fn instant(field: &str, at: Millis) -> Result<Millis> {
-    let now = now_ms();
+/// A clinical instant: not in the future beyond clock skew of `now`, not before 1900.
+pub fn instant(field: &str, at: Millis, now: Millis) -> Result<Millis> {
     if at > now + CLOCK_SKEW_MS {
         return Err(Error::invalid(field, "is in the future"));
     }
@@ -85,9 +84,9 @@ pub fn instant(field: &str, at: Millis) -> Result<Millis> {
     Ok(at)
 }
 
-/// A date that must not be in the future (birth dates, diagnosis dates).
-pub fn past_date(field: &str, date: NaiveDate) -> Result<NaiveDate> {
-    if date > crate::time::date_of(now_ms() + CLOCK_SKEW_MS) {
+/// A date that must not be in the future of `now` (birth dates, diagnosis dates).
+pub fn past_date(field: &str, date: NaiveDate, now: Millis) -> Result<NaiveDate> {
+    if date > crate::time::date_of(now + CLOCK_SKEW_MS) {
         return Err(Error::invalid(field, format!("{date} is in the future")));
     }
     if date < earliest_date() {

@@ -220,8 +220,8 @@ pub struct NewVisit {
 }
 
 impl NewVisit {
-    /// Checks the whole visit.
-    pub fn validated(&self) -> Result<Self> {
+    /// Checks the whole visit (its time not after `now`, give or take clock skew).
+    pub fn validated(&self, now: crate::time::Millis) -> Result<Self> {
         if self.symptoms.len() > 50 {
             return Err(Error::invalid("visit.symptoms", "at most 50 symptoms"));
         }
@@ -232,7 +232,7 @@ impl NewVisit {
             return Err(Error::invalid("visit.medicines", "at most 30 medicines"));
         }
         Ok(NewVisit {
-            at: validate::instant("visit.at", self.at)?,
+            at: validate::instant("visit.at", self.at, now)?,
             organization_id: validate::code("visit.organization_id", &self.organization_id)?,
             practitioner_id: validate::code("visit.practitioner_id", &self.practitioner_id)?,
             kind: self.kind,

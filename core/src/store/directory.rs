@@ -7,7 +7,7 @@
 
 use super::scope::{referral_grace_ms, refresh_device_scope};
 use super::{Inner, Store};
-use crate::time::{Millis, now_ms};
+use crate::time::Millis;
 use crate::{Error, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -223,9 +223,7 @@ pub(crate) fn secret_hash(secret: &str) -> Vec<u8> {
 }
 
 /// A random code in groups of four (`7KQ2-M9XD-4HTB-0WZE-RC3N`).
-fn random_code() -> String {
-    use rand::Rng;
-    let mut rng = rand::rngs::OsRng;
+fn random_code(rng: &mut impl rand::Rng) -> String {
     let symbols: Vec<char> =
         (0..CODE_SYMBOLS).map(|_| CODE_ALPHABET[rng.gen_range(0..CODE_ALPHABET.len())] as char).collect();
     symbols.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
@@ -337,7 +335,7 @@ impl Inner {
         let grace = referral_grace_ms(conn)?;
         let mut changed = 0;
         for device in devices_where(conn, "practitioner_id = ?1", [practitioner])? {
-            changed += refresh_device_scope(conn, &device.device_id, now_ms(), grace)?;
+            changed += refresh_device_scope(conn, &device.device_id, self.now(), grace)?;
         }
         Ok(changed)
     }
@@ -363,7 +361,7 @@ impl Store {
             "organization",
             &org.id,
             "INSERT INTO organizations (id, name, kind, part_of, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![org.id, org.name, org.kind.as_str(), org.part_of, now_ms()],
+            params![org.id, org.name, org.kind.as_str(), org.part_of, inner.now()],
         )
     }
 
@@ -403,7 +401,7 @@ impl Store {
                 practitioner.name,
                 practitioner.role.as_str(),
                 practitioner.organization_id,
-                now_ms()
+                inner.now()
             ],
         )
     }
@@ -440,7 +438,7 @@ impl Store {
             "team",
             &team.id,
             "INSERT INTO teams (id, name, organization_id, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![team.id, team.name, team.organization_id, now_ms()],
+            params![team.id, team.name, team.organization_id, inner.now()],
         )?;
         let mut changed = 0;
         for member in &team.members {
@@ -509,7 +507,7 @@ impl Store {
         if valid_for.is_zero() || valid_for > Duration::from_secs(30 * 24 * 3600) {
             return Err(Error::invalid("enrollment_code.valid_for", "must be more than 0 and at most 30 days"));
         }
-        let inner = self.lock();
+        let mut inner = self.lock();
         let home: Option<String> = inner
             .conn
             .prepare_cached("SELECT organization_id FROM practitioners WHERE id = ?1")?
@@ -520,8 +518,8 @@ impl Store {
         };
         let organization = organization.map(str::to_string).unwrap_or(home);
         require(&inner.conn, "organizations", "organization", &organization)?;
-        let code = random_code();
-        let issued_at = now_ms();
+        let code = random_code(&mut inner.rng);
+        let issued_at = inner.now();
         let expires_at = issued_at.saturating_add(valid_for.as_millis().min(i64::MAX as u128) as i64);
         inner.conn.prepare_cached("INSERT INTO enrollment_codes (code_hash, practitioner_id, organization_id, kind, issued_by, issued_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(params![secret_hash(&code), practitioner, organization, kind.as_str(), issued_by, issued_at, expires_at],
@@ -622,7 +620,7 @@ impl Store {
                 "UPDATE devices SET revoked_at = ?2, revoked_by = ?3, revoke_reason = ?4
              WHERE device_id = ?1 AND revoked_at IS NULL",
             )?
-            .execute(params![device_id, now_ms(), by, reason])?;
+            .execute(params![device_id, inner.now(), by, reason])?;
         let device = devices_where(&inner.conn, "device_id = ?1", [device_id])?.into_iter().next();
         let device = device.ok_or_else(|| Error::NotFound { what: "device", id: device_id.to_string() })?;
         if updated > 0 {
@@ -710,7 +708,7 @@ mod tests {
             .unwrap();
         assert_eq!(code.code.len(), 24);
         assert_eq!(code.organization_id, "shiqiao");
-        let now = now_ms();
+        let now = crate::time::now_ms();
         // Typed in lower case with spaces: still the same code.
         let typed = code.code.to_lowercase().replace('-', " ");
         let device = store.enroll_device(&typed, "wang-phone", [7; 32], now).unwrap();

@@ -4,7 +4,7 @@
 use super::{Inner, index};
 use crate::document::{Touched, read_record, refresh_parts};
 use crate::model::PatientRecord;
-use crate::time::now_ms;
+use crate::time::Millis;
 use crate::{Error, PatientId, Result};
 use automerge::{Author, Automerge, AutomergeError, Change, PatchLog, ReadDoc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -237,12 +237,13 @@ impl Inner {
     /// Returns how many changes were new.
     pub(crate) fn commit(&mut self, id: PatientId, changes: Vec<ChangeToStore>) -> Result<usize> {
         let compact_every = i64::from(self.options.compact_every.max(1));
+        let now = self.now();
         let result = (|| {
             let Inner { conn, cache, .. } = &mut *self;
             let loaded = cache.get(&id).ok_or(Error::NotFound { what: "patient", id: id.to_string() })?;
             let tx = conn.transaction()?;
-            let stored = store_changes(&tx, id, &changes, None)?;
-            write_doc_row(&tx, id, loaded, stored, compact_every)?;
+            let stored = store_changes(&tx, id, &changes, None, now)?;
+            write_doc_row(&tx, id, loaded, stored, compact_every, now)?;
             tx.commit()?;
             Ok(stored)
         })();
@@ -292,12 +293,12 @@ pub(crate) fn store_changes(
     id: PatientId,
     changes: &[ChangeToStore],
     origin: Option<&str>,
+    now: Millis,
 ) -> Result<usize> {
     let mut stmt = tx.prepare_cached(
         "INSERT OR IGNORE INTO changes (doc_id, hash, bytes, author, signature, local, stored_at, origin)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
-    let now = now_ms();
     let mut stored = 0;
     for c in changes {
         let author = c.change.author().map(|a| a.as_bytes().to_vec());
@@ -331,6 +332,7 @@ pub(crate) fn write_doc_row(
     loaded: &Loaded,
     stored: usize,
     compact_every: i64,
+    now: Millis,
 ) -> Result<()> {
     let pending: i64 = tx
         .prepare_cached(
@@ -347,7 +349,7 @@ pub(crate) fn write_doc_row(
     }
     // On a relay, who may see the record follows its team and referrals: re-derive it with them.
     if super::directory::has_devices(tx)? {
-        super::scope::refresh_document_scope(tx, id, now_ms())?;
+        super::scope::refresh_document_scope(tx, id, now)?;
     }
     if pending >= compact_every {
         snapshot(tx, id, loaded)?;

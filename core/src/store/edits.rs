@@ -5,7 +5,7 @@ use super::docs::{ChangeToStore, Loaded, exists};
 use super::{Inner, Store};
 use crate::document::{genesis_doc, map_at, put_json, read_record};
 use crate::model::*;
-use crate::time::{Hlc, now_ms};
+use crate::time::Hlc;
 use crate::{
     AmendmentId, ConditionId, ContractId, Error, EventId, FollowUpPlanId, MedicineId, PatientId, ReferralId, Result,
     VisitId,
@@ -46,6 +46,7 @@ impl Inner {
         id: PatientId,
         edit: impl FnOnce(&PatientRecord, &mut Transaction<'_>) -> Result<(T, Mirror)>,
     ) -> Result<T> {
+        let now = self.now();
         let (value, change) = {
             let Loaded { doc, record } = self.doc(id)?;
             let Some(current) = record.as_ref() else {
@@ -61,7 +62,7 @@ impl Inner {
                     return Err(e);
                 }
             };
-            let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now_ms()));
+            let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
             if hash.is_none() {
                 return Ok(value);
             }
@@ -90,11 +91,15 @@ impl Store {
     /// Registers a resident. With `new.id` set (a health-card id), two devices that register the
     /// same resident offline end up with one merged record.
     pub fn create_patient(&self, new: NewPatient) -> Result<PatientId> {
-        let demographics = new.demographics.validated()?;
+        let mut inner = self.lock();
+        let now = inner.now();
+        let demographics = new.demographics.validated(now)?;
         let organization_id = validate_code("patient.organization_id", &new.organization_id)?;
         let registered_by = validate_code("patient.practitioner_id", &new.practitioner_id)?;
-        let id = new.id.unwrap_or_default();
-        let mut inner = self.lock();
+        let id = match new.id {
+            Some(id) => id,
+            None => inner.new_id(),
+        };
         if exists(&inner.conn, id)? {
             return Err(Error::AlreadyExists { what: "patient", id: id.to_string() });
         }
@@ -104,7 +109,7 @@ impl Store {
             reason: "genesis produced no change".into(),
         })?;
         inner.adopt(&mut doc);
-        let patient = Patient { id, demographics, organization_id, registered_by, registered_at: now_ms() };
+        let patient = Patient { id, demographics, organization_id, registered_by, registered_at: now };
         let mut tx = doc.transaction();
         let obj = map_at(&tx, &["patient"])?;
         if let Value::Object(fields) = json_of(&patient)? {
@@ -112,7 +117,7 @@ impl Store {
                 put_json(&mut tx, &obj, key, value)?;
             }
         }
-        tx.commit_with(CommitOptions::default().with_time(now_ms()));
+        tx.commit_with(CommitOptions::default().with_time(now));
         let change = doc.get_last_local_change().ok_or_else(|| Error::CorruptDocument {
             doc_id: id.to_string(),
             reason: "registration produced no change".into(),
@@ -140,7 +145,9 @@ impl Store {
 
     /// Changes some demographic fields; the others stay as they are.
     pub fn update_demographics(&self, patient: PatientId, update: DemographicsUpdate) -> Result<()> {
-        self.lock().edit(patient, |record, tx| {
+        let mut inner = self.lock();
+        let now = inner.now();
+        inner.edit(patient, |record, tx| {
             let mut d = record.demographics().clone();
             if let Some(v) = &update.name {
                 d.name = v.clone();
@@ -163,7 +170,7 @@ impl Store {
             if update.village.is_some() {
                 d.village = update.village.clone();
             }
-            let d = d.validated()?;
+            let d = d.validated(now)?;
             let (new, old) = (json_of(&d)?, json_of(record.demographics())?);
             let obj = map_at(tx, &["patient"])?;
             if let (Value::Object(new), Value::Object(old)) = (new, old) {
@@ -179,16 +186,18 @@ impl Store {
     /// Signs the resident to a family-doctor team.
     pub fn sign_contract(&self, patient: PatientId, new: NewContract) -> Result<ContractId> {
         let new = new.validated()?;
-        self.lock().edit(patient, |_, tx| {
+        let mut inner = self.lock();
+        let (now, id) = (inner.now(), inner.new_id());
+        inner.edit(patient, |_, tx| {
             let contract = Contract {
-                id: ContractId::new(),
+                id,
                 team_id: new.team_id,
                 practitioner_id: new.practitioner_id,
                 organization_id: new.organization_id,
                 start: new.start,
                 end: new.end,
                 status: ContractStatus::Active,
-                signed_at: now_ms(),
+                signed_at: now,
             };
             put_entity(tx, "contracts", &contract.id.to_string(), &contract)?;
             Ok((contract.id, mirror_with(move |r| r.contracts.push(contract))))
@@ -212,15 +221,17 @@ impl Store {
 
     /// Adds a diagnosed chronic condition.
     pub fn add_condition(&self, patient: PatientId, new: NewCondition) -> Result<ConditionId> {
-        let (new, program) = new.validated()?;
-        self.lock().edit(patient, |_, tx| {
+        let mut inner = self.lock();
+        let (now, id) = (inner.now(), inner.new_id());
+        let (new, program) = new.validated(now)?;
+        inner.edit(patient, |_, tx| {
             let condition = Condition {
-                id: ConditionId::new(),
+                id,
                 icd10: new.icd10,
                 program,
                 diagnosed_on: new.diagnosed_on,
                 recorded_by: new.practitioner_id,
-                recorded_at: now_ms(),
+                recorded_at: now,
                 note: new.note,
             };
             put_entity(tx, "conditions", &condition.id.to_string(), &condition)?;
@@ -230,10 +241,13 @@ impl Store {
 
     /// Records a visit.
     pub fn record_visit(&self, patient: PatientId, new: NewVisit) -> Result<VisitId> {
-        let new = new.validated()?;
-        self.lock().edit(patient, |_, tx| {
+        let mut inner = self.lock();
+        let (now, id) = (inner.now(), inner.new_id());
+        let new = new.validated(now)?;
+        let medicine_ids: Vec<MedicineId> = new.medicines.iter().map(|_| inner.new_id()).collect();
+        inner.edit(patient, |_, tx| {
             let visit = Visit {
-                id: VisitId::new(),
+                id,
                 at: new.at,
                 organization_id: new.organization_id,
                 practitioner_id: new.practitioner_id,
@@ -241,10 +255,10 @@ impl Store {
                 vitals: new.vitals,
                 symptoms: new.symptoms,
                 diagnoses: new.diagnoses,
-                medicines: new.medicines.into_iter().map(|m| (MedicineId::new(), m)).collect(),
+                medicines: medicine_ids.into_iter().zip(new.medicines).collect(),
                 lifestyle: new.lifestyle,
                 notes: new.notes,
-                recorded_at: now_ms(),
+                recorded_at: now,
                 amendments: Default::default(),
             };
             put_entity(tx, "visits", &visit.id.to_string(), &visit)?;
@@ -256,7 +270,9 @@ impl Store {
     /// amendments of the same field converge to the same value everywhere, and every amendment
     /// stays in the visit's history.
     pub fn amend_visit(&self, patient: PatientId, visit: VisitId, amendment: VisitAmendment) -> Result<AmendmentId> {
-        self.lock().edit(patient, |record, tx| {
+        let mut inner = self.lock();
+        let (now, id): (_, AmendmentId) = (inner.now(), inner.new_id());
+        inner.edit(patient, |record, tx| {
             let current = record.visit(visit).ok_or(Error::NotFound { what: "visit", id: visit.to_string() })?;
             let amendment = amendment.validated(current)?;
             let visit_key = visit.to_string();
@@ -281,12 +297,11 @@ impl Store {
             obj_path.extend(parents.iter().map(String::as_str));
             let obj = map_at(tx, &obj_path)?;
             put_json(tx, &obj, field_key, &value)?;
-            let id = AmendmentId::new();
             let entry = Amendment {
                 field: path.join("."),
                 value: value.to_string(),
                 by_practitioner: amendment.practitioner_id,
-                at: now_ms(),
+                at: now,
                 reason: amendment.reason,
             };
             let amendments = map_at(tx, &["visits", &visit_key, "amendments"])?;
@@ -298,14 +313,11 @@ impl Store {
     /// Books a follow-up for a day.
     pub fn schedule_follow_up(&self, patient: PatientId, new: NewFollowUpPlan) -> Result<FollowUpPlanId> {
         let new = new.validated()?;
-        self.lock().edit(patient, |_, tx| {
-            let plan = FollowUpPlan {
-                id: FollowUpPlanId::new(),
-                due: new.due,
-                reason: new.reason,
-                booked_by: new.practitioner_id,
-                booked_at: now_ms(),
-            };
+        let mut inner = self.lock();
+        let (now, id) = (inner.now(), inner.new_id());
+        inner.edit(patient, |_, tx| {
+            let plan =
+                FollowUpPlan { id, due: new.due, reason: new.reason, booked_by: new.practitioner_id, booked_at: now };
             put_entity(tx, "follow_ups", &plan.id.to_string(), &plan)?;
             Ok((plan.id, mirror_with(move |r| r.follow_up_plans.push(plan))))
         })
@@ -315,7 +327,9 @@ impl Store {
     /// referral it answers (closing the loop).
     pub fn create_referral(&self, patient: PatientId, new: NewReferral) -> Result<ReferralId> {
         let new = new.validated()?;
-        self.lock().edit(patient, |record, tx| {
+        let mut inner = self.lock();
+        let (now, id) = (inner.now(), inner.new_id());
+        inner.edit(patient, |record, tx| {
             if let Some(up) = new.in_response_to {
                 let upward = record.referral(up).ok_or(Error::NotFound { what: "referral", id: up.to_string() })?;
                 if upward.referral.direction != Direction::Upward {
@@ -323,7 +337,7 @@ impl Store {
                 }
             }
             let referral = Referral {
-                id: ReferralId::new(),
+                id,
                 direction: new.direction,
                 from_organization_id: new.from_organization_id,
                 from_practitioner_id: new.from_practitioner_id,
@@ -332,7 +346,7 @@ impl Store {
                 urgency: new.urgency,
                 clinical_summary: new.clinical_summary,
                 in_response_to: new.in_response_to,
-                created_at: now_ms(),
+                created_at: now,
                 events: Default::default(),
             };
             put_entity(tx, "referrals", &referral.id.to_string(), &referral)?;
@@ -352,6 +366,7 @@ impl Store {
             .optional()?;
         let patient: PatientId =
             patient.ok_or(Error::NotFound { what: "referral", id: referral.to_string() })?.parse()?;
+        let (now, id): (_, EventId) = (inner.now(), inner.new_id());
         inner.edit(patient, |record, tx| {
             let view =
                 record.referral(referral).ok_or(Error::NotFound { what: "referral", id: referral.to_string() })?;
@@ -376,11 +391,10 @@ impl Store {
                 status: event.status,
                 by_practitioner_id: event.by_practitioner_id,
                 by_organization_id: event.by_organization_id,
-                at: Hlc::next(now_ms(), r.events.values().map(|e| e.at)),
+                at: Hlc::next(now, r.events.values().map(|e| e.at)),
                 note: event.note,
                 discharge_summary: event.discharge_summary,
             };
-            let id = EventId::new();
             let events = map_at(tx, &["referrals", &referral.to_string(), "events"])?;
             put_json(tx, &events, &id.to_string(), &json_of(&stored)?)?;
             let mirror = mirror_with(move |rec| {

@@ -7,7 +7,7 @@ use super::scope::{may_write, record_created};
 use super::{Committed, Inner, Store};
 use crate::document::decode_change;
 use crate::sync::LogMark;
-use crate::time::now_ms;
+use crate::time::Millis;
 use crate::{Error, PatientId, Result};
 use automerge::{Automerge, Change, ChangeHash};
 use rusqlite::{OptionalExtension, params};
@@ -263,7 +263,7 @@ impl Store {
              ON CONFLICT(peer_id) DO UPDATE SET read_seq = 0, grant_seq = 0, log_id = excluded.log_id,
                  updated_at = excluded.updated_at",
             )?
-            .execute(params![peer, log_id, now_ms()])?;
+            .execute(params![peer, log_id, inner.now()])?;
         Ok(())
     }
 
@@ -286,7 +286,7 @@ impl Store {
             "UPDATE peers SET read_seq = 0, acked_mark_seq = NULL, acked_mark_hash = NULL, updated_at = ?2
              WHERE peer_id = ?1",
         )?
-        .execute(params![child, now_ms()])?;
+        .execute(params![child, inner.now()])?;
         tx.prepare_cached("UPDATE changes SET origin = NULL WHERE origin = ?1")?.execute([child])?;
         tx.commit()?;
         Ok(())
@@ -324,13 +324,15 @@ impl Store {
     /// durable with the next commit that is (every ingest is). Measured under the relay load test,
     /// this write was most of the relay's fsyncs: one per batch sent.
     pub fn set_peer_delivered(&self, peer: &str, seq: i64) -> Result<()> {
-        self.lock().without_fsync(|conn| {
+        let inner = self.lock();
+        let now = inner.now();
+        inner.without_fsync(|conn| {
             conn.prepare_cached(
                 "INSERT INTO peers (peer_id, delivered_seq, updated_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (peer_id) DO UPDATE SET delivered_seq = excluded.delivered_seq,
                      updated_at = excluded.updated_at",
             )?
-            .execute(params![peer, seq, now_ms()])?;
+            .execute(params![peer, seq, now])?;
             Ok(())
         })
     }
@@ -561,6 +563,7 @@ impl Store {
         move_cursor(
             &tx,
             &Source { peer: parent, cursor: CursorMove::Grant { grant, rewind: false }, enforce_scope: false },
+            inner.now(),
         )?;
         tx.commit()?;
         inner.cache.pop(&doc);
@@ -659,7 +662,7 @@ impl Store {
                      acked_seq = CASE WHEN excluded.restored THEN 0 ELSE acked_seq END,
                      updated_at = excluded.updated_at",
             )?
-            .execute(params![parent, restored, now_ms()])?;
+            .execute(params![parent, restored, inner.now()])?;
         Ok(())
     }
 
@@ -672,7 +675,7 @@ impl Store {
              ON CONFLICT(peer_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq),
                  read_seq = max(read_seq, excluded.read_seq), updated_at = excluded.updated_at",
         )?
-        .execute(params![peer, cursor.acked_seq, cursor.read_seq, now_ms()])?;
+        .execute(params![peer, cursor.acked_seq, cursor.read_seq, inner.now()])?;
         tx.commit()?;
         Ok(())
     }
@@ -682,7 +685,7 @@ impl Store {
 /// A record registered here for the first time is in the scope of the phone that made it, by
 /// whichever path its registration came (its own push, or a hub forwarding it): the author of
 /// the record's first change, when that is a phone enrolled here.
-fn creator_scope(conn: &rusqlite::Connection, doc: PatientId, automerge: &Automerge) -> Result<()> {
+fn creator_scope(conn: &rusqlite::Connection, doc: PatientId, automerge: &Automerge, now: Millis) -> Result<()> {
     // The record's skeleton change is shared and unsigned: the first change that names its
     // author is the registration.
     let Some(author) = automerge.get_changes(&[]).into_iter().find_map(|c| c.author().map(|a| a.as_bytes().to_vec()))
@@ -696,7 +699,7 @@ fn creator_scope(conn: &rusqlite::Connection, doc: PatientId, automerge: &Autome
         .query_row([author], |r| r.get(0))
         .optional()?;
     if let Some(device) = device {
-        record_created(conn, &device, doc)?;
+        record_created(conn, &device, doc, now)?;
     }
     Ok(())
 }
@@ -952,7 +955,7 @@ impl<'a> Group<'a> {
             self.add_document(inner, batch, doc_id, items, checked, own_key.as_deref())?;
         }
         if let Some(source) = source {
-            move_cursor(&inner.conn, source)?;
+            move_cursor(&inner.conn, source, inner.now())?;
         }
         Ok(())
     }
@@ -1115,18 +1118,18 @@ impl<'a> Group<'a> {
                 .iter()
                 .map(|q| ChangeToStore { change: q.change.clone(), signature: q.signature.clone(), local: false })
                 .collect();
-            self.reports[batch].applied += store_changes(&inner.conn, doc_id, &changes, origin)?;
+            self.reports[batch].applied += store_changes(&inner.conn, doc_id, &changes, origin, inner.now())?;
             self.reports[batch].changed.push(doc_id);
             if let Some((_, peer)) = created_by.as_ref().filter(|(by, _)| *by == batch) {
-                record_created(&inner.conn, peer, doc_id)?;
+                record_created(&inner.conn, peer, doc_id, inner.now())?;
             }
         }
         let compact_every = i64::from(inner.options.compact_every.max(1));
         // On a parent, a record registered by this batch enters its creator's scope.
         let newly_registered = super::directory::has_devices(&inner.conn)? && !is_registered(&inner.conn, doc_id)?;
-        write_doc_row(&inner.conn, doc_id, &loaded, accepted.len(), compact_every)?;
+        write_doc_row(&inner.conn, doc_id, &loaded, accepted.len(), compact_every, inner.now())?;
         if newly_registered && is_registered(&inner.conn, doc_id)? {
-            creator_scope(&inner.conn, doc_id, &loaded.doc)?;
+            creator_scope(&inner.conn, doc_id, &loaded.doc, inner.now())?;
         }
         inner.cache.put(doc_id, loaded);
         Ok(())
@@ -1244,7 +1247,7 @@ fn last_hash(by_doc: &Batch<'_>, len: usize) -> Option<[u8; 32]> {
     by_doc.values().flatten().find(|r| r.index == last).map(|r| r.change.hash().0)
 }
 
-fn move_cursor(conn: &rusqlite::Connection, source: &Source<'_>) -> Result<()> {
+fn move_cursor(conn: &rusqlite::Connection, source: &Source<'_>, now: Millis) -> Result<()> {
     let peer = source.peer;
     match source.cursor {
         CursorMove::Unchanged => {}
@@ -1260,7 +1263,7 @@ fn move_cursor(conn: &rusqlite::Connection, source: &Source<'_>) -> Result<()> {
                          THEN excluded.acked_mark_seq ELSE acked_mark_seq END,
                      updated_at = excluded.updated_at",
             )?
-            .execute(params![peer, up_to, mark_seq, mark_hash, now_ms()])?;
+            .execute(params![peer, up_to, mark_seq, mark_hash, now])?;
         }
         CursorMove::Read { up_to, log_id } => {
             conn.prepare_cached(
@@ -1268,7 +1271,7 @@ fn move_cursor(conn: &rusqlite::Connection, source: &Source<'_>) -> Result<()> {
                  ON CONFLICT(peer_id) DO UPDATE SET read_seq = max(read_seq, excluded.read_seq),
                      log_id = excluded.log_id, updated_at = excluded.updated_at",
             )?
-            .execute(params![peer, up_to, log_id, now_ms()])?;
+            .execute(params![peer, up_to, log_id, now])?;
         }
         CursorMove::Grant { grant, rewind } => {
             conn.prepare_cached(
@@ -1276,7 +1279,7 @@ fn move_cursor(conn: &rusqlite::Connection, source: &Source<'_>) -> Result<()> {
                  ON CONFLICT(peer_id) DO UPDATE SET grant_seq = max(grant_seq, excluded.grant_seq),
                      read_seq = CASE WHEN ?4 THEN 0 ELSE read_seq END, updated_at = excluded.updated_at",
             )?
-            .execute(params![peer, grant, now_ms(), rewind])?;
+            .execute(params![peer, grant, now, rewind])?;
         }
         CursorMove::CatchUp { head, grant, last: Some(after), log_id } => {
             conn.prepare_cached(
@@ -1286,7 +1289,7 @@ fn move_cursor(conn: &rusqlite::Connection, source: &Source<'_>) -> Result<()> {
                      catch_up_grant = excluded.catch_up_grant, catch_up_after = excluded.catch_up_after,
                      updated_at = excluded.updated_at",
             )?
-            .execute(params![peer, log_id, head, grant, after.to_vec(), now_ms()])?;
+            .execute(params![peer, log_id, head, grant, after.to_vec(), now])?;
         }
         CursorMove::CatchUp { head, grant, last: None, log_id } => {
             conn.prepare_cached(
@@ -1296,7 +1299,7 @@ fn move_cursor(conn: &rusqlite::Connection, source: &Source<'_>) -> Result<()> {
                      catch_up_head = NULL, catch_up_grant = NULL, catch_up_after = NULL,
                      updated_at = excluded.updated_at",
             )?
-            .execute(params![peer, head, grant, log_id, now_ms()])?;
+            .execute(params![peer, head, grant, log_id, now])?;
         }
     }
     Ok(())

@@ -37,9 +37,12 @@ pub use operators::{ApiOperator, OperatorRole, RecordRead};
 pub use worklist::{MAX_WORKLIST_LINES, WorklistFilter, WorklistItem, WorklistSide};
 
 use crate::identity::DeviceKey;
+use crate::time::Clock;
 use crate::{Error, PatientId, Result};
 use automerge::ActorId;
 use lru::LruCache;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use rusqlite::{Connection, OpenFlags};
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -83,6 +86,13 @@ pub struct StoreOptions {
     /// SQLite's page cache, bytes. Pages not in it are read from the operating system on every
     /// use (a system call each): a relay serving a county wants its working set here.
     pub page_cache_bytes: usize,
+    /// Where the store reads the time ([`Clock::System`] outside simulations and tests).
+    pub clock: Clock,
+    /// Seeds the store's randomness (its automerge actor, its log id, enrollment codes, operator
+    /// tokens) so that a simulation replays byte for byte. Each open needs a seed of its own: an
+    /// actor must never be reused. `None` (always, outside simulations and tests): the operating
+    /// system's randomness.
+    pub seed: Option<u64>,
 }
 
 impl Default for StoreOptions {
@@ -95,6 +105,8 @@ impl Default for StoreOptions {
             durability: Durability::Full,
             catch_up_page_bytes: crate::sync::DOCUMENTS_PAGE_BYTES,
             page_cache_bytes: DEFAULT_PAGE_CACHE_BYTES,
+            clock: Clock::System,
+            seed: None,
         }
     }
 }
@@ -114,6 +126,8 @@ pub(crate) struct Inner {
     pub(crate) key: DeviceKey,
     /// A fresh random actor for every open: a restored backup can never reuse an actor.
     pub(crate) actor: ActorId,
+    /// The store's randomness (seeded from [`StoreOptions::seed`] or the operating system).
+    pub(crate) rng: StdRng,
     pub(crate) options: StoreOptions,
     /// Moves on every commit; sync agents and relay sessions wait on it.
     pub(crate) events: tokio::sync::watch::Sender<StoreEvents>,
@@ -152,6 +166,17 @@ pub(crate) enum Committed<'a> {
 }
 
 impl Inner {
+    /// Now, by the store's clock.
+    pub(crate) fn now(&self) -> crate::time::Millis {
+        self.options.clock.now_ms()
+    }
+
+    /// A fresh id for an entity, from the store's clock and randomness.
+    pub(crate) fn new_id<T: crate::ids::Drawn>(&mut self) -> T {
+        let now = self.now();
+        T::drawn(now, &mut self.rng)
+    }
+
     /// Announces a commit. Records name the children they concern (those whose scope holds
     /// them, or everything); a commit that added grants, or changed the directory, concerns
     /// every child. Errors only cost precision: then every child is told.
@@ -243,6 +268,11 @@ impl Store {
         Ok(store)
     }
 
+    /// The clock this store reads the time from (see [`StoreOptions::clock`]).
+    pub fn clock(&self) -> Clock {
+        self.lock().options.clock.clone()
+    }
+
     /// A receiver that wakes when the store commits (see [`StoreEvents`]).
     pub fn watch(&self) -> tokio::sync::watch::Receiver<StoreEvents> {
         self.lock().events.subscribe()
@@ -276,7 +306,17 @@ impl Store {
             Error::Storage(inner) => open_error(inner),
             other => other,
         })?;
-        number_past_restores(&conn, crate::time::now_ms())?;
+        let mut rng = match options.seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_entropy(),
+        };
+        let log_id: [u8; 16] = rng.r#gen();
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('log_id', ?1)",
+            [log_id.iter().map(|b| format!("{b:02x}")).collect::<String>()],
+        )?;
+        let now = options.clock.now_ms();
+        number_past_restores(&conn, now)?;
         let key = match &options.device_key {
             Some(k) => k.clone(),
             None => stored_device_key(&conn)?,
@@ -289,7 +329,8 @@ impl Store {
                 conn,
                 cache: LruCache::new(capacity),
                 key,
-                actor: ActorId::random(),
+                actor: ActorId::from(rng.r#gen::<[u8; 16]>().as_slice()),
+                rng,
                 options,
                 events: tokio::sync::watch::Sender::new(StoreEvents::default()),
                 grant_mark: std::cell::Cell::new(0),

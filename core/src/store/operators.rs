@@ -4,7 +4,7 @@
 use super::Store;
 use super::directory::{code_enum, require, secret_hash};
 use crate::identity::hex;
-use crate::time::{Millis, now_ms};
+use crate::time::Millis;
 use crate::{Error, Result};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -63,13 +63,13 @@ impl Store {
         if role == OperatorRole::ReferralDesk && organization.is_none() {
             return Err(Error::invalid("token.organization", "a referral desk's token acts for one organization"));
         }
-        let secret: [u8; 32] = rand::random();
+        let mut inner = self.lock();
+        let secret: [u8; 32] = rand::Rng::r#gen(&mut inner.rng);
         let token = format!("{TOKEN_PREFIX}{}", hex(&secret));
-        let inner = self.lock();
         if let Some(org) = organization {
             require(&inner.conn, "organizations", "organization", org)?;
         }
-        match inner.conn.prepare_cached("INSERT INTO admin_tokens (token_hash, name, created_at, role, organization_id) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![secret_hash(&token), name, now_ms(), role.as_str(), organization],
+        match inner.conn.prepare_cached("INSERT INTO admin_tokens (token_hash, name, created_at, role, organization_id) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![secret_hash(&token), name, inner.now(), role.as_str(), organization],
         ) {
             Ok(_) => Ok(token),
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
@@ -105,7 +105,7 @@ impl Store {
         let n = inner
             .conn
             .prepare_cached("UPDATE admin_tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL")?
-            .execute(params![name, now_ms()])?;
+            .execute(params![name, inner.now()])?;
         if n == 0 {
             return Err(Error::NotFound { what: "token", id: name.to_string() });
         }
@@ -122,7 +122,7 @@ impl Store {
     pub fn log_record_reads(&self, reader: &str, patients: &[&str], what: &str) -> Result<()> {
         let inner = self.lock();
         let tx = inner.conn.unchecked_transaction()?;
-        let at = now_ms();
+        let at = inner.now();
         {
             let mut insert =
                 tx.prepare_cached("INSERT INTO record_reads (reader, doc_id, what, at) VALUES (?1, ?2, ?3, ?4)")?;

@@ -90,7 +90,7 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE changes ADD COLUMN origin TEXT;
     ALTER TABLE peers ADD COLUMN log_id TEXT NOT NULL DEFAULT '';
-    INSERT OR IGNORE INTO meta (key, value) VALUES ('log_id', lower(hex(randomblob(16))));
+    -- (The replica's log id is drawn when the store opens, from its seeded randomness.)
     "#,
     // 4: scope, on a parent (relay, edge hub): which documents each child may see and write.
     // Grants are numbered so that a child reads the ones meant for it like a log (its cursor is

@@ -21,7 +21,7 @@
 use super::Store;
 use super::docs::exists;
 use super::log::{count_and_bytes, for_peer};
-use crate::time::{Millis, now_ms};
+use crate::time::Millis;
 use crate::{Error, PatientId, Result};
 use rusqlite::{Connection, OptionalExtension, named_params, params};
 use std::collections::BTreeMap;
@@ -72,14 +72,14 @@ pub(crate) fn may_write(conn: &Connection, peer: &str, doc: PatientId) -> Result
 /// (`created`), unless this parent holds changes of it that did not come from `peer` (a hub
 /// forwarded some before the phone's own push, from a log the phone has since lost to a
 /// restore): then it is sent whole once, as a grant (`creator`).
-pub(crate) fn record_created(conn: &Connection, peer: &str, doc: PatientId) -> Result<()> {
+pub(crate) fn record_created(conn: &Connection, peer: &str, doc: PatientId, now: Millis) -> Result<()> {
     let id = doc.to_string();
     let foreign: bool = conn
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM changes WHERE doc_id = ?1 AND coalesce(origin, '') != ?2)")?
         .query_row(params![&id, peer], |r| r.get(0))?;
     let reason = if foreign { "creator" } else { "created" };
     conn.prepare_cached("INSERT OR IGNORE INTO scope (peer_id, doc_id, reason, granted_at) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![peer, id, reason, now_ms()])?;
+        .execute(params![peer, id, reason, now])?;
     Ok(())
 }
 
@@ -105,7 +105,7 @@ impl Store {
             .prepare_cached(
                 "INSERT OR IGNORE INTO scope (peer_id, doc_id, reason, granted_at) VALUES (?1, ?2, 'assigned', ?3)",
             )?
-            .execute(params![peer, grant.key(), now_ms()])?;
+            .execute(params![peer, grant.key(), inner.now()])?;
         tx.commit()?;
         if added > 0 {
             inner.notify(false, super::Committed::Scope);

@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use yilian_core::ReferralId;
 use yilian_core::model::PatientRecord;
-use yilian_core::time::{date_of, today};
+use yilian_core::time::date_of;
 
 /// The media type of FHIR JSON.
 pub const FHIR_JSON: &str = "application/fhir+json";
@@ -161,7 +161,7 @@ async fn everything(
     let operator = operator?;
     let record = readable_record(&s, &operator, &id, "fhir").await?;
     let mut resources = vec![patient(&record)];
-    resources.extend(clinical_resources(&record, today()).into_iter().map(|(_, r)| r));
+    resources.extend(clinical_resources(&record, s.storage.clock().today()).into_iter().map(|(_, r)| r));
     // The practitioners and organizations the record points at, from the directory.
     let referenced: BTreeSet<String> = resources
         .iter()
@@ -275,7 +275,7 @@ async fn search_type(
             let dates =
                 params.all(date_param).map(|v| DateFilter::parse(date_param, v)).collect::<Result<Vec<_>, _>>()?;
             let record = readable_record(&s, &operator, &id, "fhir").await?;
-            let found = clinical_resources(&record, today())
+            let found = clinical_resources(&record, s.storage.clock().today())
                 .into_iter()
                 .filter(|(day, r)| r["resourceType"] == kind.as_str() && dates.iter().all(|d| d.matches(*day)))
                 .map(|(_, r)| r)

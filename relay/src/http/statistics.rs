@@ -10,7 +10,6 @@ use chrono::{Datelike, Months, NaiveDate};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use yilian_core::care::{Period, ReferralStatistics};
-use yilian_core::time::today;
 
 /// The period (consortium calendar days, both included).
 #[derive(Debug, Deserialize, IntoParams)]
@@ -41,7 +40,7 @@ pub async fn statistics(
     operator.allow(READERS)?;
     operator.allow_organization(&[&organization])?;
     known_organization(&s, &organization).await?;
-    let today = today();
+    let today = s.storage.clock().today();
     let to = q.to.unwrap_or(today);
     let from = q.from.unwrap_or_else(|| {
         let first = to.with_day(1).unwrap_or(to);

@@ -3,10 +3,13 @@
 //! stores (SQLite files in a temporary directory). One seed decides everything: which phone
 //! edits what, which message of which session is delivered next, and every fault — messages
 //! lost, duplicated or reordered, sessions cut at any message, phones and the relay crashed
-//! (reopened from disk), phones restored from older backups, contracts moved to another team,
-//! referrals opened and closed, grace periods expiring, devices revoked, changes delivered to the
-//! relay before their dependencies (as a second path would). No wall clock and no thread decides
-//! an order: the same seed makes the same run.
+//! (reopened from disk), phones restored from older backups, contracts moved to another team or
+//! running out, referrals opened and closed, grace periods expiring, devices revoked, phone
+//! clocks set up to two days wrong, changes delivered to the relay before their dependencies (as
+//! a second path would). No wall clock and no thread decides an order: every store reads a clock
+//! the scheduler sets (the consortium's time moves ten minutes a step) and draws its randomness
+//! from the seed, so the same seed makes the same run, byte for byte (checked by a digest of
+//! every store's database).
 //!
 //! After the faults, every phone still enrolled syncs until nothing moves, and the oracle
 //! ([`oracle`]) checks the run: no edit lost, no record outside its store's scope, every record

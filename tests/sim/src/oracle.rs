@@ -46,6 +46,10 @@ pub struct Tally {
     pub relay_restores: usize,
     /// Doctors moved to another team or added to a second one.
     pub member_moves: usize,
+    /// Phone clocks set wrong (or corrected).
+    pub clock_skews: usize,
+    /// Contracts signed to run out during the run.
+    pub short_contracts: usize,
     /// Sessions in which a phone found its log restored (and started again saying so).
     pub restored_found: usize,
     /// Changes delivered to the relay before their dependencies.
@@ -75,7 +79,7 @@ pub struct Tally {
 impl Tally {
     /// Adds another run's counts.
     pub fn add(&mut self, other: &Tally) {
-        let fields: [(&mut usize, usize); 23] = [
+        let fields: [(&mut usize, usize); 25] = [
             (&mut self.runs, other.runs.max(1)),
             (&mut self.edits, other.edits),
             (&mut self.sessions, other.sessions),
@@ -87,6 +91,8 @@ impl Tally {
             (&mut self.restores, other.restores),
             (&mut self.relay_restores, other.relay_restores),
             (&mut self.member_moves, other.member_moves),
+            (&mut self.clock_skews, other.clock_skews),
+            (&mut self.short_contracts, other.short_contracts),
             (&mut self.restored_found, other.restored_found),
             (&mut self.early_deliveries, other.early_deliveries),
             (&mut self.revocations, other.revocations),
@@ -110,7 +116,7 @@ impl Tally {
         format!(
             "{} runs: {} edits, {} sessions ({} failed on faults, {} store errors, {} cut), \
              {} phone crashes, {} relay crashes, {} restores ({} found by the log mark), \
-             {} relay restores, {} team moves, {} early deliveries, {} revocations, {} changes refused, {} synced checks\n\
+             {} relay restores, {} team moves, {} clock skews, {} contracts running out, {} early deliveries, {} revocations, {} changes refused, {} synced checks\n\
              lost {}, leaked {}, diverged {}, duplicated {}, synced early {} \
              (not counted as lost: {} edits gone with a restored phone's or relay's storage before any other store held them)",
             self.runs,
@@ -125,6 +131,8 @@ impl Tally {
             self.restored_found,
             self.relay_restores,
             self.member_moves,
+            self.clock_skews,
+            self.short_contracts,
             self.early_deliveries,
             self.revocations,
             self.refused,
@@ -283,4 +291,36 @@ fn differing_fields(mine: &serde_json::Value, theirs: &serde_json::Value) -> Str
     keys.extend(theirs.keys());
     let differ: Vec<&str> = keys.into_iter().filter(|k| mine.get(*k) != theirs.get(*k)).map(String::as_str).collect();
     format!("differs in: {}", differ.join(", "))
+}
+
+/// The SHA-256 of every row of every table of the database at `path` (rows in a canonical order),
+/// read through a connection of its own: equal for two runs of one seed only if every byte each
+/// store wrote (changes, their times and authors, cursors, grants) is the same.
+pub fn fingerprint(path: &std::path::Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut digest = Sha256::new();
+    for table in tables {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\""))?;
+        let columns = stmt.column_count();
+        let mut rows: Vec<String> = stmt
+            .query_map([], |r| {
+                let values = (0..columns)
+                    .map(|c| r.get::<_, rusqlite::types::Value>(c).map(|v| format!("{v:?}")))
+                    .collect::<rusqlite::Result<Vec<String>>>()?;
+                Ok(values.join("\u{1f}"))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        rows.sort_unstable();
+        digest.update(table.as_bytes());
+        for row in rows {
+            digest.update(row.as_bytes());
+            digest.update([0x1e]);
+        }
+    }
+    Ok(digest.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -8,12 +8,14 @@ use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use typed_arena::Arena;
+use yilian_core::identity::DeviceKey;
 use yilian_core::model::{
     Demographics, Direction, NewContract, NewPatient, NewReferral, NewReferralEvent, NewVisit, Sex, TaskStatus,
     Urgency, VisitKind, Vitals,
 };
 use yilian_core::store::Durability;
 use yilian_core::sync::{ChildDriver, Message, ParentDriver, ParentStep, PerfectLink, sync_in_process};
+use yilian_core::time::{Clock, ManualClock, Millis};
 use yilian_core::{
     ApplyReport, ChildPush, DeviceKind, IncomingChange, Organization, OrganizationKind, PatientId, Practitioner,
     PractitionerRole, Store, StoreOptions, Team,
@@ -58,6 +60,9 @@ impl Default for Config {
 pub struct Outcome {
     /// The seed.
     pub seed: u64,
+    /// Each store (the relay, then the phones) and the digest of everything in its database at
+    /// the end: the same seed gives the same digests, byte for byte.
+    pub fingerprints: Vec<(String, String)>,
     /// Counts of what happened and what the oracle checked.
     pub tally: Tally,
     /// What the oracle found wrong (empty: the run passed).
@@ -98,6 +103,12 @@ pub(crate) struct Phone<'a> {
     /// The team it signs residents to (`None`: the desk).
     pub(crate) team: Option<String>,
     pub(crate) store: &'a Store,
+    /// Its clock: the consortium's time plus `skew`.
+    clock: ManualClock,
+    /// How far its clock is off (a phone set by hand, a dead clock battery).
+    skew: Millis,
+    /// Its device key (kept in its store; given again on every open, so a replay signs alike).
+    key: DeviceKey,
     path: PathBuf,
     /// Copies of its store file taken earlier (a restore takes one of these).
     backups: Vec<PathBuf>,
@@ -134,6 +145,11 @@ pub(crate) struct World<'a> {
     dir: PathBuf,
     pub(crate) relay: &'a Store,
     relay_path: PathBuf,
+    /// The relay's clock: the consortium's time.
+    relay_clock: ManualClock,
+    relay_key: DeviceKey,
+    /// The consortium's time (UTC ms): it moves [`STEP_MS`] every scheduler step.
+    now: Millis,
     pub(crate) phones: Vec<Phone<'a>>,
     sessions: Vec<Session<'a>>,
     /// Pushes handed to the relay's group commit: (session id, push).
@@ -162,9 +178,31 @@ enum DirectoryOp {
     Member { team: String, practitioner: String, member: bool },
 }
 
-fn options() -> StoreOptions {
+/// How far the consortium's time moves per scheduler step: 300 steps are two days, so contracts
+/// signed for a day run out during a run and a phone's clock can be a day off.
+pub const STEP_MS: Millis = 10 * 60 * 1000;
+
+/// When a run starts: Monday 2 March 2026, 08:00 consortium time (UTC+8).
+fn start_ms() -> Millis {
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap_or_default();
+    yilian_core::time::start_of(day) + 8 * 3600 * 1000
+}
+
+/// How a store of the simulation opens: on its own clock, with its key, its randomness drawn from
+/// the run's seed (a fresh seed per open: an actor is never reused).
+fn options(clock: &ManualClock, key: &DeviceKey, seed: u64) -> StoreOptions {
     // A crash here is a process crash: what SQLite committed to the WAL survives it without fsync.
-    StoreOptions { durability: Durability::Off, ..StoreOptions::default() }
+    StoreOptions {
+        durability: Durability::Off,
+        clock: Clock::Manual(clock.clone()),
+        seed: Some(seed),
+        device_key: Some(key.clone()),
+        ..StoreOptions::default()
+    }
+}
+
+fn drawn_key(rng: &mut StdRng) -> DeviceKey {
+    DeviceKey::from_secret(rng.r#gen())
 }
 
 /// Runs the simulation for `seed`.
@@ -192,7 +230,12 @@ pub fn run_traced(seed: u64, config: &Config, live_trace: bool) -> Result<Outcom
         world.trace(line.clone());
         world.failures.push(line);
     }
+    let mut stores = vec![("relay".to_string(), world.relay_path.clone())];
+    stores.extend(world.phones.iter().map(|p| (p.id.clone(), p.path.clone())));
+    let fingerprints =
+        stores.into_iter().map(|(name, path)| Ok((name, oracle::fingerprint(&path)?))).collect::<Result<Vec<_>>>()?;
     Ok(Outcome {
+        fingerprints,
         seed,
         tally: world.tally,
         failures: world.failures,
@@ -203,8 +246,12 @@ pub fn run_traced(seed: u64, config: &Config, live_trace: bool) -> Result<Outcom
 
 impl<'a> World<'a> {
     fn new(arena: &'a Arena<Store>, dir: &Path, seed: u64, config: &Config, live_trace: bool) -> Result<World<'a>> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let now = start_ms();
+        let relay_clock = ManualClock::new(now);
+        let relay_key = drawn_key(&mut rng);
         let relay_path = dir.join("relay.db");
-        let relay: &Store = arena.alloc(Store::open(&relay_path, options())?);
+        let relay: &Store = arena.alloc(Store::open(&relay_path, options(&relay_clock, &relay_key, rng.r#gen()))?);
         relay.set_referral_grace(Duration::ZERO)?;
         let org = |id: &str, kind, part_of: Option<&str>| Organization {
             id: id.into(),
@@ -226,10 +273,13 @@ impl<'a> World<'a> {
             dir: dir.to_path_buf(),
             relay,
             relay_path,
+            relay_clock,
+            relay_key,
+            now,
             phones: Vec::new(),
             sessions: Vec::new(),
             ingest: Vec::new(),
-            rng: StdRng::seed_from_u64(seed),
+            rng,
             next_session: 1,
             edits: Vec::new(),
             tally: Tally::default(),
@@ -270,7 +320,9 @@ impl<'a> World<'a> {
 
     fn enroll(&mut self, id: &str, practitioner: &str, organization: &str, team: Option<String>) -> Result<()> {
         let path = self.dir.join(format!("{id}-0.db"));
-        let store: &Store = self.arena.alloc(Store::open(&path, options())?);
+        let clock = ManualClock::new(self.now);
+        let key = drawn_key(&mut self.rng);
+        let store: &Store = self.arena.alloc(Store::open(&path, options(&clock, &key, self.rng.r#gen()))?);
         let code = self.relay.issue_enrollment_code(
             practitioner,
             None,
@@ -278,13 +330,16 @@ impl<'a> World<'a> {
             Duration::from_secs(3600),
             "admin",
         )?;
-        self.relay.enroll_device(&code.code, id, store.device_key().public_key(), yilian_core::time::now_ms())?;
+        self.relay.enroll_device(&code.code, id, store.device_key().public_key(), self.now)?;
         self.phones.push(Phone {
             id: id.into(),
             practitioner: practitioner.into(),
             organization: organization.into(),
             team,
             store,
+            clock,
+            skew: 0,
+            key,
             path,
             backups: Vec::new(),
             revoked: false,
@@ -312,6 +367,8 @@ impl<'a> World<'a> {
     /// One scheduler step: mostly deliveries, some edits and session starts, and faults.
     fn step(&mut self, config: &Config) -> Result<()> {
         self.step += 1;
+        self.now += STEP_MS;
+        self.set_clocks();
         let roll: f64 = self.rng.r#gen();
         let faults = config.faults;
         if roll < 0.16 {
@@ -345,6 +402,9 @@ impl<'a> World<'a> {
             self.restore_relay()
         } else if faults && roll < 0.392 {
             self.move_member()
+        } else if faults && roll < 0.395 {
+            self.skew_clock();
+            Ok(())
         } else {
             self.deliver(faults)
         }
@@ -484,7 +544,17 @@ impl<'a> World<'a> {
     }
 
     fn contract(&mut self, i: usize, team: Option<String>) -> NewContract {
-        let today = yilian_core::time::today();
+        // By the phone's own calendar; one in five runs out today or tomorrow.
+        let today = self.phones[i].clock.now_ms();
+        let today = yilian_core::time::date_of(today);
+        let days = match self.pick(10) {
+            0 => 0,
+            1 => 1,
+            _ => 365,
+        };
+        if days < 365 {
+            self.tally.short_contracts += 1;
+        }
         let team = team.or_else(|| self.phones[i].team.clone()).unwrap_or_default();
         let t = team.trim_start_matches("team-");
         NewContract {
@@ -492,13 +562,13 @@ impl<'a> World<'a> {
             practitioner_id: format!("dr-{t}-0"),
             organization_id: format!("village-{t}"),
             start: today,
-            end: today + chrono::Days::new(365),
+            end: today + chrono::Days::new(days),
         }
     }
 
     fn visit(&mut self, i: usize) -> NewVisit {
         NewVisit {
-            at: yilian_core::time::now_ms() - 60_000,
+            at: self.phones[i].clock.now_ms() - 60_000,
             organization_id: self.phones[i].organization.clone(),
             practitioner_id: self.phones[i].practitioner.clone(),
             kind: VisitKind::FollowUp,
@@ -785,7 +855,8 @@ impl<'a> World<'a> {
 
     fn reopen(&mut self, i: usize, path: PathBuf) -> Result<()> {
         self.phones[i].opens += 1;
-        self.phones[i].store = self.arena.alloc(Store::open(&path, options())?);
+        let options = options(&self.phones[i].clock, &self.phones[i].key, self.rng.r#gen());
+        self.phones[i].store = self.arena.alloc(Store::open(&path, options)?);
         self.phones[i].path = path;
         Ok(())
     }
@@ -804,7 +875,8 @@ impl<'a> World<'a> {
         self.ingest.clear();
         self.tally.relay_crashes += 1;
         self.trace("relay crashes and restarts".into());
-        self.relay = self.arena.alloc(Store::open(&self.relay_path, options())?);
+        let options = options(&self.relay_clock, &self.relay_key, self.rng.r#gen());
+        self.relay = self.arena.alloc(Store::open(&self.relay_path, options)?);
         Ok(())
     }
 
@@ -870,7 +942,7 @@ impl<'a> World<'a> {
 
     /// The relay's periodic scope sweep: closed referrals past their grace period leave the desk.
     fn sweep(&mut self) -> Result<()> {
-        let moved = self.relay.sweep_scope(yilian_core::time::now_ms())?;
+        let moved = self.relay.sweep_scope(self.now)?;
         self.trace(format!("relay sweeps scope ({moved} moved)"));
         Ok(())
     }
@@ -910,7 +982,7 @@ impl<'a> World<'a> {
         let path = self.dir.join(format!("relay-{}.db", self.relay_opens));
         copy_database(&self.relay_backups[k].0, &path)?;
         // An edit the restored relay lacks that no phone still holds is gone with the disk.
-        let restored = Store::open(&path, options())?;
+        let restored = Store::open(&path, options(&self.relay_clock, &self.relay_key, self.rng.r#gen()))?;
         let mut held = oracle::hashes(&restored)?;
         for phone in &self.phones {
             held.extend(oracle::hashes(phone.store)?);
@@ -966,13 +1038,40 @@ impl<'a> World<'a> {
         Ok(())
     }
 
+    // ---- time ----
+
+    /// Every store's clock reads the consortium's time, a phone's with its skew.
+    fn set_clocks(&mut self) {
+        self.relay_clock.set(self.now);
+        for phone in &self.phones {
+            phone.clock.set(self.now + phone.skew);
+        }
+    }
+
+    /// A phone's clock is set wrong (minutes to two days either way), or set right again.
+    fn skew_clock(&mut self) {
+        let i = self.pick(self.phones.len());
+        let skew = if self.chance(0.3) { 0 } else { self.rng.gen_range(-2 * 24 * 60..=2 * 24 * 60) * 60_000 };
+        self.phones[i].skew = skew;
+        self.set_clocks();
+        self.tally.clock_skews += 1;
+        let minutes = skew / 60_000;
+        self.trace(format!(
+            "{}'s clock is set {}h{:02}m {}",
+            self.phones[i].id,
+            minutes.abs() / 60,
+            minutes.abs() % 60,
+            if skew < 0 { "behind" } else { "ahead" }
+        ));
+    }
+
     // ---- the end ----
 
     /// No more faults: every phone still enrolled syncs until a round moves nothing.
     fn heal(&mut self) -> Result<()> {
         self.drop_sessions_of(None);
         self.commit_group()?;
-        self.relay.sweep_scope(yilian_core::time::now_ms())?;
+        self.relay.sweep_scope(self.now)?;
         for round in 0..20 {
             let mut quiet = true;
             for i in 0..self.phones.len() {

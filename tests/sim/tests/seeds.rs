@@ -24,3 +24,19 @@ fn two_hundred_seeds_lose_leak_diverge_and_duplicate_nothing() -> anyhow::Result
     anyhow::ensure!(tally.synced_checks > 0 && tally.edits > 1000, "{}", tally.summary());
     Ok(())
 }
+
+#[test]
+fn a_seed_replays_byte_for_byte() -> anyhow::Result<()> {
+    let config = Config::default();
+    for seed in [3, 1_323] {
+        let (first, again) = (run(seed, &config)?, run(seed, &config)?);
+        anyhow::ensure!(first.trace == again.trace, "seed {seed}: the traces differ");
+        for (a, b) in first.fingerprints.iter().zip(&again.fingerprints) {
+            anyhow::ensure!(a == b, "seed {seed}: {} ended with {} once and {} the next time", a.0, a.1, b.1);
+        }
+        anyhow::ensure!(first.fingerprints.len() == 6, "the relay and five phones: {:?}", first.fingerprints);
+    }
+    // The digests do tell runs apart.
+    anyhow::ensure!(run(4, &config)?.fingerprints != run(3, &config)?.fingerprints);
+    Ok(())
+}

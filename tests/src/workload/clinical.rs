@@ -262,10 +262,10 @@ mod tests {
         let mut systolic = (0.0, 0.0);
         for n in 0..2_000 {
             let v = visit(&mut rng, &hypertensive, 1_700_000_000_000 + n, "clinic", "dr");
-            v.validated().expect("a generated visit is valid");
+            v.validated(yilian_core::time::now_ms()).expect("a generated visit is valid");
             systolic.0 += f64::from(v.vitals.systolic_mmhg.unwrap_or(145));
             let w = visit(&mut rng, &healthy, 1_700_000_000_000 + n, "clinic", "dr");
-            w.validated().expect("a generated visit is valid");
+            w.validated(yilian_core::time::now_ms()).expect("a generated visit is valid");
             assert_eq!(w.kind, VisitKind::Clinic);
             assert!(w.vitals.fasting_glucose_mmol_l.is_none());
             systolic.1 += f64::from(w.vitals.systolic_mmhg.unwrap_or(0));
