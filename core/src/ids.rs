@@ -11,11 +11,10 @@ pub(crate) trait Drawn: Sized {
     /// The id holding `uuid`.
     fn from_uuid(uuid: Uuid) -> Self;
 
-    /// A UUIDv7 for the instant `now` with `random`'s bits.
-    fn drawn(now: crate::time::Millis, random: &mut impl rand::RngCore) -> Self {
-        let mut bits = [0u8; 10];
-        random.fill_bytes(&mut bits);
-        Self::from_uuid(uuid::Builder::from_unix_timestamp_millis(now.max(0) as u64, &bits).into_uuid())
+    /// The UUIDv7 of the instant `ms` with these 80 bits (74 of them kept: the version and
+    /// variant take the rest).
+    fn drawn(ms: crate::time::Millis, bits: [u8; 10]) -> Self {
+        Self::from_uuid(uuid::Builder::from_unix_timestamp_millis(ms.max(0) as u64, &bits).into_uuid())
     }
 }
 

@@ -140,6 +140,7 @@ fn write_seeds(dir: &std::path::Path) {
         grant_head: 2,
         pending_items: 10,
         pending_bytes: 5000,
+        holdings: false,
     };
     let snapshot = Message::Snapshot {
         after: 1,

@@ -76,6 +76,12 @@ impl ParentStorage for Gated {
     fn child_read(&self, child: &str) -> Result<i64> {
         self.store.child_read(child)
     }
+    fn grant_lost(&self, grant_seq: i64) -> Result<bool> {
+        self.store.grant_lost(grant_seq)
+    }
+    fn record_holdings(&self, child: &str, docs: &[yilian_core::PatientId], heard: i64) -> Result<usize> {
+        self.store.record_holdings(child, docs, heard)
+    }
 }
 
 /// A phone's first push: one resident registered with two visits.

@@ -11,10 +11,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 use yilian_core::model::*;
 use yilian_core::sync::{PerfectLink, sync_in_process};
-use yilian_core::time::now_ms;
+use yilian_core::time::{Clock, ManualClock, now_ms};
 use yilian_core::{
     ApplyReport, ChildPush, DeviceKind, Error, IncomingChange, Organization, OrganizationKind, PatientId, Practitioner,
-    PractitionerRole, Store, Team,
+    PractitionerRole, ScopeGrant, Store, StoreOptions, Team,
 };
 
 const GRACE: Duration = Duration::from_secs(24 * 3600);
@@ -23,6 +23,12 @@ const GRACE: Duration = Duration::from_secs(24 * 3600);
 /// county has a referral-desk practitioner.
 fn consortium() -> Store {
     let relay = memory_store();
+    directory_on(&relay);
+    relay
+}
+
+/// The directory of [`consortium`], entered on `relay`.
+fn directory_on(relay: &Store) {
     relay.set_referral_grace(GRACE).unwrap();
     let org = |id: &str, kind, part_of: Option<&str>| Organization {
         id: id.into(),
@@ -50,7 +56,6 @@ fn consortium() -> Store {
             })
             .unwrap();
     }
-    relay
 }
 
 fn practitioner(id: &str, role: PractitionerRole, org: &str) -> Practitioner {
@@ -624,31 +629,21 @@ fn a_record_created_here_whose_other_changes_came_first_is_sent_back_to_its_crea
     let p = contracted(&phone, "a", "冯桂芝");
     drop(phone);
     std::fs::copy(&path, &backup).unwrap();
-    // After the backup the resident moves to team b; a hub forwards that to the relay; then the
-    // phone is lost.
+    // After the backup the doctor records a visit; a hub forwards it to the relay; then the phone
+    // is lost.
     let phone = Store::open(&path, yilian_core::StoreOptions::default()).unwrap();
     let registered_at = phone.last_local_seq().unwrap();
-    let old = phone.patient(p).unwrap().contracts[0].id;
-    phone.terminate_contract(p, old).unwrap();
-    let today = yilian_core::time::today();
-    let moved = NewContract {
-        team_id: "team-b".into(),
-        practitioner_id: "dr-b".into(),
-        organization_id: "village-b".into(),
-        start: today,
-        end: today + chrono::Days::new(365),
-    };
-    phone.sign_contract(p, moved).unwrap();
+    let seen = phone.record_visit(p, visit(157, 93)).unwrap();
     let forwarded = push_of(&phone, "hub", registered_at, phone.last_local_seq().unwrap()).items;
     relay.ingest_from_child("hub", forwarded, 1).unwrap();
     drop(phone);
     std::fs::copy(&backup, &path).unwrap();
     let phone = Store::open(&path, yilian_core::StoreOptions::default()).unwrap();
-    assert_eq!(phone.patient(p).unwrap().contracts.len(), 1, "the restore lost the move");
+    assert!(phone.patient(p).unwrap().visits.is_empty(), "the restore lost the visit");
     sync(&phone, "phone-a", &relay);
     sync(&phone, "phone-a", &relay);
-    assert_eq!(relay.patient(p).unwrap().contracts.len(), 2);
-    assert_eq!(phone.patient(p).unwrap(), relay.patient(p).unwrap(), "the move came back to the phone");
+    assert!(relay.patient(p).unwrap().visits.iter().any(|v| v.id == seen));
+    assert_eq!(phone.patient(p).unwrap(), relay.patient(p).unwrap(), "the visit came back to the phone");
 }
 
 /// Found by the simulation (`yilian-sim`, seed 7,227 of 10,000): a record purged from a phone
@@ -684,4 +679,92 @@ fn a_purged_record_granted_again_before_its_late_visit_arrived_keeps_the_visit()
     let stats = sync(&a, "phone-a", &relay);
     assert!(stats.child.refused.is_empty(), "{:?}", stats.child.refused);
     assert_eq!(a.patient(p).unwrap(), relay.patient(p).unwrap());
+}
+
+/// Found by the simulation (`--relay-restores`): a relay restored from an older backup forgot
+/// the grants it made after it, so a phone holding a record granted then kept it outside its
+/// scope for good, and the visit it recorded on it offline was refused. Now the restored relay
+/// sees the phone heard a grant it no longer has and asks for the records the phone holds: the
+/// one it may no longer read gets a purge, and its late visit is taken.
+#[test]
+fn a_record_granted_after_the_relays_backup_leaves_the_phone_and_its_visit_is_kept_when_the_backup_is_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, copy) = (dir.path().join("relay.db"), dir.path().join("backup.db"));
+    let clock = ManualClock::new(now_ms());
+    let options = || StoreOptions { clock: Clock::Manual(clock.clone()), ..StoreOptions::default() };
+    let relay = Store::open(&path, options()).unwrap();
+    directory_on(&relay);
+    let (a, b) = (enrolled(&relay, "phone-a", "dr-a"), enrolled(&relay, "phone-b", "dr-b"));
+    let q = contracted(&b, "b", "孙桂芝");
+    sync(&b, "phone-b", &relay);
+    sync(&a, "phone-a", &relay);
+    copy_database(&path, &copy);
+    // After the backup an operator lends team b's record to phone a, which reads it and records
+    // a visit on it offline.
+    relay.grant_scope("phone-a", ScopeGrant::Document(q)).unwrap();
+    sync(&a, "phone-a", &relay);
+    assert!(held(&a).contains(&q));
+    let seen = a.record_visit(q, visit(171, 104)).unwrap();
+    // The relay's disk is lost; the backup comes back a second later.
+    drop(relay);
+    clock.advance(1_000);
+    let relay = Store::open(&copy, options()).unwrap();
+    let stats = sync(&a, "phone-a", &relay);
+    assert!(stats.child.refused.is_empty(), "{:?}", stats.child.refused);
+    assert_eq!(stats.child.purged, vec![q], "the record is outside the phone's scope again");
+    assert!(!held(&a).contains(&q));
+    assert!(relay.patient(q).unwrap().visits.iter().any(|v| v.id == seen), "the late visit reached the relay");
+    // Team b's phone gets the visit too, and the next sync of phone a is idle.
+    sync(&b, "phone-b", &relay);
+    assert!(b.patient(q).unwrap().visits.iter().any(|v| v.id == seen));
+    let stats = sync(&a, "phone-a", &relay);
+    assert_eq!((stats.child.sent, stats.child.received, stats.child.snapshots), (0, 0, 0), "{stats:?}");
+}
+
+/// A copy of a store's database and its write-ahead log, as a backup taken while it is idle.
+fn copy_database(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::copy(from, to).unwrap();
+    let wal = |p: &std::path::Path| std::path::PathBuf::from(format!("{}-wal", p.display()));
+    if wal(from).exists() {
+        std::fs::copy(wal(from), wal(to)).unwrap();
+    }
+}
+
+/// A phone that registers a resident and signs them straight to another team keeps the record
+/// only until the relay places it: from then on it follows its team, as it would had the contract
+/// moved later (before, the phone that registered it held it for good).
+#[test]
+fn a_resident_registered_for_another_team_leaves_the_phone_that_registered_them() {
+    let relay = consortium();
+    let (a, b) = (enrolled(&relay, "phone-a", "dr-a"), enrolled(&relay, "phone-b", "dr-b"));
+    let p = contracted(&a, "b", "褚秀英");
+    sync(&a, "phone-a", &relay);
+    sync(&a, "phone-a", &relay);
+    sync(&b, "phone-b", &relay);
+    assert!(!held(&a).contains(&p), "team a's phone no longer holds team b's resident");
+    assert_eq!(b.patient(p).unwrap(), relay.patient(p).unwrap());
+    assert_eq!(relay.scope_reasons("phone-a").unwrap(), vec![(p.to_string(), "purge".to_string())]);
+}
+
+/// Found by the simulation (`--relay-restores`, seed 17): a phone purged a record it had
+/// registered before the relay acknowledged any of it, so it kept every change of it; when the
+/// record came back in a snapshot, nothing in it was new to the phone, which stored nothing and
+/// never showed the record again.
+#[test]
+fn a_purged_record_whose_every_change_the_phone_kept_is_readable_again_when_granted_back() {
+    let relay = consortium();
+    let a = enrolled(&relay, "phone-a", "dr-a");
+    let p = contracted(&a, "a", "魏春兰");
+    a.record_visit(p, visit(149, 91)).unwrap();
+    // The relay learns the record from a hub and sends the phone a purge before the phone pushed.
+    let forwarded = push_of(&a, "hub", 0, a.last_local_seq().unwrap()).items;
+    relay.grant_scope("hub", ScopeGrant::Everything).unwrap();
+    relay.ingest_from_child("hub", forwarded, 1).unwrap();
+    let snapshot = relay.document_snapshot(p).unwrap();
+    a.purge_document_from("relay", 1, p).unwrap();
+    assert!(!held(&a).contains(&p));
+    // It comes back whole: every change in it is one the phone kept.
+    a.apply_snapshot_from("relay", 2, Some(p), &snapshot.bytes, &snapshot.signatures, &snapshot.waiting).unwrap();
+    assert_eq!(a.patient(p).unwrap(), relay.patient(p).unwrap());
+    assert!(held(&a).contains(&p));
 }

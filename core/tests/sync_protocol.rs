@@ -30,6 +30,7 @@ fn welcome(head: i64, grant_head: i64) -> Message {
         grant_head,
         pending_items: 0,
         pending_bytes: 0,
+        holdings: false,
     }
 }
 
@@ -722,4 +723,35 @@ fn a_relay_restored_from_an_older_backup_loses_nothing_its_devices_hold() {
     assert_eq!(b.patient(r).unwrap().visits.len(), 3, "and the new record");
     assert_same_records(&[&relay, &a, &b, &c]);
     assert!(unique_log(&relay) && unique_log(&b));
+}
+
+/// Found by the simulation (`--relay-restores`, seed 128): a relay restored from an older backup
+/// welcomed a phone holding less of its log than it had acknowledged, but the phone's cursor only
+/// moved forward, so a purge that followed deleted the phone's own edits as acknowledged, the only
+/// copy left of them. The welcome now sets the cursor, lower if need be.
+#[test]
+fn a_welcome_holding_less_than_was_acknowledged_lowers_the_phones_cursor() {
+    let relay = relay_for(&["a"]);
+    let a = memory_store();
+    let p = registered(&a, "韩淑兰");
+    a.record_visit(p, visit(148, 90)).unwrap();
+    sync(&a, "a", &relay);
+    let head = a.last_local_seq().unwrap();
+    assert_eq!(a.peer_cursor("relay").unwrap().acked_seq, head);
+    let (mut child, _hello) = yilian_core::sync::ChildDriver::start(&a, "a", "relay").unwrap();
+    child
+        .on_message(Message::Welcome {
+            peer: "relay".into(),
+            log_id: a.peer_log_id("relay").unwrap(),
+            acked_seq: 1,
+            acked_mark: None,
+            head: relay.last_seq().unwrap(),
+            grant_head: a.peer_grant_seq("relay").unwrap(),
+            pending_items: 0,
+            pending_bytes: 0,
+            holdings: false,
+        })
+        .unwrap();
+    assert_eq!(a.peer_cursor("relay").unwrap().acked_seq, 1);
+    assert_eq!(a.unacknowledged("relay").unwrap().0 as i64, head - 1, "what the relay lost counts as not acknowledged");
 }

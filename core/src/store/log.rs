@@ -666,6 +666,21 @@ impl Store {
         Ok(())
     }
 
+    /// Sets how much of this replica's log `peer` holds, as it said when it welcomed us: unlike
+    /// [`Store::set_peer_cursor`] it may go back (the parent was restored from an older backup),
+    /// so what it lost is pushed again and a purge keeps it.
+    pub fn set_peer_acked(&self, peer: &str, acked: i64) -> Result<()> {
+        let inner = self.lock();
+        inner
+            .conn
+            .prepare_cached(
+                "INSERT INTO peers (peer_id, acked_seq, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(peer_id) DO UPDATE SET acked_seq = excluded.acked_seq, updated_at = excluded.updated_at",
+            )?
+            .execute(params![peer, acked, inner.now()])?;
+        Ok(())
+    }
+
     /// Stores the cursors for `peer`. Cursors only move forward.
     pub fn set_peer_cursor(&self, peer: &str, cursor: PeerCursor) -> Result<()> {
         let inner = self.lock();
@@ -867,6 +882,9 @@ struct Pending {
     created_by: Option<(usize, String)>,
     /// What [`Pending::apply`] made of the queued changes.
     applied: Applied,
+    /// A record purged here came back with nothing new: every change of it stayed in the log (our
+    /// own, unacknowledged when it was purged). Its row is written again all the same.
+    revive: bool,
 }
 
 /// Whether a record's queued changes applied together.
@@ -1018,6 +1036,18 @@ impl<'a> Group<'a> {
             fresh.push(Queued { batch, index, change, signature });
         }
         if fresh.is_empty() {
+            // From our parent, a record we purged whose every change we kept: readable again.
+            if checked.is_none()
+                && !on_disk
+                && !self.pending.contains_key(&doc_id)
+                && let Some(stored) = inner.read_purged_waiting(doc_id)?
+            {
+                self.touched.push(doc_id);
+                let loaded = Loaded { doc: Automerge::new(), record: None };
+                let (queued, created_by, applied) = (Vec::new(), None, Applied::Waiting);
+                let pending = Pending { loaded, stored: Some(stored), queued, created_by, applied, revive: true };
+                self.pending.insert(doc_id, pending);
+            }
             return Ok(());
         }
         if !self.pending.contains_key(&doc_id) {
@@ -1031,7 +1061,8 @@ impl<'a> Group<'a> {
             self.touched.push(doc_id);
             let created_by = checked.filter(|_| !known_doc).map(|s| (batch, s.peer.to_string()));
             let applied = Applied::Waiting;
-            self.pending.insert(doc_id, Pending { loaded, stored, queued: Vec::new(), created_by, applied });
+            let pending = Pending { loaded, stored, queued: Vec::new(), created_by, applied, revive: false };
+            self.pending.insert(doc_id, pending);
         }
         if let Some(pending) = self.pending.get_mut(&doc_id) {
             pending.queued.extend(fresh);
@@ -1075,7 +1106,8 @@ impl<'a> Group<'a> {
     /// Stores a record's applied changes with its row. If automerge refused them together, they
     /// are tried one at a time from the document as stored, so only the bad ones are refused.
     fn store(&mut self, inner: &mut Inner, doc_id: PatientId, pending: Pending) -> Result<()> {
-        let Pending { mut loaded, queued, created_by, applied, .. } = pending;
+        let Pending { mut loaded, queued, created_by, applied, revive, .. } = pending;
+        let revived = revive && matches!(applied, Applied::Together);
         let accepted = match applied {
             Applied::Together => queued,
             Applied::Refused | Applied::Waiting => {
@@ -1106,7 +1138,7 @@ impl<'a> Group<'a> {
             }
         };
         inner.adopt(&mut loaded.doc);
-        if accepted.is_empty() {
+        if accepted.is_empty() && !revived {
             inner.cache.put(doc_id, loaded);
             return Ok(());
         }

@@ -128,6 +128,8 @@ pub(crate) struct Inner {
     pub(crate) actor: ActorId,
     /// The store's randomness (seeded from [`StoreOptions::seed`] or the operating system).
     pub(crate) rng: StdRng,
+    /// The instant and bits of the last id drawn ([`Inner::new_id`]).
+    pub(crate) last_id: Option<(crate::time::Millis, [u8; 10])>,
     pub(crate) options: StoreOptions,
     /// Moves on every commit; sync agents and relay sessions wait on it.
     pub(crate) events: tokio::sync::watch::Sender<StoreEvents>,
@@ -171,10 +173,28 @@ impl Inner {
         self.options.clock.now_ms()
     }
 
-    /// A fresh id for an entity, from the store's clock and randomness.
+    /// A fresh id for an entity, from the store's clock and randomness, after every id this
+    /// store drew before (ids drawn in one millisecond, or after the clock stepped back, count up
+    /// from the last one, as UUIDv7's monotonic counter does).
     pub(crate) fn new_id<T: crate::ids::Drawn>(&mut self) -> T {
         let now = self.now();
-        T::drawn(now, &mut self.rng)
+        let (ms, bits) = match self.last_id {
+            Some((last, mut bits)) if now <= last => {
+                // Counting from the last byte up; the random start leaves 2^62 steps before the
+                // count could reach the bits the version and variant take.
+                for byte in bits.iter_mut().rev() {
+                    let (next, carry) = byte.overflowing_add(1);
+                    *byte = next;
+                    if !carry {
+                        break;
+                    }
+                }
+                (last, bits)
+            }
+            _ => (now, self.rng.r#gen::<[u8; 10]>()),
+        };
+        self.last_id = Some((ms, bits));
+        T::drawn(ms, bits)
     }
 
     /// Announces a commit. Records name the children they concern (those whose scope holds
@@ -331,6 +351,7 @@ impl Store {
                 key,
                 actor: ActorId::from(rng.r#gen::<[u8; 16]>().as_slice()),
                 rng,
+                last_id: None,
                 options,
                 events: tokio::sync::watch::Sender::new(StoreEvents::default()),
                 grant_mark: std::cell::Cell::new(0),
@@ -421,6 +442,13 @@ fn number_past_restores(conn: &Connection, now: crate::time::Millis) -> Result<(
         return Ok(());
     }
     let floor = now.saturating_mul(1000);
+    let grants: i64 = conn
+        .prepare_cached("SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'scope'), 0)")?
+        .query_row([], |r| r.get(0))?;
+    if grants < floor {
+        conn.prepare_cached("INSERT INTO grant_gaps (after, upto) VALUES (?1, ?2)")?
+            .execute(rusqlite::params![grants, floor])?;
+    }
     for table in ["changes", "scope"] {
         let updated = conn
             .prepare_cached("UPDATE sqlite_sequence SET seq = max(seq, ?2) WHERE name = ?1")?

@@ -234,6 +234,12 @@ const MIGRATIONS: &[&str] = &[
          FROM patient_index p WHERE p.patient_id = docs.doc_id AND p.contract_end IS NOT NULL)
     WHERE scope_team IS NOT NULL;
     "#,
+    // 13: on a parent, the grant numbers skipped at each open (from the last one issued to past
+    // the clock): a child that heard a number inside one heard a grant this database lost, as it
+    // was restored from an older backup.
+    r#"
+    CREATE TABLE grant_gaps (after INTEGER NOT NULL, upto INTEGER NOT NULL);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -313,7 +313,12 @@ fn reconcile(conn: &Connection, slice: &str, key: &str, now: Millis, grace_ms: i
         }
     }
     for ((peer, doc), reason) in &held {
-        if matches!(reason.as_str(), "team" | "referral") && !wanted.contains_key(&(peer.clone(), doc.clone())) {
+        let derived = matches!(reason.as_str(), "team" | "referral")
+            // A record's creator holds it until the directory places it: then it follows its
+            // team like any other (a resident registered and signed to another team, or whose
+            // contract ran out before this parent saw it, leaves the phone that registered it).
+            || (matches!(reason.as_str(), "created" | "creator") && placed(conn, doc)?);
+        if derived && !wanted.contains_key(&(peer.clone(), doc.clone())) {
             replace.execute(params![peer, doc, "purge", now])?;
             // The child deletes the record: what came from it is no longer something it has (a
             // catch-up that grants the record again must carry those changes too).
@@ -324,6 +329,15 @@ fn reconcile(conn: &Connection, slice: &str, key: &str, now: Millis, grace_ms: i
         }
     }
     Ok(changed)
+}
+
+/// Whether the directory places the record: a contract names its team.
+fn placed(conn: &Connection, doc: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT scope_team IS NOT NULL FROM docs WHERE doc_id = ?1")?
+        .query_row([doc], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
 }
 
 /// Re-derives the scope of one device (enrolled, or its practitioner's teams changed).
@@ -337,6 +351,66 @@ pub(crate) fn refresh_document_scope(conn: &Connection, doc: PatientId, now: Mil
 }
 
 impl Store {
+    /// Whether grant `grant_seq`, which a child heard, was issued by this database and lost: it
+    /// lies in the numbers skipped at an open, which no grant of this database's own history has.
+    pub fn grant_lost(&self, grant_seq: i64) -> Result<bool> {
+        Ok(self
+            .lock()
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM grant_gaps WHERE after < ?1 AND ?1 <= upto)")?
+            .query_row([grant_seq], |r| r.get(0))?)
+    }
+
+    /// A child's report of every record it holds, asked for after this parent was restored from
+    /// an older backup (what it knew of the child's scope since the backup is gone): a record the
+    /// child may not read gets a purge (so it deletes it, and its late edits to it are taken); a
+    /// record of its scope granted up to `heard` that it lacks is granted again (it was purged
+    /// after the backup and has come back since). Returns how many rows changed.
+    pub fn record_holdings(&self, peer: &str, docs: &[PatientId], heard: i64) -> Result<usize> {
+        let inner = self.lock();
+        let now = inner.now();
+        let tx = inner.conn.unchecked_transaction()?;
+        let held: std::collections::BTreeSet<String> = docs.iter().map(PatientId::to_string).collect();
+        let mut changed = 0;
+        for doc in &held {
+            let id: PatientId = doc.parse()?;
+            // A record this parent no longer has at all is left alone: the child's copy may be
+            // the only one left of what the restore lost (its creator pushes it again, and the
+            // directory then places it).
+            if may_write(&tx, peer, id)? == Some(true) || !exists(&tx, id)? {
+                continue;
+            }
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO scope (peer_id, doc_id, reason, granted_at) VALUES (?1, ?2, 'purge', ?3)",
+            )?
+            .execute(params![peer, doc, now])?;
+            tx.prepare_cached("UPDATE changes SET origin = NULL WHERE doc_id = ?1 AND origin = ?2")?
+                .execute(params![doc, peer])?;
+            changed += 1;
+        }
+        let granted: Vec<(String, String)> = tx
+            .prepare_cached(
+                "SELECT doc_id, reason FROM scope WHERE peer_id = ?1 AND grant_id <= ?2
+                 AND reason != 'purge' AND doc_id != '*' ORDER BY grant_id",
+            )?
+            .query_map(params![peer, heard], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (doc, reason) in granted.into_iter().filter(|(doc, _)| !held.contains(doc)) {
+            // A new number, so it is sent; a record it created is sent whole like any grant.
+            let reason = if reason == "created" { "creator".to_string() } else { reason };
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO scope (peer_id, doc_id, reason, granted_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![peer, doc, reason, now])?;
+            changed += 1;
+        }
+        tx.commit()?;
+        if changed > 0 {
+            inner.notify(false, super::Committed::Scope);
+        }
+        Ok(changed)
+    }
+
     /// Sets how long a closed referral keeps the record in the receiving organization's scope,
     /// and a contract that ran out (its last day passed, not renewed) in its team's.
     pub fn set_referral_grace(&self, grace: Duration) -> Result<()> {

@@ -23,6 +23,8 @@ pub enum ChildAction {
     /// The parent has taken our restored log into account (it forgot what it held of it before
     /// welcoming us): the mark of [`ChildAction::Restored`] can go.
     RestoreTaken,
+    /// Send the parent every record we hold ([`Message::Holdings`]), before any push.
+    ReportHoldings,
     /// Read local changes after `after_seq` and call [`ChildSession::push`].
     ReadLocal {
         /// Cursor to read after.
@@ -63,6 +65,13 @@ pub enum ChildAction {
         grant: i64,
         /// The document.
         doc: [u8; 16],
+    },
+    /// What the parent holds of our log as it welcomed us: record it, even below what it
+    /// acknowledged before (a parent restored from an older backup holds less, and what it lost
+    /// counts as not acknowledged again: pushed again, kept by a purge).
+    Welcomed {
+        /// Acknowledged cursor.
+        up_to: i64,
     },
     /// The parent durably holds our log up to here (record it; "synced" when it reaches the head).
     Acked {
@@ -132,6 +141,8 @@ pub struct ChildSession {
     restored: bool,
     /// The welcome's acknowledged cursor and head, while our log is checked against its mark.
     welcome: (i64, i64),
+    /// The welcome asked for our holdings (the parent was restored from a backup).
+    report_holdings: bool,
 }
 
 impl ChildSession {
@@ -168,6 +179,7 @@ impl ChildSession {
             catch_up,
             restored,
             welcome: (0, 0),
+            report_holdings: false,
         };
         (session, ChildAction::Send(hello))
     }
@@ -214,7 +226,12 @@ impl ChildSession {
         self.acked = acked_seq.min(self.local_head);
         self.pushed_to = self.acked;
         self.pull_target = head;
-        out.push(ChildAction::Acked { up_to: self.acked });
+        out.push(ChildAction::Welcomed { up_to: self.acked });
+        // Before any push: a late edit of a record that left our scope is taken only once the
+        // parent knows we held it.
+        if std::mem::take(&mut self.report_holdings) {
+            out.push(ChildAction::ReportHoldings);
+        }
         out.extend(self.more_push());
         self.check_synced(&mut out);
         out
@@ -320,12 +337,21 @@ impl ChildSession {
         match (message, &self.state) {
             (
                 Message::Welcome {
-                    log_id, acked_seq, acked_mark, head, grant_head, pending_items, pending_bytes, ..
+                    log_id,
+                    acked_seq,
+                    acked_mark,
+                    head,
+                    grant_head,
+                    pending_items,
+                    pending_bytes,
+                    holdings,
+                    ..
                 },
                 State::AwaitWelcome,
             ) => {
                 let mut out = Vec::new();
                 self.pending = (pending_items, pending_bytes);
+                self.report_holdings = holdings;
                 if log_id != self.log_id {
                     // Another log (the relay's database was replaced): everything again, from 0.
                     self.read_seq = 0;
@@ -494,6 +520,7 @@ pub fn message_name(message: &Message) -> &'static str {
         Message::Refused { .. } => "refused",
         Message::Error { .. } => "error",
         Message::Purge { .. } => "purge",
+        Message::Holdings { .. } => "holdings",
         Message::Enroll { .. } => "enroll",
         Message::Enrolled { .. } => "enrolled",
     }

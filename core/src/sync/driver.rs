@@ -113,6 +113,11 @@ impl<'a> ChildDriver<'a> {
                     send.push(m);
                     continue;
                 }
+                ChildAction::ReportHoldings => {
+                    let docs = self.store.patient_ids()?.into_iter().map(|d| *d.0.as_bytes()).collect();
+                    send.push(Message::Holdings { docs });
+                    continue;
+                }
                 ChildAction::CheckLog(mark) => {
                     let holds = self.store.local_change_hash(mark.seq)? == Some(mark.hash);
                     self.session.log_checked(holds)
@@ -181,6 +186,10 @@ impl<'a> ChildDriver<'a> {
                     self.store.purge_document_from(&self.parent, grant, doc)?;
                     self.outcome.purged.push(doc);
                     self.session.snapshot_applied(grant)
+                }
+                ChildAction::Welcomed { up_to } => {
+                    self.store.set_peer_acked(&self.parent, up_to)?;
+                    Vec::new()
                 }
                 ChildAction::Acked { up_to } => {
                     self.store.set_peer_cursor(&self.parent, PeerCursor { acked_seq: up_to, read_seq: 0 })?;
@@ -342,7 +351,7 @@ impl<'a> ParentDriver<'a> {
                     send.push(m);
                     continue;
                 }
-                ParentAction::Lookup { peer, read_seq } => {
+                ParentAction::Lookup { peer, read_seq, grant_seq } => {
                     let acked = self.store.child_acked(&peer)?;
                     let log_id = self.store.log_id()?;
                     let head = self.store.head()?;
@@ -350,7 +359,15 @@ impl<'a> ParentDriver<'a> {
                     self.store.note_child_read(&peer, read_seq)?;
                     let grant_head = self.store.grant_head(&peer)?;
                     self.phone_key = self.store.phone_key(&peer)?;
-                    self.session.welcome(acked, &log_id, head, grant_head, pending)
+                    let grant_lost = self.store.grant_lost(grant_seq)?;
+                    self.session.welcome(acked, &log_id, head, grant_head, pending, grant_lost)
+                }
+                ParentAction::StoreHoldings { docs, heard } => {
+                    let peer = self.session.peer().to_string();
+                    let docs: Vec<PatientId> = docs.into_iter().map(|d| PatientId(uuid::Uuid::from_bytes(d))).collect();
+                    let changed = self.store.record_holdings(&peer, &docs, heard)?;
+                    tracing::warn!(child = %peer, held = docs.len(), changed, "a device reported its records after this relay was restored from a backup");
+                    self.session.holdings_stored()
                 }
                 ParentAction::ReadLog { after_seq } => {
                     let (changes, up_to) = self.store.changes_for(self.session.peer(), after_seq, BATCH_CHANGES)?;

@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 5;
+pub const PROTOCOL_VERSION: u8 = 6;
 /// Largest frame accepted (after the length prefix). A batch is cut well below this.
 pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
 /// Largest payload a compressed frame may expand to.
@@ -372,7 +372,7 @@ mod tests {
         assert!(matches!(decode_body(&[PROTOCOL_VERSION, 0, 250, 250, 250]), Err(FrameError::Malformed(_))));
         assert_eq!(decode_body(&[1]), Err(FrameError::Truncated(1)));
         let err = decode_body(&[9, 0]).unwrap_err().to_string();
-        assert_eq!(err, "protocol version 9 is not supported (this side speaks 5): update the app or the relay");
+        assert_eq!(err, "protocol version 9 is not supported (this side speaks 6): update the app or the relay");
         // Bit 1 (a prefix) means nothing without bit 0 (compressed).
         assert_eq!(decode_body(&[PROTOCOL_VERSION, FLAG_PREFIXED, 0]), Err(FrameError::UnknownFlags(FLAG_PREFIXED)));
     }

@@ -200,6 +200,16 @@ pub enum Message {
         pending_items: u64,
         /// Their size in bytes.
         pending_bytes: u64,
+        /// The child heard grants this parent no longer has (its database was restored from an
+        /// older backup): before pushing, the child reports the records it holds
+        /// ([`Message::Holdings`]), so the parent purges those outside its scope and sends again
+        /// those inside it that it lacks.
+        holdings: bool,
+    },
+    /// Child → parent, after a welcome that asked for it: every record the child holds.
+    Holdings {
+        /// The records' ids.
+        docs: Vec<[u8; 16]>,
     },
     /// Child → parent: the child's changes with sequence in `(from_seq, to_seq]`.
     Push {

@@ -19,6 +19,17 @@ pub enum ParentAction {
         peer: String,
         /// The child's cursor in our log.
         read_seq: i64,
+        /// How far the child has read our grants to it.
+        grant_seq: i64,
+    },
+    /// The child reported the records it holds (we were restored from a backup): purge those
+    /// outside its scope, grant again those inside it it lacks, then call
+    /// [`ParentSession::holdings_stored`].
+    StoreHoldings {
+        /// The records the child holds.
+        docs: Vec<[u8; 16]>,
+        /// How far the child had read our grants (those up to here it is thought to hold).
+        heard: i64,
     },
     /// Read our changes after `after_seq` that the child may see (not its own), then call
     /// [`ParentSession::pull`].
@@ -103,6 +114,8 @@ pub struct ParentSession {
     session: u64,
     /// The child said its log was restored.
     child_restored: bool,
+    /// The welcome asked the child for its holdings, which come before any push.
+    awaiting_holdings: bool,
 }
 
 impl Default for ParentSession {
@@ -133,6 +146,7 @@ impl ParentSession {
             catch_up: None,
             session: 0,
             child_restored: false,
+            awaiting_holdings: false,
         }
     }
 
@@ -158,8 +172,9 @@ impl ParentSession {
     }
 
     /// The driver's answer to `Lookup`: how much of the child's log we hold and the last change
-    /// of it we hold, our log's id and head, and how many changes (and bytes) the child is about
-    /// to pull.
+    /// of it we hold, our log's id and head, how many changes (and bytes) the child is about to
+    /// pull, and whether the child heard grants we no longer have (`grant_lost`: we were restored
+    /// from an older backup).
     pub fn welcome(
         &mut self,
         (acked_seq, acked_mark): (i64, Option<LogMark>),
@@ -167,6 +182,7 @@ impl ParentSession {
         head: i64,
         grant_head: i64,
         pending: (u64, u64),
+        grant_lost: bool,
     ) -> Vec<ParentAction> {
         if self.state != State::AwaitLookup {
             return Vec::new();
@@ -185,6 +201,8 @@ impl ParentSession {
         };
         self.acked = acked_seq;
         self.head = head;
+        // What it holds tells what of its scope we lost; a child of another log starts again.
+        self.awaiting_holdings = grant_lost && self.child_log_id == log_id;
         // A cursor into another log (ours was replaced) counts for nothing.
         if self.child_log_id == log_id {
             // A child that read past our head read a log we lost (our database was restored from
@@ -215,6 +233,7 @@ impl ParentSession {
             grant_head,
             pending_items: pending.0,
             pending_bytes: pending.1,
+            holdings: self.awaiting_holdings,
         }));
         out.extend(self.more_pull());
         out
@@ -383,6 +402,12 @@ impl ParentSession {
         out
     }
 
+    /// The driver stored the child's holdings: the grants and purges they made go out next.
+    pub fn holdings_stored(&mut self) -> Vec<ParentAction> {
+        self.grants_dirty = true;
+        self.more_pull()
+    }
+
     /// The driver stored a push up to `up_to`.
     pub fn ingested(&mut self, up_to: i64, refused: Vec<(i64, String)>) -> Vec<ParentAction> {
         self.acked = self.acked.max(up_to);
@@ -417,7 +442,16 @@ impl ParentSession {
                 self.session = session;
                 self.child_restored = restored;
                 self.state = State::AwaitLookup;
-                vec![ParentAction::Lookup { peer, read_seq: self.child_read }]
+                vec![ParentAction::Lookup { peer, read_seq: self.child_read, grant_seq: self.grant_sent }]
+            }
+            (Message::Holdings { docs }, State::Running) => {
+                if !std::mem::take(&mut self.awaiting_holdings) {
+                    return self.fail(ErrorCode::Protocol, "holdings the welcome did not ask for".into());
+                }
+                vec![ParentAction::StoreHoldings { docs, heard: self.grant_told }]
+            }
+            (Message::Push { .. }, State::Running) if self.awaiting_holdings => {
+                self.fail(ErrorCode::Protocol, "a push before the holdings the welcome asked for".into())
             }
             (Message::Push { from_seq, to_seq, items }, State::Running) => {
                 if to_seq <= self.acked {

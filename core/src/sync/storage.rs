@@ -4,7 +4,7 @@
 
 use super::message::{DocumentCopy, Grant, LogMark, ScopeChange};
 use crate::store::{ApplyReport, ChildPush, ScopeGrant, StoredChange};
-use crate::{Result, Store, StoreEvents};
+use crate::{PatientId, Result, Store, StoreEvents};
 
 /// Grants read per request: each is a whole document, so keep batches small.
 pub const GRANTS_PER_READ: usize = 16;
@@ -68,6 +68,13 @@ pub trait ParentStorage: Send + Sync {
     fn note_child_read(&self, child: &str, read_seq: i64) -> Result<()>;
     /// How far `child` has read this log, as last noted.
     fn child_read(&self, child: &str) -> Result<i64>;
+    /// Whether grant `grant_seq`, which a child heard, is one this store issued and then lost (its
+    /// database was restored from an older backup).
+    fn grant_lost(&self, grant_seq: i64) -> Result<bool>;
+    /// A child's report of the records it holds, after a restore lost what we knew of its scope:
+    /// those it may not read get a purge (its late edits to them are taken), those in its scope
+    /// granted up to `heard` that it lacks are granted again. Returns how many rows changed.
+    fn record_holdings(&self, child: &str, docs: &[PatientId], heard: i64) -> Result<usize>;
 }
 
 impl ParentStorage for Store {
@@ -147,6 +154,14 @@ impl ParentStorage for Store {
 
     fn phone_key(&self, child: &str) -> Result<Option<Vec<u8>>> {
         Store::phone_key(self, child)
+    }
+
+    fn grant_lost(&self, grant_seq: i64) -> Result<bool> {
+        Store::grant_lost(self, grant_seq)
+    }
+
+    fn record_holdings(&self, child: &str, docs: &[PatientId], heard: i64) -> Result<usize> {
+        Store::record_holdings(self, child, docs, heard)
     }
 
     fn watch(&self) -> tokio::sync::watch::Receiver<StoreEvents> {

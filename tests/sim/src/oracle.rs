@@ -263,6 +263,16 @@ pub(crate) fn check(world: &mut World<'_>) -> Result<()> {
                 world.tally.diverged += 1;
                 let (t, m) = (theirs.map_or(0, BTreeSet::len), mine.map_or(0, BTreeSet::len));
                 fail(world, format!("DIVERGED: {id}'s {} has {m} change(s), the relay's {t}", short(*doc)));
+            } else if mine.is_some() && !store.patient_ids()?.contains(doc) {
+                world.tally.diverged += 1;
+                let why = relay_reason(relay, &id, *doc)?;
+                fail(
+                    world,
+                    format!(
+                        "DIVERGED: {id} lacks {}, which is in its scope (relay's scope row: {why}), but keeps its own changes of it",
+                        short(*doc)
+                    ),
+                );
             } else if mine.is_some() && store.export_json(*doc)? != relay.export_json(*doc)? {
                 world.tally.diverged += 1;
                 let fields = differing_fields(&store.export_json(*doc)?, &relay.export_json(*doc)?);

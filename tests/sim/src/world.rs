@@ -1081,6 +1081,17 @@ impl<'a> World<'a> {
                 let phone = &self.phones[i];
                 let stats = sync_in_process(phone.store, &phone.id, self.relay, RELAY, &mut PerfectLink)?;
                 let moved = stats.child.sent + stats.child.received + stats.child.snapshots + stats.child.purged.len();
+                if moved > 0 {
+                    let purged: Vec<String> = stats.child.purged.iter().map(|d| short(*d)).collect();
+                    self.trace(format!(
+                        "final sync {round} of {}: sent {}, received {}, snapshots {}, purged [{}]",
+                        self.phones[i].id,
+                        stats.child.sent,
+                        stats.child.received,
+                        stats.child.snapshots,
+                        purged.join(" ")
+                    ));
+                }
                 if moved > 0 || !stats.child.synced {
                     quiet = false;
                 }
