@@ -42,10 +42,10 @@ pub struct Config {
     pub steps: usize,
     /// Inject faults (crashes, cuts, restores, lost messages...).
     pub faults: bool,
-    /// Also restore the relay's database from older backups. Off by default: the relay's
-    /// numbering survives a restore, but what it knew of each device's scope does not (a late
-    /// edit of a record that left a phone's scope before the restore is refused; a purge sent
-    /// before it is not sent again): open work, see `docs/PROTOCOL.md`.
+    /// Also restore the relay's database from older backups. Off by default: 978 of 1,000 seeds
+    /// pass, and the rest lose a change the restore took whose only copies left are other
+    /// phones' received ones (a phone pushes only what it authored): open work, see
+    /// `docs/PROTOCOL.md`.
     pub relay_restores: bool,
 }
 
