@@ -225,7 +225,7 @@ async fn session(
     let mut events = store.watch();
     let mut local_edits = events.borrow_and_update().local_edits;
 
-    let session_id: u64 = rand::random();
+    let session_id = crate::sync::next_session_number();
     let (mut driver, hello) = blocking(|| ChildDriver::start_session(store, me, parent, session_id))?;
     let mut state = Counters::default();
     state.send_all(&control_out, hello);

@@ -24,7 +24,7 @@ mod parent;
 mod storage;
 
 pub use child::{ChildAction, ChildSession, ChildStart, message_name};
-pub use driver::{BATCH_CHANGES, ChildDriver, ParentDriver, ParentStep, SessionOutcome};
+pub use driver::{BATCH_CHANGES, ChildDriver, ParentDriver, ParentStep, SessionOutcome, next_session_number};
 pub use frame::{
     FrameDecoder, FrameEncoder, FrameError, MAX_FRAME_BYTES, PAGE_LEVEL, PROTOCOL_VERSION, SLOW_LINK_BYTES_PER_SECOND,
     SLOW_PAGE_LEVEL, decode_body, encode, exercise_decoder, page_level,
