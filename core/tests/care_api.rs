@@ -7,7 +7,7 @@ use common::*;
 use yilian_core::care::{DueReason, SuggestionKind};
 use yilian_core::model::*;
 use yilian_core::store::{WorklistFilter, WorklistSide};
-use yilian_core::time::{now_ms, today};
+
 use yilian_core::{Error, ReferralId};
 
 #[test]
@@ -351,7 +351,7 @@ fn the_worklist_filters_by_side_status_urgency_direction_and_day() {
     assert_eq!(ids(only_routine, COUNTY), vec![routine]);
     let downward = WorklistFilter { direction: Some(Direction::Downward), ..Default::default() };
     assert!(ids(downward, COUNTY).is_empty());
-    let today = yilian_core::time::today();
+    let today = today();
     let today_only = WorklistFilter { from: Some(today), to: Some(today), ..Default::default() };
     assert_eq!(ids(today_only, COUNTY).len(), 3);
     let tomorrow = today.succ_opt().unwrap();
@@ -387,7 +387,7 @@ fn changed_records_come_in_pages_that_skip_nothing() {
 fn statistics_count_the_closed_loop_of_real_referrals() {
     let store = memory_store();
     let p = registered(&store, "孙七");
-    let today = yilian_core::time::today();
+    let today = today();
     let period = yilian_core::care::Period::new(today.pred_opt().unwrap(), today).unwrap();
     let up = store.create_referral(p, upward("uncontrolled hypertension")).unwrap();
     for status in [TaskStatus::Accepted, TaskStatus::InProgress, TaskStatus::Completed] {
@@ -398,7 +398,7 @@ fn statistics_count_the_closed_loop_of_real_referrals() {
     assert_eq!(stats.acceptance.accepted, 1);
     assert_eq!((stats.closed_loop.completed_upward, stats.closed_loop.awaiting, stats.closed_loop.closed), (1, 1, 0));
     store.create_referral(p, downward(up)).unwrap();
-    store.record_visit(p, visit_at(yilian_core::time::now_ms(), 132, 84)).unwrap();
+    store.record_visit(p, visit_at(now_ms(), 132, 84)).unwrap();
     let stats = store.referral_statistics(COUNTY, period, today).unwrap();
     assert_eq!((stats.closed_loop.closed, stats.closed_loop.rate), (1, Some(1.0)));
     assert_eq!(

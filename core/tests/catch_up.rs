@@ -57,7 +57,7 @@ impl Link for Recorder {
 /// catch-ups in pages of 64 KiB.
 fn relay_with_records(n: usize) -> (Store, Store) {
     let relay =
-        Store::open_in_memory(StoreOptions { catch_up_page_bytes: 64 * 1024, ..StoreOptions::default() }).unwrap();
+        Store::open_in_memory(StoreOptions { catch_up_page_bytes: 64 * 1024, ..options() }).unwrap();
     for device in ["doctor", "nurse"] {
         relay.grant_scope(device, ScopeGrant::Everything).unwrap();
     }

@@ -66,7 +66,7 @@ fn replicas() -> Vec<Store> {
     (0..REPLICAS)
         // A tiny cache and frequent compaction exercise eviction, reload and snapshots.
         .map(|_| {
-            Store::open_in_memory(StoreOptions { cache_capacity: 2, compact_every: 3, ..StoreOptions::default() })
+            Store::open_in_memory(StoreOptions { cache_capacity: 2, compact_every: 3, ..options() })
                 .unwrap()
         })
         .collect()

@@ -10,7 +10,7 @@ use yilian_core::model::{TaskStatus, VisitAmendment, VisitField};
 use yilian_core::{Error, IncomingChange, Store, StoreOptions};
 
 fn options() -> StoreOptions {
-    StoreOptions { compact_every: 2, ..StoreOptions::default() }
+    StoreOptions { compact_every: 2, ..common::options() }
 }
 
 #[test]
@@ -55,7 +55,7 @@ fn snapshot_view_and_changes_after(path: &std::path::Path, p: yilian_core::Patie
 fn a_reopened_record_is_its_snapshot_view_brought_up_to_date_by_later_changes() {
     let dir = tempfile::tempdir().unwrap();
     let (path, peer_path) = (dir.path().join("device.db"), dir.path().join("peer.db"));
-    let options = || StoreOptions { compact_every: 5, ..StoreOptions::default() };
+    let options = || StoreOptions { compact_every: 5, ..options() };
     let (p, before) = {
         let store = Store::open(&path, options()).unwrap();
         let p = registered(&store, "视图");
@@ -270,7 +270,7 @@ fn bad_changes_from_a_peer_are_refused_item_by_item() {
 
 #[test]
 fn changes_arriving_before_their_dependencies_take_effect_when_they_do() {
-    let village = Store::open_in_memory(StoreOptions { compact_every: 1, ..StoreOptions::default() }).unwrap();
+    let village = Store::open_in_memory(StoreOptions { compact_every: 1, ..options() }).unwrap();
     let p = registered(&village, "乱序");
     for s in 121..126 {
         village.record_visit(p, visit(s, 80)).unwrap();
@@ -284,7 +284,7 @@ fn changes_arriving_before_their_dependencies_take_effect_when_they_do() {
     changes.reverse();
     // A tiny cache forces the document out and back in between batches.
     let hospital =
-        Store::open_in_memory(StoreOptions { cache_capacity: 1, compact_every: 1, ..StoreOptions::default() }).unwrap();
+        Store::open_in_memory(StoreOptions { cache_capacity: 1, compact_every: 1, ..options() }).unwrap();
     let other = registered(&hospital, "别的");
     let last = changes.pop().unwrap();
     for c in changes {

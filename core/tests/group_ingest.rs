@@ -151,7 +151,7 @@ async fn pushes_that_arrive_while_a_group_is_stored_are_stored_together_each_wit
 #[test]
 fn the_store_counts_where_storing_pushes_spends_its_time() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("relay.db"), yilian_core::StoreOptions::default()).unwrap();
+    let store = Store::open(dir.path().join("relay.db"), options()).unwrap();
     let pushes: Vec<ChildPush> = (0..3)
         .map(|i| {
             let device = format!("phone-{i}");

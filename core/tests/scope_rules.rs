@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 use yilian_core::model::*;
 use yilian_core::sync::{PerfectLink, sync_in_process};
-use yilian_core::time::{Clock, ManualClock, now_ms};
+use yilian_core::time::{Clock, ManualClock};
 use yilian_core::{
     ApplyReport, ChildPush, DeviceKind, Error, IncomingChange, Organization, OrganizationKind, PatientId, Practitioner,
     PractitionerRole, ScopeGrant, Store, StoreOptions, Team,
@@ -93,7 +93,7 @@ fn contracted(phone: &Store, v: &str, name: &str) -> PatientId {
     let mut new = new_patient(name);
     new.organization_id = format!("village-{v}");
     let p = phone.create_patient(new).unwrap();
-    let today = yilian_core::time::today();
+    let today = today();
     phone
         .sign_contract(
             p,
@@ -376,7 +376,7 @@ fn pushes_stored_together_end_as_if_stored_one_after_the_other() {
 fn the_audit_trail_names_each_fields_author_and_catches_tampering() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("relay.db");
-    let relay = Store::open(&path, yilian_core::StoreOptions::default()).unwrap();
+    let relay = Store::open(&path, options()).unwrap();
     relay.set_referral_grace(GRACE).unwrap();
     relay
         .add_organization(&Organization {
@@ -446,7 +446,7 @@ fn the_audit_trail_names_each_fields_author_and_catches_tampering() {
     raw.execute("UPDATE changes SET bytes = ?2 WHERE local_seq = ?1", rusqlite::params![visit_seq, bytes]).unwrap();
     raw.execute("UPDATE changes SET signature = zeroblob(64) WHERE local_seq = ?1", [phone_seq]).unwrap();
     drop(raw);
-    let relay = Store::open(&path, yilian_core::StoreOptions::default()).unwrap();
+    let relay = Store::open(&path, options()).unwrap();
     let trail = relay.audit_trail(p).unwrap();
     assert_eq!(trail.problems.len(), 2, "{:?}", trail.problems);
     assert!(trail.problems.iter().any(|p| p.starts_with(&format!("change {visit_seq}:"))), "{:?}", trail.problems);
@@ -490,7 +490,7 @@ fn a_contract_that_ran_out_leaves_the_teams_phones_after_the_grace_period_and_a_
     let relay = consortium();
     let a = enrolled(&relay, "phone-a", "dr-a");
     let b = enrolled(&relay, "phone-b", "dr-b");
-    let today = yilian_core::time::today();
+    let today = today();
     // A contract signed last year that ends tomorrow, and one that runs for a year.
     let mut new = new_patient("孙玉兰");
     new.organization_id = "village-a".into();
@@ -537,7 +537,7 @@ fn a_contract_that_ran_out_leaves_the_teams_phones_after_the_grace_period_and_a_
 fn a_visit_recorded_offline_on_a_record_that_left_the_phones_scope_still_reaches_the_relay() {
     let relay = consortium();
     let a = enrolled(&relay, "phone-a", "dr-a");
-    let today = yilian_core::time::today();
+    let today = today();
     let mut new = new_patient("钱淑珍");
     new.organization_id = "village-a".into();
     let p = a.create_patient(new).unwrap();
@@ -624,21 +624,21 @@ fn a_record_created_here_whose_other_changes_came_first_is_sent_back_to_its_crea
     relay.grant_scope("hub", yilian_core::ScopeGrant::Everything).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (path, backup) = (dir.path().join("phone.db"), dir.path().join("backup.db"));
-    let phone = Store::open(&path, yilian_core::StoreOptions::default()).unwrap();
+    let phone = Store::open(&path, options()).unwrap();
     enroll_on(&relay, &phone, "phone-a", "dr-a");
     let p = contracted(&phone, "a", "冯桂芝");
     drop(phone);
     std::fs::copy(&path, &backup).unwrap();
     // After the backup the doctor records a visit; a hub forwards it to the relay; then the phone
     // is lost.
-    let phone = Store::open(&path, yilian_core::StoreOptions::default()).unwrap();
+    let phone = Store::open(&path, options()).unwrap();
     let registered_at = phone.last_local_seq().unwrap();
     let seen = phone.record_visit(p, visit(157, 93)).unwrap();
     let forwarded = push_of(&phone, "hub", registered_at, phone.last_local_seq().unwrap()).items;
     relay.ingest_from_child("hub", forwarded, 1).unwrap();
     drop(phone);
     std::fs::copy(&backup, &path).unwrap();
-    let phone = Store::open(&path, yilian_core::StoreOptions::default()).unwrap();
+    let phone = Store::open(&path, options()).unwrap();
     assert!(phone.patient(p).unwrap().visits.is_empty(), "the restore lost the visit");
     sync(&phone, "phone-a", &relay);
     sync(&phone, "phone-a", &relay);
@@ -691,7 +691,7 @@ fn a_record_granted_after_the_relays_backup_leaves_the_phone_and_its_visit_is_ke
     let dir = tempfile::tempdir().unwrap();
     let (path, copy) = (dir.path().join("relay.db"), dir.path().join("backup.db"));
     let clock = ManualClock::new(now_ms());
-    let options = || StoreOptions { clock: Clock::Manual(clock.clone()), ..StoreOptions::default() };
+    let options = || StoreOptions { clock: Clock::Manual(clock.clone()), ..options() };
     let relay = Store::open(&path, options()).unwrap();
     directory_on(&relay);
     let (a, b) = (enrolled(&relay, "phone-a", "dr-a"), enrolled(&relay, "phone-b", "dr-b"));

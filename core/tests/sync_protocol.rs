@@ -380,10 +380,10 @@ fn a_device_restored_from_a_backup_still_delivers_its_new_edits() {
     let dir = tempfile::tempdir().unwrap();
     let (db, backup) = (dir.path().join("dev.db"), dir.path().join("backup.db"));
     let relay = relay_for(&["dev"]);
-    let p = registered(&Store::open(&db, yilian_core::StoreOptions::default()).unwrap(), "甲");
+    let p = registered(&Store::open(&db, options()).unwrap(), "甲");
     std::fs::copy(&db, &backup).unwrap();
     {
-        let device = Store::open(&db, yilian_core::StoreOptions::default()).unwrap();
+        let device = Store::open(&db, options()).unwrap();
         for i in 0..5 {
             device.record_visit(p, visit(120 + i, 80)).unwrap();
         }
@@ -392,7 +392,7 @@ fn a_device_restored_from_a_backup_still_delivers_its_new_edits() {
     // The phone is replaced and restored from the older backup: its log is shorter than what the
     // relay acknowledged, and its next edits reuse those sequence numbers.
     std::fs::copy(&backup, &db).unwrap();
-    let device = Store::open(&db, yilian_core::StoreOptions::default()).unwrap();
+    let device = Store::open(&db, options()).unwrap();
     assert!(device.last_local_seq().unwrap() < relay.peer_cursor("dev").unwrap().read_seq);
     device.record_visit(p, visit(170, 100)).unwrap();
     sync(&device, "dev", &relay);
@@ -515,17 +515,17 @@ fn a_restored_device_that_records_past_the_acknowledged_cursor_delivers_everythi
     let dir = tempfile::tempdir().unwrap();
     let (db, backup) = (dir.path().join("dev.db"), dir.path().join("backup.db"));
     let relay = relay_for(&["dev"]);
-    let p = registered(&Store::open(&db, yilian_core::StoreOptions::default()).unwrap(), "甲");
+    let p = registered(&Store::open(&db, options()).unwrap(), "甲");
     std::fs::copy(&db, &backup).unwrap();
     {
-        let device = Store::open(&db, yilian_core::StoreOptions::default()).unwrap();
+        let device = Store::open(&db, options()).unwrap();
         for i in 0..3 {
             device.record_visit(p, visit(120 + i, 80)).unwrap();
         }
         sync(&device, "dev", &relay);
     }
     std::fs::copy(&backup, &db).unwrap();
-    let device = Store::open(&db, yilian_core::StoreOptions::default()).unwrap();
+    let device = Store::open(&db, options()).unwrap();
     let acked = relay.peer_cursor("dev").unwrap().read_seq;
     // Offline after the restore, the doctor records more than the restore lost.
     for i in 0..6 {
@@ -679,7 +679,7 @@ fn backup(from: &std::path::Path, to: &std::path::Path) {
 fn a_relay_restored_from_an_older_backup_loses_nothing_its_devices_hold() {
     let dir = tempfile::tempdir().unwrap();
     let (path, copy) = (dir.path().join("relay.db"), dir.path().join("backup.db"));
-    let relay = Store::open(&path, yilian_core::StoreOptions::default()).unwrap();
+    let relay = Store::open(&path, options()).unwrap();
     for device in ["a", "b"] {
         relay.grant_scope(device, yilian_core::ScopeGrant::Everything).unwrap();
     }
@@ -700,7 +700,7 @@ fn a_relay_restored_from_an_older_backup_loses_nothing_its_devices_hold() {
     let read_before = b.peer_cursor("relay").unwrap().read_seq;
     // The relay's disk is lost; its database comes back from the backup.
     drop(relay);
-    let relay = Store::open(&copy, yilian_core::StoreOptions::default()).unwrap();
+    let relay = Store::open(&copy, options()).unwrap();
     assert!(relay.patient(q).is_err(), "the backup predates the second record");
     // New edits after the restore reach every phone; what the restore lost comes back from them.
     let c = memory_store();

@@ -9,8 +9,7 @@ use common::Api;
 use serde_json::json;
 use yilian_core::model::{Demographics, NewPatient, Sex};
 use yilian_core::store::OperatorRole;
-use yilian_core::time::now_ms;
-use yilian_core::{Store, StoreOptions};
+use yilian_core::Store;
 
 #[tokio::test]
 async fn admin_endpoints_need_a_live_token() {
@@ -68,9 +67,9 @@ async fn an_admin_builds_the_directory_enrolls_and_revokes_a_device() {
         api.admin("POST", "/admin/enrollment-codes", Some(json!({"practitioner": "dr-wang", "valid_hours": 24}))).await;
     assert_eq!(status, StatusCode::CREATED, "{code}");
     assert_eq!(code["organization_id"], "shiqiao");
-    let phone = Store::open_in_memory(StoreOptions::default()).unwrap();
+    let phone = Store::open_in_memory(common::options()).unwrap();
     api.store
-        .enroll_device(code["code"].as_str().unwrap(), "wang-phone", phone.device_key().public_key(), now_ms())
+        .enroll_device(code["code"].as_str().unwrap(), "wang-phone", phone.device_key().public_key(), common::now_ms())
         .unwrap();
     let (_, devices) = api.admin("GET", "/admin/devices", None).await;
     assert_eq!(devices[0]["device_id"], "wang-phone");

@@ -13,7 +13,8 @@ use common::consortium::{COUNTY, VILLAGE, consortium};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use yilian_core::model::*;
-use yilian_core::time::{now_ms, start_of, today};
+use common::{now_ms, today};
+use yilian_core::time::start_of;
 
 /// Where the answers go for the validator.
 fn out_dir() -> PathBuf {

@@ -11,7 +11,7 @@ use common::consortium::{COUNTY, OTHER, VILLAGE, consortium};
 use common::error;
 use serde_json::{Value, json};
 use yilian_core::model::*;
-use yilian_core::time::today;
+use common::today;
 use yilian_core::{PatientId, ReferralId};
 
 #[tokio::test]

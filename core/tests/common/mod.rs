@@ -3,8 +3,9 @@
 
 use chrono::NaiveDate;
 use yilian_core::model::*;
-use yilian_core::time::{now_ms, start_of, today};
+use yilian_core::time::{Clock, ManualClock, Millis, date_of, start_of};
 use yilian_core::{IncomingChange, PatientId, Store, StoreOptions};
+use std::sync::OnceLock;
 
 pub const VILLAGE: &str = "shiqiao-clinic";
 pub const COUNTY: &str = "county-hospital";
@@ -15,8 +16,34 @@ pub fn day(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
 }
 
+/// The clock every store of these tests reads: today (UTC+8) at 00:00:30, the hardest instant
+/// for the calendar ("a visit a minute ago" is yesterday's), set directly rather than by running
+/// the suite again under faketime. It stands still unless a test moves it.
+pub fn clock() -> &'static ManualClock {
+    static CLOCK: OnceLock<ManualClock> = OnceLock::new();
+    CLOCK.get_or_init(|| {
+        let today = date_of(yilian_core::time::now_ms());
+        ManualClock::new(start_of(today) + 30_000)
+    })
+}
+
+/// Now, by the tests' clock.
+pub fn now_ms() -> Millis {
+    clock().now_ms()
+}
+
+/// Today (UTC+8), by the tests' clock.
+pub fn today() -> NaiveDate {
+    date_of(now_ms())
+}
+
+/// Store options on the tests' clock.
+pub fn options() -> StoreOptions {
+    StoreOptions { clock: Clock::Manual(clock().clone()), ..StoreOptions::default() }
+}
+
 pub fn memory_store() -> Store {
-    Store::open_in_memory(StoreOptions::default()).expect("in-memory store")
+    Store::open_in_memory(options()).expect("in-memory store")
 }
 
 /// A relay store on which each of `devices` sees every record (scope `*`), for tests about the

@@ -7,7 +7,7 @@ use chrono::{Days, NaiveDate};
 use serde_json::Value;
 use yilian_core::model::*;
 use yilian_core::store::OperatorRole;
-use yilian_core::time::{now_ms, today};
+use super::{now_ms, today};
 use yilian_core::{Organization, OrganizationKind, PatientId, Practitioner, PractitionerRole, ReferralId, Team};
 
 pub const COUNTY: &str = "county";

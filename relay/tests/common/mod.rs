@@ -11,9 +11,33 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tower::ServiceExt;
 use yilian_core::store::OperatorRole;
+use std::sync::OnceLock;
+use yilian_core::time::{Clock, ManualClock, Millis, date_of, start_of};
 use yilian_core::{Store, StoreOptions};
 use yilian_relay::http::{AppState, app};
 use yilian_relay::metrics::RelayMetrics;
+
+/// The clock the relay and phones of these tests read: today (UTC+8) at 00:00:30, the hardest
+/// instant for the calendar, set directly rather than by running the suite under faketime.
+pub fn clock() -> &'static ManualClock {
+    static CLOCK: OnceLock<ManualClock> = OnceLock::new();
+    CLOCK.get_or_init(|| ManualClock::new(start_of(date_of(yilian_core::time::now_ms())) + 30_000))
+}
+
+/// Now, by the tests' clock.
+pub fn now_ms() -> Millis {
+    clock().now_ms()
+}
+
+/// Today (UTC+8), by the tests' clock.
+pub fn today() -> chrono::NaiveDate {
+    date_of(now_ms())
+}
+
+/// Store options on the tests' clock.
+pub fn options() -> StoreOptions {
+    StoreOptions { clock: Clock::Manual(clock().clone()), ..StoreOptions::default() }
+}
 
 pub struct Api {
     pub state: AppState,
@@ -24,7 +48,7 @@ pub struct Api {
 impl Api {
     /// A relay store in memory with one admin token (`ops-li`).
     pub fn new() -> Api {
-        let store = Arc::new(Store::open_in_memory(StoreOptions::default()).unwrap());
+        let store = Arc::new(Store::open_in_memory(options()).unwrap());
         let token = store.create_admin_token("ops-li", OperatorRole::Admin, None).unwrap();
         let state = AppState {
             storage: store.clone(),
