@@ -91,6 +91,9 @@ pub enum Error {
     Network {
         /// What failed (connect, TLS, stream).
         reason: String,
+        /// The error underneath (QUIC's, the resolver's), when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// The peer ended the sync session, or broke the protocol; `reason` says which and why.
     #[error("sync failed: {reason}")]
@@ -113,6 +116,9 @@ pub enum Error {
     Tls {
         /// What was wrong.
         reason: String,
+        /// The error underneath (rustls', rcgen's), when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 }
 
@@ -123,5 +129,54 @@ impl Error {
     /// Shorthand for a validation error.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Validation { field: field.into(), reason: reason.into() }
+    }
+
+    /// A network error with nothing underneath.
+    pub fn network(reason: impl Into<String>) -> Self {
+        Error::Network { reason: reason.into(), source: None }
+    }
+
+    /// A network error caused by `source`.
+    pub fn network_caused(reason: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Network { reason: reason.into(), source: Some(Box::new(source)) }
+    }
+
+    /// A TLS error with nothing underneath.
+    pub fn tls(reason: impl Into<String>) -> Self {
+        Error::Tls { reason: reason.into(), source: None }
+    }
+
+    /// A TLS error caused by `source`.
+    pub fn tls_caused(reason: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Tls { reason: reason.into(), source: Some(Box::new(source)) }
+    }
+
+    /// The message and every cause under it, joined by `: ` (`network: connect: timed out`):
+    /// what an app shows and a log keeps, where `to_string` gives the message alone.
+    pub fn with_causes(&self) -> String {
+        let mut out = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(e) = cause {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            cause = e.source();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_network_error_keeps_the_error_underneath_as_its_source() {
+        let underneath = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
+        let e = Error::network_caused("connect", underneath);
+        assert_eq!(e.to_string(), "network: connect");
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("timed out"));
+        assert_eq!(e.with_causes(), "network: connect: timed out");
+        assert_eq!(Error::tls("no key").with_causes(), "tls: no key");
     }
 }

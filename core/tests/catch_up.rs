@@ -56,8 +56,7 @@ impl Link for Recorder {
 /// A relay holding `n` records of a village doctor's phone, each with two visits; it sends
 /// catch-ups in pages of 64 KiB.
 fn relay_with_records(n: usize) -> (Store, Store) {
-    let relay =
-        Store::open_in_memory(StoreOptions { catch_up_page_bytes: 64 * 1024, ..options() }).unwrap();
+    let relay = Store::open_in_memory(StoreOptions { catch_up_page_bytes: 64 * 1024, ..options() }).unwrap();
     for device in ["doctor", "nurse"] {
         relay.grant_scope(device, ScopeGrant::Everything).unwrap();
     }

@@ -65,10 +65,7 @@ struct Promised {
 fn replicas() -> Vec<Store> {
     (0..REPLICAS)
         // A tiny cache and frequent compaction exercise eviction, reload and snapshots.
-        .map(|_| {
-            Store::open_in_memory(StoreOptions { cache_capacity: 2, compact_every: 3, ..options() })
-                .unwrap()
-        })
+        .map(|_| Store::open_in_memory(StoreOptions { cache_capacity: 2, compact_every: 3, ..options() }).unwrap())
         .collect()
 }
 

@@ -283,8 +283,7 @@ fn changes_arriving_before_their_dependencies_take_effect_when_they_do() {
         .collect();
     changes.reverse();
     // A tiny cache forces the document out and back in between batches.
-    let hospital =
-        Store::open_in_memory(StoreOptions { cache_capacity: 1, compact_every: 1, ..options() }).unwrap();
+    let hospital = Store::open_in_memory(StoreOptions { cache_capacity: 1, compact_every: 1, ..options() }).unwrap();
     let other = registered(&hospital, "别的");
     let last = changes.pop().unwrap();
     for c in changes {

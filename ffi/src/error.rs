@@ -42,7 +42,22 @@ pub enum CareError {
         /// The record.
         patient_id: String,
     },
-    /// The phone's database failed or cannot be opened (wrong key, full disk, damaged file).
+    /// The encryption key does not open the phone's database (or the file is not a Yilian
+    /// database, or is damaged): ask for the right key; nothing was changed.
+    #[error("the store cannot be opened: wrong encryption key, or the file is not a database or is damaged")]
+    WrongKey,
+    /// The phone's database was written by a newer version of the app: update the app (this
+    /// version cannot read it, and changed nothing).
+    #[error(
+        "the store was written by a newer version of Yilian (schema {found}, this app reads up to {supported}): update the app"
+    )]
+    NewerVersion {
+        /// The schema version in the file.
+        found: i64,
+        /// The newest this app reads.
+        supported: i64,
+    },
+    /// The phone's database failed (full disk, damaged file).
     #[error("storage: {reason}")]
     Storage {
         /// What failed.
@@ -104,10 +119,12 @@ impl From<Error> for CareError {
                 CareError::Transition { referral_id: referral, from: from.to_string(), to: to.to_string() }
             }
             Error::IncompleteRecord { patient_id } => CareError::Incomplete { patient_id },
+            Error::WrongKeyOrNotADatabase => CareError::WrongKey,
+            Error::SchemaTooNew { found, supported } => CareError::NewerVersion { found, supported },
             Error::AlreadyExists { what, id } => {
                 CareError::Validation { field: format!("{what}.id"), reason: format!("{id} already exists") }
             }
-            other => CareError::Storage { reason: other.to_string() },
+            other => CareError::Storage { reason: other.with_causes() },
         }
     }
 }
@@ -117,7 +134,7 @@ impl From<Error> for SyncError {
         match e {
             Error::Forbidden { reason } => SyncError::Unauthorized { reason },
             Error::Network { .. } | Error::Sync { .. } | Error::Frame(_) | Error::Tls { .. } => {
-                SyncError::Network { reason: e.to_string() }
+                SyncError::Network { reason: e.with_causes() }
             }
             Error::Validation { field, reason } => SyncError::Configuration { field, reason },
             other => SyncError::Storage { reason: other.to_string() },
@@ -169,5 +186,19 @@ mod tests {
         assert!(matches!(e, SyncError::Unauthorized { .. }));
         let e: Result<chrono::NaiveDate, _> = parse("visit.date", "2026-13-01");
         assert!(matches!(e, Err(CareError::Validation { field, .. }) if field == "visit.date"));
+    }
+
+    #[test]
+    fn a_wrong_key_and_a_newer_database_are_told_apart() {
+        use yilian_core::{Store, StoreOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("phone.db");
+        let options = |key: u8| StoreOptions { encryption_key: Some(vec![key; 32]), ..StoreOptions::default() };
+        drop(Store::open(&path, options(1)).unwrap());
+        let e = CareError::from(Store::open(&path, options(2)).err().unwrap());
+        assert!(matches!(e, CareError::WrongKey), "{e}");
+        let e = CareError::from(Error::SchemaTooNew { found: 99, supported: 13 });
+        assert!(matches!(e, CareError::NewerVersion { found: 99, supported: 13 }));
+        assert!(e.to_string().ends_with("update the app"), "{e}");
     }
 }

@@ -64,7 +64,8 @@ impl YilianStore {
 #[uniffi::export]
 impl YilianStore {
     /// Opens (creating if needed) the store at `path`. `encryption_key`: 32 bytes for encryption at
-    /// rest (SQLCipher), or none for a plain database. A wrong key is `CareError.Storage`.
+    /// rest (SQLCipher), or none for a plain database. A wrong key is `CareError.WrongKey`; a database written by a newer app is
+    /// `CareError.NewerVersion` (update the app).
     #[uniffi::constructor]
     pub async fn open(path: String, encryption_key: Option<Vec<u8>>) -> Result<Arc<YilianStore>, CareError> {
         if let Some(key) = &encryption_key

@@ -296,7 +296,7 @@ async fn sweep_scope(storage: Arc<dyn RelayStorage>, stop: CancellationToken) {
 
 fn log_session_error(e: &Error) {
     match e {
-        Error::Network { .. } => tracing::info!(error = %e, "connection lost"),
-        _ => tracing::warn!(error = %e, "session failed"),
+        Error::Network { .. } => tracing::info!(error = %e.with_causes(), "connection lost"),
+        _ => tracing::warn!(error = %e.with_causes(), "session failed"),
     }
 }

@@ -7,9 +7,9 @@ mod common;
 use axum::http::StatusCode;
 use common::Api;
 use serde_json::json;
+use yilian_core::Store;
 use yilian_core::model::{Demographics, NewPatient, Sex};
 use yilian_core::store::OperatorRole;
-use yilian_core::Store;
 
 #[tokio::test]
 async fn admin_endpoints_need_a_live_token() {

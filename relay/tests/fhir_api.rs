@@ -10,10 +10,10 @@ mod common;
 
 use axum::http::StatusCode;
 use common::consortium::{COUNTY, VILLAGE, consortium};
+use common::{now_ms, today};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use yilian_core::model::*;
-use common::{now_ms, today};
 use yilian_core::time::start_of;
 
 /// Where the answers go for the validator.

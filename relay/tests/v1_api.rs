@@ -9,9 +9,9 @@ use axum::http::{Request, StatusCode};
 use chrono::NaiveDate;
 use common::consortium::{COUNTY, OTHER, VILLAGE, consortium};
 use common::error;
+use common::today;
 use serde_json::{Value, json};
 use yilian_core::model::*;
-use common::today;
 use yilian_core::{PatientId, ReferralId};
 
 #[tokio::test]

@@ -101,7 +101,7 @@ impl Phone {
     pub async fn enroll(&self, addr: SocketAddr, code: &str) -> yilian_core::Result<Enrollment> {
         tokio::time::timeout(STEP, enroll(&self.endpoint, &self.client, addr, code, &self.name))
             .await
-            .map_err(|_| yilian_core::Error::Network { reason: "enrollment timed out".into() })?
+            .map_err(|_| yilian_core::Error::network("enrollment timed out"))?
     }
 
     /// One session with the relay at `addr` (connect, sync, close).
@@ -118,9 +118,7 @@ impl Phone {
         stop: &CancellationToken,
     ) -> yilian_core::Result<SessionReport> {
         let run = session(&self.endpoint, &self.client, addr, &self.store, &self.name, options, stop);
-        tokio::time::timeout(STEP, run)
-            .await
-            .map_err(|_| yilian_core::Error::Network { reason: "sync step timed out".into() })?
+        tokio::time::timeout(STEP, run).await.map_err(|_| yilian_core::Error::network("sync step timed out"))?
     }
 
     /// A complete session that must end synced.

@@ -137,16 +137,16 @@ impl SyncAgent {
                     if let (Some(e), AgentState::Waiting { .. }) = (&s.last_error, s.state)
                         && s.last_error != before.last_error
                     {
-                        return Err(Error::Network { reason: e.clone() });
+                        return Err(Error::network(e.clone()));
                     }
                 }
                 if status.changed().await.is_err() {
-                    return Err(Error::Network { reason: "the sync agent stopped".into() });
+                    return Err(Error::network("the sync agent stopped"));
                 }
             }
         })
         .await;
-        waited.unwrap_or_else(|_| Err(Error::Network { reason: format!("not synced within {timeout:?}") }))
+        waited.unwrap_or_else(|_| Err(Error::network(format!("not synced within {timeout:?}"))))
     }
 
     /// Stops the agent: ends the session cleanly and waits for the task.
@@ -193,8 +193,9 @@ async fn run(
                 config.periodic
             }
             Err(e) => {
-                tracing::info!(error = %e, "sync attempt failed");
-                shared.status.send_modify(|s| s.last_error = Some(e.to_string()));
+                let error = e.with_causes();
+                tracing::info!(%error, "sync attempt failed");
+                shared.status.send_modify(|s| s.last_error = Some(error));
                 backoff.next_delay(&mut rng)
             }
         };

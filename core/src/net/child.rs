@@ -115,14 +115,13 @@ pub async fn connect_within(
     addr: SocketAddr,
     timeout: Duration,
 ) -> Result<(quinn::Connection, bool)> {
-    let connecting =
-        endpoint.connect_with(config.clone(), addr, RELAY_SERVER_NAME).map_err(|e| network("connect")(&e))?;
+    let connecting = endpoint.connect_with(config.clone(), addr, RELAY_SERVER_NAME).map_err(network("connect"))?;
     match connecting.into_0rtt() {
         Ok((conn, _accepted)) => Ok((conn, true)),
         Err(connecting) => match tokio::time::timeout(timeout, connecting).await {
             Ok(Ok(conn)) => Ok((conn, false)),
             Ok(Err(e)) => Err(connection_error("handshake", &e)),
-            Err(_) => Err(Error::Network { reason: format!("no answer from {addr} within {timeout:?}") }),
+            Err(_) => Err(Error::network(format!("no answer from {addr} within {timeout:?}"))),
         },
     }
 }
@@ -159,7 +158,7 @@ pub async fn enroll(
         let mut input = FramedRecv::new(recv, bytes);
         let answer = tokio::time::timeout(ANSWER_TIMEOUT, input.next())
             .await
-            .map_err(|_| Error::Network { reason: format!("no answer to the enrollment within {ANSWER_TIMEOUT:?}") })?;
+            .map_err(|_| Error::network(format!("no answer to the enrollment within {ANSWER_TIMEOUT:?}")))?;
         match answer {
             Ok(Some(Message::Enrolled { device, practitioner, organization })) => {
                 Ok(Enrollment { device, practitioner, organization })
@@ -193,7 +192,7 @@ pub async fn sync_over(
     progress: &mut (dyn FnMut(&SessionProgress) + Send),
 ) -> Result<SessionReport> {
     match session(conn, store, me, parent, options, stop, progress).await {
-        Err(Error::Network { reason }) if reason.ends_with(ZERO_RTT_REJECTED) => {
+        Err(Error::Network { reason, .. }) if reason.ends_with(ZERO_RTT_REJECTED) => {
             session(conn, store, me, parent, options, stop, progress).await
         }
         // Our log was found restored: the next hello says so, and the parent takes it all again.
@@ -256,13 +255,13 @@ async fn session(
             && up.load(Ordering::Relaxed) + down.load(Ordering::Relaxed) >= limit
         {
             conn.close(quinn::VarInt::from_u32(2), b"cut");
-            break Err(Error::Network { reason: format!("connection cut after {limit} bytes (fault injection)") });
+            break Err(Error::network(format!("connection cut after {limit} bytes (fault injection)")));
         }
         let incoming = tokio::select! {
             biased;
             _ = stop.cancelled() => break Ok(()),
             _ = &mut deadline, if !welcomed => {
-                break Err(Error::Network { reason: format!("no welcome from the parent within {ANSWER_TIMEOUT:?}") });
+                break Err(Error::network(format!("no welcome from the parent within {ANSWER_TIMEOUT:?}")));
             }
             message = control_in.next() => message,
             stream = conn.accept_uni(), if bulk_in.is_none() => {
@@ -395,5 +394,5 @@ impl Counters {
 }
 
 pub(crate) fn zero_rtt_rejected() -> Error {
-    Error::Network { reason: format!("read: {ZERO_RTT_REJECTED}") }
+    Error::network(format!("read: {ZERO_RTT_REJECTED}"))
 }

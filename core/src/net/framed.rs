@@ -40,7 +40,7 @@ impl FramedRecv {
                 }
                 Err(quinn::ReadError::ZeroRttRejected) => return Err(super::child::zero_rtt_rejected()),
                 Err(quinn::ReadError::ConnectionLost(e)) => return Err(connection_error("read", &e)),
-                Err(e) => return Err(network("read")(&e)),
+                Err(e) => return Err(network("read")(e)),
             };
             match read {
                 Some(n) => {

@@ -64,7 +64,7 @@ pub const DATAGRAM_BUFFER: usize = 4 * 1024;
 /// The relay's QUIC server configuration.
 pub fn server_config(identity: &RelayIdentity) -> Result<quinn::ServerConfig> {
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(server_tls(identity)?)
-        .map_err(|e| Error::Tls { reason: format!("relay quic tls: {e}") })?;
+        .map_err(|e| Error::tls_caused("relay quic tls", e))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(Arc::new(transport_config()));
     Ok(config)
@@ -118,7 +118,7 @@ pub fn client_endpoint(bind: std::net::SocketAddr) -> Result<quinn::Endpoint> {
 /// 0-RTT.
 pub fn client_config(pinned: Fingerprint, key: &crate::identity::DeviceKey) -> Result<quinn::ClientConfig> {
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(client_tls(pinned, key)?)
-        .map_err(|e| Error::Tls { reason: format!("device quic tls: {e}") })?;
+        .map_err(|e| Error::tls_caused("device quic tls", e))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(Arc::new(transport_config()));
     Ok(config)
@@ -136,11 +136,12 @@ pub(crate) fn connection_error(what: &str, e: &quinn::ConnectionError) -> Error 
     {
         return Error::Forbidden { reason: String::from_utf8_lossy(&close.reason).into_owned() };
     }
-    network(what)(e)
+    Error::network_caused(what, e.clone())
 }
 
-pub(crate) fn network(what: &str) -> impl Fn(&dyn std::fmt::Display) -> Error + '_ {
-    move |e| Error::Network { reason: format!("{what}: {e}") }
+/// A network error saying what failed, with the error underneath as its source.
+pub(crate) fn network<E: std::error::Error + Send + Sync + 'static>(what: &str) -> impl Fn(E) -> Error + '_ {
+    move |e| Error::network_caused(what, e)
 }
 
 /// Callers of one process that may be inside store calls at once (see [`with_store`]).
@@ -173,6 +174,6 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
 pub async fn resolve(relay: &str) -> Result<std::net::SocketAddr> {
     let mut addrs = tokio::net::lookup_host(relay)
         .await
-        .map_err(|e| Error::Network { reason: format!("cannot resolve {relay}: {e}") })?;
-    addrs.next().ok_or_else(|| Error::Network { reason: format!("{relay} has no address") })
+        .map_err(|e| Error::network_caused(format!("cannot resolve {relay}"), e))?;
+    addrs.next().ok_or_else(|| Error::network(format!("{relay} has no address")))
 }

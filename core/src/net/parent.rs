@@ -57,7 +57,7 @@ pub async fn serve_enrollment(
     enroll: &(dyn Fn(&str, &str) -> Result<crate::Device> + Sync),
 ) -> Result<crate::Device> {
     let first = async {
-        let (send, recv) = conn.accept_bi().await.map_err(|e| network("connection")(&e))?;
+        let (send, recv) = conn.accept_bi().await.map_err(network("connection"))?;
         let mut input = FramedRecv::new(recv, Arc::new(AtomicU64::new(0)));
         Ok::<_, Error>((send, input.next().await?))
     };
@@ -116,7 +116,7 @@ pub async fn serve_child(
                 Err(quinn::ConnectionError::ApplicationClosed(_) | quinn::ConnectionError::LocallyClosed) => {
                     return Ok(last);
                 }
-                Err(e) => return Err(network("connection")(&e)),
+                Err(e) => return Err(network("connection")(e)),
             },
         };
         last = session(&conn, send, recv, storage, options, stop).await?;
@@ -238,7 +238,7 @@ async fn session(
         for message in out {
             if message.is_bulk() {
                 if bulk.is_none() {
-                    let stream = conn.open_uni().await.map_err(|e| network("open stream")(&e))?;
+                    let stream = conn.open_uni().await.map_err(network("open stream"))?;
                     let opened =
                         FramedSend::start(stream, &mut tasks, Some(sent_tx.clone()), down.clone(), Some(conn.clone()));
                     // The stream names its session first: a child never reads another session's.
@@ -259,7 +259,7 @@ async fn session(
     match result {
         Ok(()) => Ok(driver.outcome),
         Err(e) => {
-            tracing::warn!(child = %driver.peer(), error = %e, "session ended with an error");
+            tracing::warn!(child = %driver.peer(), error = %e.with_causes(), "session ended with an error");
             Err(e)
         }
     }

@@ -88,7 +88,7 @@ impl RelayIdentity {
     /// A new self-signed certificate for the relay.
     pub fn generate() -> Result<RelayIdentity> {
         let generated = rcgen::generate_simple_self_signed(vec![RELAY_SERVER_NAME.into(), "localhost".into()])
-            .map_err(|e| Error::Tls { reason: format!("cannot generate the relay certificate: {e}") })?;
+            .map_err(|e| Error::tls_caused("cannot generate the relay certificate", e))?;
         Ok(RelayIdentity { cert_der: generated.cert.der().to_vec(), key_der: generated.signing_key.serialize_der() })
     }
 
@@ -131,7 +131,7 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 fn tls_error(what: &str) -> impl Fn(rustls::Error) -> Error + '_ {
-    move |e| Error::Tls { reason: format!("{what}: {e}") }
+    move |e| Error::tls_caused(what, e)
 }
 
 /// The name a device certificate carries (identity comes from its key, not its name).
@@ -146,14 +146,13 @@ const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b,
 pub fn device_certificate(key: &DeviceKey) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>)> {
     use ed25519_dalek::pkcs8::EncodePrivateKey;
     let signing = ed25519_dalek::SigningKey::from_bytes(&key.secret_bytes());
-    let pkcs8 =
-        signing.to_pkcs8_der().map_err(|e| Error::Tls { reason: format!("cannot encode the device key: {e}") })?;
+    let pkcs8 = signing.to_pkcs8_der().map_err(|e| Error::tls_caused("cannot encode the device key", e))?;
     let pkcs8 = PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec());
     let pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_ED25519)
-        .map_err(|e| Error::Tls { reason: format!("cannot use the device key: {e}") })?;
+        .map_err(|e| Error::tls_caused("cannot use the device key", e))?;
     let cert = rcgen::CertificateParams::new(vec![DEVICE_CERT_NAME.to_string()])
         .and_then(|params| params.self_signed(&pair))
-        .map_err(|e| Error::Tls { reason: format!("cannot make the device certificate: {e}") })?;
+        .map_err(|e| Error::tls_caused("cannot make the device certificate", e))?;
     Ok((cert.der().clone(), PrivateKeyDer::Pkcs8(pkcs8)))
 }
 
@@ -277,7 +276,7 @@ impl ClientCertVerifier for DeviceCertificate {
         match certificate_key(end_entity) {
             Some(_) => Ok(ClientCertVerified::assertion()),
             None => Err(rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
-                Error::Tls { reason: "a device certificate must carry an Ed25519 key".into() },
+                Error::tls("a device certificate must carry an Ed25519 key"),
             ))))),
         }
     }

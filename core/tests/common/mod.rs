@@ -2,10 +2,10 @@
 #![allow(dead_code)]
 
 use chrono::NaiveDate;
+use std::sync::OnceLock;
 use yilian_core::model::*;
 use yilian_core::time::{Clock, ManualClock, Millis, date_of, start_of};
 use yilian_core::{IncomingChange, PatientId, Store, StoreOptions};
-use std::sync::OnceLock;
 
 pub const VILLAGE: &str = "shiqiao-clinic";
 pub const COUNTY: &str = "county-hospital";

@@ -2,12 +2,12 @@
 //! and a team, a hypertensive resident referred upward, and a token per role.
 
 use super::Api;
+use super::{now_ms, today};
 use axum::http::StatusCode;
 use chrono::{Days, NaiveDate};
 use serde_json::Value;
 use yilian_core::model::*;
 use yilian_core::store::OperatorRole;
-use super::{now_ms, today};
 use yilian_core::{Organization, OrganizationKind, PatientId, Practitioner, PractitionerRole, ReferralId, Team};
 
 pub const COUNTY: &str = "county";

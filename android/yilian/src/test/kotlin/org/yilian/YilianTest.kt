@@ -93,7 +93,7 @@ private val tests = linkedMapOf<String, suspend () -> Unit>(
         val key = ByteArray(32) { it.toByte() }
         Yilian.open(folder, key).use { it.store.createPatient(resident("李桂兰")) }
         val wrong = ByteArray(32) { 7 }
-        assertFailsWith<CareException.Storage> { Yilian.open(folder, wrong) }
+        assertFailsWith<CareException.WrongKey> { Yilian.open(folder, wrong) }
         Yilian.open(folder, key).use { assertEquals(1, it.store.patientIds().size) }
     },
     "an out-of-range vital is a typed exception naming the field, and nothing is stored" to {
