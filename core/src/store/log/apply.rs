@@ -1,398 +1,21 @@
-//! The change log as the sync engine sees it: reading changes after a cursor, applying changes
-//! received from a peer (idempotently, by hash), and the peers' cursors.
+//! Applying changes received from a peer, idempotently (by hash): a child's pushes grouped into
+//! one transaction, a parent's pulls, snapshots and purges; who may write what; signatures.
 
-use super::directory::own_changes_only;
-use super::docs::{ChangeToStore, Loaded, StoredDoc, exists, is_registered, store_changes, write_doc_row};
-use super::scope::{may_write, record_created};
-use super::{Committed, Inner, Store};
+use super::cursors::move_cursor;
+use super::*;
 use crate::document::decode_change;
-use crate::sync::LogMark;
+use crate::store::directory::own_changes_only;
+use crate::store::docs::{ChangeToStore, Loaded, StoredDoc, exists, is_registered, store_changes, write_doc_row};
+use crate::store::scope::{may_write, record_created};
+use crate::store::{Committed, Inner, Store};
 use crate::time::Millis;
 use crate::{Error, PatientId, Result};
 use automerge::{Automerge, Change, ChangeHash};
 use rusqlite::{OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-/// Largest change accepted from a peer. A visit is about 500 bytes; a big discharge summary a few
-/// kilobytes. Anything near this is an attack or a bug.
-pub const MAX_CHANGE_BYTES: usize = 1024 * 1024;
-
-/// A change as stored in the log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredChange {
-    /// Position in this replica's log.
-    pub seq: i64,
-    /// The document (patient) it belongs to.
-    pub doc_id: PatientId,
-    /// Automerge change hash.
-    pub hash: [u8; 32],
-    /// Raw automerge change bytes.
-    pub bytes: Vec<u8>,
-    /// Signature of the authoring device over the hash.
-    pub signature: Option<Vec<u8>>,
-    /// Made on this replica.
-    pub local: bool,
-}
-
-/// A change received from a peer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IncomingChange {
-    /// The document it belongs to.
-    pub doc_id: PatientId,
-    /// Raw automerge change bytes.
-    pub bytes: Vec<u8>,
-    /// Signature of the authoring device over the hash, if the peer sent one.
-    pub signature: Option<Vec<u8>>,
-}
-
-/// A change that was refused, by its position in the batch.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RejectedChange {
-    /// Index in the batch passed to [`Store::apply_remote_changes`].
-    pub index: usize,
-    /// Why it was refused.
-    pub reason: String,
-}
-
-/// What applying a batch did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApplyReport {
-    /// Changes stored for the first time.
-    pub applied: usize,
-    /// Changes already stored (re-sent): no-ops.
-    pub duplicates: usize,
-    /// Changes refused; nothing of them was stored.
-    pub rejected: Vec<RejectedChange>,
-    /// Documents that changed.
-    pub changed: Vec<PatientId>,
-}
-
-/// One child's push, for [`Store::ingest_group`]: its changes and how far its log they reach.
-#[derive(Clone, Debug)]
-pub struct ChildPush {
-    /// The child (device or edge hub) that pushed.
-    pub peer: String,
-    /// Its changes, in the order it sent them.
-    pub items: Vec<IncomingChange>,
-    /// How much of the child's log is stored here once these are.
-    pub up_to: i64,
-    /// The position in the child's log of the last item: with its hash, the mark the child
-    /// checks its log against at its next welcome ([`crate::sync::LogMark`]).
-    pub last_seq: Option<i64>,
-    /// The pushing phone's key, when the push is a phone's (see [`ChildPush::check_ahead`]).
-    phone_key: Option<Vec<u8>>,
-    /// What [`ChildPush::check_ahead`] worked out before the push waited for the store.
-    prepared: Option<Prepared>,
-}
-
-impl PartialEq for ChildPush {
-    fn eq(&self, other: &ChildPush) -> bool {
-        // What was worked out ahead follows from the rest.
-        (&self.peer, &self.items, self.up_to, self.last_seq, &self.phone_key)
-            == (&other.peer, &other.items, other.up_to, other.last_seq, &other.phone_key)
-    }
-}
-
-impl Eq for ChildPush {}
-
-impl ChildPush {
-    /// `peer`'s push of `items`, reaching `up_to` in its log.
-    pub fn new(peer: &str, items: Vec<IncomingChange>, up_to: i64) -> ChildPush {
-        ChildPush { peer: peer.to_string(), items, up_to, last_seq: None, phone_key: None, prepared: None }
-    }
-
-    /// The last item is at `seq` in the child's log (the parent remembers it as its mark).
-    pub fn with_last_seq(mut self, seq: Option<i64>) -> ChildPush {
-        self.last_seq = seq;
-        self
-    }
-
-    /// The push is from the phone with this key (the only author a phone may push): its
-    /// signatures can be checked ahead, by [`ChildPush::check_ahead`].
-    pub fn from_phone(mut self, key: Option<Vec<u8>>) -> ChildPush {
-        self.phone_key = key;
-        self
-    }
-
-    /// Works out ahead, without the store, what storing a phone's push needs: its changes
-    /// decoded and their signatures checked against the phone's key. A relay does this in each
-    /// session while other pushes are being stored, so the work spreads over the cores instead of
-    /// waiting for the store's one writer. Storing the push checks again what this did not
-    /// settle, and counts a signature checked here only if the store finds the change's author
-    /// is this key. A push not known to be a phone's (an edge hub forwards its phones') is left
-    /// as it is.
-    pub fn check_ahead(&mut self) {
-        let Some(key) = self.phone_key.clone() else {
-            return;
-        };
-        let checker = crate::identity::SignatureChecker::new(&key);
-        let changes = self
-            .items
-            .iter()
-            .map(|item| {
-                if item.bytes.len() > MAX_CHANGE_BYTES {
-                    return None; // refused when stored, saying so
-                }
-                let change = decode_change(&item.bytes).ok()?;
-                let signed = match (&checker, item.signature.as_deref()) {
-                    (Some(checker), Some(signature)) => checker.verify(&change.hash().0, signature),
-                    _ => false,
-                };
-                Some((change, signed))
-            })
-            .collect();
-        self.prepared = Some(Prepared { key, changes });
-    }
-}
-
-/// A phone's push worked out ahead, outside the store: its changes decoded and their signatures
-/// checked against the phone's key (the only author a phone may push). The store then only looks
-/// up who owns each actor; what it finds must be this key for the check to count.
-#[derive(Clone, Debug)]
-struct Prepared {
-    key: Vec<u8>,
-    /// Per item: the decoded change and whether its signature is the key's (`None`: the item is
-    /// refused or decoded again when stored, which says why).
-    changes: Vec<Option<(Change, bool)>>,
-}
-
-/// Sync cursors for one peer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerCursor {
-    /// How much of our log the peer has durably acknowledged.
-    pub acked_seq: i64,
-    /// How far we have read the peer's log.
-    pub read_seq: i64,
-}
-
 impl Store {
-    /// Changes after `after_seq` in log order, at most `limit`.
-    pub fn changes_since(&self, after_seq: i64, limit: usize) -> Result<Vec<StoredChange>> {
-        self.read_log("local_seq > ?1", after_seq, limit)
-    }
-
-    /// Changes made on this replica after `after_seq` (what a device pushes).
-    pub fn local_changes_since(&self, after_seq: i64, limit: usize) -> Result<Vec<StoredChange>> {
-        self.read_log("local = 1 AND local_seq > ?1", after_seq, limit)
-    }
-
-    /// What a child pushes next: its own changes after `after_seq` (at most `limit`), and how far
-    /// its log they cover — the newest local change when the batch is not full (the log looked
-    /// at up to its head), else the batch's last. Both are read under one lock, so a change
-    /// committed meanwhile is either in the batch or after what it covers: a batch that covered
-    /// an edit it did not carry would be acknowledged and that edit never pushed.
-    pub fn local_batch(&self, after_seq: i64, limit: usize) -> Result<(Vec<StoredChange>, i64)> {
-        let inner = self.lock();
-        let head: i64 = inner.conn.prepare_cached(LOCAL_HEAD)?.query_row([], |r| r.get(0))?;
-        let changes = read_log(&inner.conn, "local = 1 AND local_seq > ?1", after_seq, limit)?;
-        let up_to = match changes.last() {
-            Some(last) if changes.len() >= limit => last.seq,
-            _ => head.max(after_seq),
-        };
-        Ok((changes, up_to))
-    }
-
-    /// This replica's changes after `after_seq` in `peer`'s scope that did not come from `peer`,
-    /// at most `limit`, and how far the log has been looked at for `peer` (the cursor moves past
-    /// the changes left out).
-    pub fn changes_for_peer(&self, peer: &str, after_seq: i64, limit: usize) -> Result<(Vec<StoredChange>, i64)> {
-        let inner = self.lock();
-        let head: i64 = inner
-            .conn
-            .prepare_cached("SELECT coalesce(max(local_seq), 0) FROM changes")?
-            .query_row([], |r| r.get(0))?;
-        let sql = format!(
-            "SELECT local_seq, doc_id, hash, bytes, signature, local FROM changes
-             WHERE {} ORDER BY local_seq LIMIT ?3",
-            for_peer(&inner.conn, peer)?
-        );
-        let mut stmt = inner.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![after_seq, peer, limit.min(i64::MAX as usize) as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
-                r.get::<_, Option<Vec<u8>>>(4)?,
-                r.get::<_, bool>(5)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, doc, hash, bytes, signature, local) = row?;
-            out.push(stored_change(seq, &doc, &hash, bytes, signature, local)?);
-        }
-        // Fewer rows than asked for: everything up to the head was looked at. Otherwise every
-        // change for the peer up to the last row is in this batch (rows come in log order).
-        let up_to = match out.last() {
-            Some(last) if out.len() >= limit => last.seq,
-            _ => head.max(after_seq),
-        };
-        Ok((out, up_to))
-    }
-
-    /// The id of this replica's log; a peer whose cursor names another log starts again at 0.
-    pub fn log_id(&self) -> Result<String> {
-        let inner = self.lock();
-        Ok(inner
-            .conn
-            .prepare_cached("SELECT CAST(value AS TEXT) FROM meta WHERE key = 'log_id'")?
-            .query_row([], |r| r.get(0))?)
-    }
-
-    /// The peer's log id our cursor refers to ('' when none).
-    pub fn peer_log_id(&self, peer: &str) -> Result<String> {
-        let inner = self.lock();
-        Ok(inner
-            .conn
-            .prepare_cached("SELECT log_id FROM peers WHERE peer_id = ?1")?
-            .query_row([peer], |r| r.get(0))
-            .optional()?
-            .unwrap_or_default())
-    }
-
-    /// Starts reading `peer`'s log (and its grants) again from 0: its log was replaced.
-    pub fn reset_peer_read_cursor(&self, peer: &str, log_id: &str) -> Result<()> {
-        let inner = self.lock();
-        inner
-            .conn
-            .prepare_cached(
-                "INSERT INTO peers (peer_id, read_seq, log_id, updated_at) VALUES (?1, 0, ?2, ?3)
-             ON CONFLICT(peer_id) DO UPDATE SET read_seq = 0, grant_seq = 0, log_id = excluded.log_id,
-                 updated_at = excluded.updated_at",
-            )?
-            .execute(params![peer, log_id, inner.now()])?;
-        Ok(())
-    }
-
-    /// Changes made here that `peer` has not durably acknowledged yet, and their size in bytes.
-    pub fn unacknowledged(&self, peer: &str) -> Result<(u64, u64)> {
-        count_and_bytes(
-            &self.lock().conn,
-            "local = 1 AND local_seq > coalesce((SELECT acked_seq FROM peers WHERE peer_id = ?1), 0)",
-            params![peer],
-        )
-    }
-
-    /// A child's log went back (restored from a backup): forget how much of it we hold, and stop
-    /// treating its earlier changes as ones it has (they are sent back to it; duplicates are
-    /// no-ops), in one transaction.
-    pub fn forget_child_log(&self, child: &str) -> Result<()> {
-        let inner = self.lock();
-        let tx = inner.conn.unchecked_transaction()?;
-        tx.prepare_cached(
-            "UPDATE peers SET read_seq = 0, acked_mark_seq = NULL, acked_mark_hash = NULL, updated_at = ?2
-             WHERE peer_id = ?1",
-        )?
-        .execute(params![child, inner.now()])?;
-        tx.prepare_cached("UPDATE changes SET origin = NULL WHERE origin = ?1")?.execute([child])?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// The newest sequence number of a change made on this replica (0 when none).
-    pub fn last_local_seq(&self) -> Result<i64> {
-        Ok(self.lock().conn.prepare_cached(LOCAL_HEAD)?.query_row([], |r| r.get(0))?)
-    }
-
-    /// The newest sequence number in the log (0 when empty).
-    pub fn last_seq(&self) -> Result<i64> {
-        Ok(self
-            .lock()
-            .conn
-            .prepare_cached("SELECT coalesce(max(local_seq), 0) FROM changes")?
-            .query_row([], |r| r.get(0))?)
-    }
-
-    /// How many changes in the log came from peers (on a relay: ingested from devices).
-    pub fn remote_change_count(&self) -> Result<u64> {
-        let n: i64 = self
-            .lock()
-            .conn
-            .prepare_cached("SELECT count(*) FROM changes WHERE local = 0")?
-            .query_row([], |r| r.get(0))?;
-        Ok(n.max(0) as u64)
-    }
-
-    /// Records how far `peer` (a child) has read this log: what it said at its hello, then the end
-    /// of each batch sent to it.
-    ///
-    /// Written without an fsync of its own: it only feeds an operator's view of the child's lag,
-    /// and a power cut that loses the last few is repaired by the child's next hello. It becomes
-    /// durable with the next commit that is (every ingest is). Measured under the relay load test,
-    /// this write was most of the relay's fsyncs: one per batch sent.
-    pub fn set_peer_delivered(&self, peer: &str, seq: i64) -> Result<()> {
-        let inner = self.lock();
-        let now = inner.now();
-        inner.without_fsync(|conn| {
-            conn.prepare_cached(
-                "INSERT INTO peers (peer_id, delivered_seq, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (peer_id) DO UPDATE SET delivered_seq = excluded.delivered_seq,
-                     updated_at = excluded.updated_at",
-            )?
-            .execute(params![peer, seq, now])?;
-            Ok(())
-        })
-    }
-
-    /// How far `peer` (a child) has read this log, as far as this store knows.
-    pub fn peer_delivered(&self, peer: &str) -> Result<i64> {
-        let inner = self.lock();
-        let seq: Option<i64> = inner
-            .conn
-            .prepare_cached("SELECT delivered_seq FROM peers WHERE peer_id = ?1")?
-            .query_row([peer], |r| r.get(0))
-            .optional()?;
-        Ok(seq.unwrap_or(0))
-    }
-
-    /// When the sync bookkeeping with `peer` last moved (a session pushed, pulled or
-    /// acknowledged something), if it ever synced.
-    pub fn peer_last_sync(&self, peer: &str) -> Result<Option<crate::time::Millis>> {
-        let inner = self.lock();
-        let at: Option<i64> = inner
-            .conn
-            .prepare_cached("SELECT updated_at FROM peers WHERE peer_id = ?1")?
-            .query_row([peer], |r| r.get(0))
-            .optional()?;
-        Ok(at.filter(|at| *at > 0))
-    }
-
-    /// The records with changes after `after_seq`, and the newest sequence number: what a screen
-    /// showing records needs to know to refresh after a sync or an edit.
-    pub fn changed_records_since(&self, after_seq: i64) -> Result<(Vec<PatientId>, i64)> {
-        let page = self.changed_records_page(after_seq, usize::MAX)?;
-        let newest = page.last().map_or(after_seq, |(_, seq)| *seq);
-        Ok((page.into_iter().map(|(id, _)| id).collect(), newest))
-    }
-
-    /// A page of the records changed after `after_seq`: at most `limit` records, each with the
-    /// sequence number of its newest change, in that order. The next page starts after the last
-    /// number of this one; a record changed again later shows up again there, and no record is
-    /// skipped (every record left out of a full page has its newest change after the page's last).
-    pub fn changed_records_page(&self, after_seq: i64, limit: usize) -> Result<Vec<(PatientId, i64)>> {
-        let inner = self.lock();
-        let mut stmt = inner.conn.prepare_cached(
-            "SELECT doc_id, max(local_seq) AS newest FROM changes WHERE local_seq > ?1
-             GROUP BY doc_id ORDER BY newest LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![after_seq, limit.min(i64::MAX as usize) as i64], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (doc, seq) = row?;
-            out.push((doc.parse()?, seq));
-        }
-        Ok(out)
-    }
-
-    fn read_log(&self, filter: &str, after_seq: i64, limit: usize) -> Result<Vec<StoredChange>> {
-        read_log(&self.lock().conn, filter, after_seq, limit)
-    }
-
     /// Applies changes received from a peer, in one transaction. Re-sent changes are no-ops;
     /// changes that are not valid automerge, too large, or refused by their document are
     /// reported in [`ApplyReport::rejected`] and nothing of them is stored. Changes whose
@@ -559,7 +182,7 @@ impl Store {
                 .execute(params![&id, parent])?;
         }
         tx.prepare_cached("DELETE FROM docs WHERE doc_id = ?1")?.execute([&id])?;
-        super::index::remove(&tx, doc)?;
+        crate::store::index::remove(&tx, doc)?;
         move_cursor(
             &tx,
             &Source { peer: parent, cursor: CursorMove::Grant { grant, rewind: false }, enforce_scope: false },
@@ -572,7 +195,7 @@ impl Store {
         Ok(())
     }
 
-    pub(super) fn apply(&self, source: Option<Source<'_>>, batch: Vec<IncomingChange>) -> Result<ApplyReport> {
+    pub(crate) fn apply(&self, source: Option<Source<'_>>, batch: Vec<IncomingChange>) -> Result<ApplyReport> {
         let (report, by_doc) = decode(&batch, None);
         drop(batch);
         let mut guard = self.lock();
@@ -595,112 +218,17 @@ impl Store {
         }
         Ok(report)
     }
-
-    /// The cursors stored for `peer`.
-    pub fn peer_cursor(&self, peer: &str) -> Result<PeerCursor> {
-        let inner = self.lock();
-        Ok(inner
-            .conn
-            .prepare_cached("SELECT acked_seq, read_seq FROM peers WHERE peer_id = ?1")?
-            .query_row([peer], |r| Ok(PeerCursor { acked_seq: r.get(0)?, read_seq: r.get(1)? }))
-            .optional()?
-            .unwrap_or_default())
-    }
-
-    /// How much of `child`'s log is stored here, and the last change of it stored here
-    /// (position and hash; `None` before any, or after the child's log was forgotten).
-    pub fn child_acked(&self, child: &str) -> Result<(i64, Option<LogMark>)> {
-        let inner = self.lock();
-        let row: Option<(i64, Option<i64>, Option<Vec<u8>>)> = inner
-            .conn
-            .prepare_cached("SELECT read_seq, acked_mark_seq, acked_mark_hash FROM peers WHERE peer_id = ?1")?
-            .query_row([child], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()?;
-        let Some((acked, seq, hash)) = row else {
-            return Ok((0, None));
-        };
-        let mark = seq.zip(hash.and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()));
-        Ok((acked, mark.map(|(seq, hash)| LogMark { seq, hash })))
-    }
-
-    /// The hash of the change this replica made at `seq` of its log (`None`: no change of its
-    /// own there).
-    pub fn local_change_hash(&self, seq: i64) -> Result<Option<[u8; 32]>> {
-        let inner = self.lock();
-        let hash: Option<Vec<u8>> = inner
-            .conn
-            .prepare_cached(
-                "SELECT hash FROM changes WHERE local_seq = ?1 AND local = 1
-                 UNION ALL SELECT hash FROM purged_log WHERE local_seq = ?1",
-            )?
-            .query_row([seq], |r| r.get(0))
-            .optional()?;
-        Ok(hash.and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()))
-    }
-
-    /// Whether this child found its log is not the one `parent` acknowledged, and the parent has
-    /// not yet taken it whole again (the next hello says so).
-    pub fn peer_restored(&self, parent: &str) -> Result<bool> {
-        let inner = self.lock();
-        Ok(inner
-            .conn
-            .prepare_cached("SELECT restored FROM peers WHERE peer_id = ?1")?
-            .query_row([parent], |r| r.get(0))
-            .optional()?
-            .unwrap_or(false))
-    }
-
-    /// Marks (or clears) that this child's log is not the one `parent` acknowledged; marking also
-    /// forgets what `parent` acknowledged of it (it will take the whole log again).
-    pub fn set_peer_restored(&self, parent: &str, restored: bool) -> Result<()> {
-        let inner = self.lock();
-        inner
-            .conn
-            .prepare_cached(
-                "INSERT INTO peers (peer_id, restored, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(peer_id) DO UPDATE SET restored = excluded.restored,
-                     acked_seq = CASE WHEN excluded.restored THEN 0 ELSE acked_seq END,
-                     updated_at = excluded.updated_at",
-            )?
-            .execute(params![parent, restored, inner.now()])?;
-        Ok(())
-    }
-
-    /// Sets how much of this replica's log `peer` holds, as it said when it welcomed us: unlike
-    /// [`Store::set_peer_cursor`] it may go back (the parent was restored from an older backup),
-    /// so what it lost is pushed again and a purge keeps it.
-    pub fn set_peer_acked(&self, peer: &str, acked: i64) -> Result<()> {
-        let inner = self.lock();
-        inner
-            .conn
-            .prepare_cached(
-                "INSERT INTO peers (peer_id, acked_seq, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(peer_id) DO UPDATE SET acked_seq = excluded.acked_seq, updated_at = excluded.updated_at",
-            )?
-            .execute(params![peer, acked, inner.now()])?;
-        Ok(())
-    }
-
-    /// Stores the cursors for `peer`. Cursors only move forward.
-    pub fn set_peer_cursor(&self, peer: &str, cursor: PeerCursor) -> Result<()> {
-        let inner = self.lock();
-        let tx = inner.conn.unchecked_transaction()?;
-        tx.prepare_cached(
-            "INSERT INTO peers (peer_id, acked_seq, read_seq, updated_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(peer_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq),
-                 read_seq = max(read_seq, excluded.read_seq), updated_at = excluded.updated_at",
-        )?
-        .execute(params![peer, cursor.acked_seq, cursor.read_seq, inner.now()])?;
-        tx.commit()?;
-        Ok(())
-    }
 }
 
-/// Log rows matching `filter` (with `?1` the sequence to read after), in log order, at most `limit`.
 /// A record registered here for the first time is in the scope of the phone that made it, by
 /// whichever path its registration came (its own push, or a hub forwarding it): the author of
 /// the record's first change, when that is a phone enrolled here.
-fn creator_scope(conn: &rusqlite::Connection, doc: PatientId, automerge: &Automerge, now: Millis) -> Result<()> {
+pub(super) fn creator_scope(
+    conn: &rusqlite::Connection,
+    doc: PatientId,
+    automerge: &Automerge,
+    now: Millis,
+) -> Result<()> {
     // The record's skeleton change is shared and unsigned: the first change that names its
     // author is the registration.
     let Some(author) = automerge.get_changes(&[]).into_iter().find_map(|c| c.author().map(|a| a.as_bytes().to_vec()))
@@ -719,52 +247,10 @@ fn creator_scope(conn: &rusqlite::Connection, doc: PatientId, automerge: &Autome
     Ok(())
 }
 
-/// The newest position of a change made on this replica, counting its own changes a purge deleted.
-const LOCAL_HEAD: &str = "SELECT max(coalesce((SELECT max(local_seq) FROM changes WHERE local = 1), 0),
-                            coalesce((SELECT max(local_seq) FROM purged_log), 0))";
-
-fn read_log(conn: &rusqlite::Connection, filter: &str, after_seq: i64, limit: usize) -> Result<Vec<StoredChange>> {
-    let sql = format!(
-        "SELECT local_seq, doc_id, hash, bytes, signature, local FROM changes WHERE {filter} ORDER BY local_seq LIMIT ?2"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![after_seq, limit.min(i64::MAX as usize) as i64], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (seq, doc, hash, bytes, signature, local) = row?;
-        out.push(stored_change(seq, &doc, &hash, bytes, signature, local)?);
-    }
-    Ok(out)
-}
-
-/// A log row as a [`StoredChange`]; a malformed row is reported, not trusted.
-fn stored_change(
-    seq: i64,
-    doc: &str,
-    hash: &[u8],
-    bytes: Vec<u8>,
-    signature: Option<Vec<u8>>,
-    local: bool,
-) -> Result<StoredChange> {
-    Ok(StoredChange {
-        seq,
-        doc_id: doc.parse()?,
-        hash: hash.try_into().map_err(|_| Error::CorruptDocument {
-            doc_id: doc.to_string(),
-            reason: format!("change {seq} has a hash of {} bytes", hash.len()),
-        })?,
-        bytes,
-        signature,
-        local,
-    })
-}
-
-type Batch<'p> = BTreeMap<PatientId, Vec<Received<'p>>>;
+pub(super) type Batch<'p> = BTreeMap<PatientId, Vec<Received<'p>>>;
 
 /// A change of a batch, decoded.
-struct Received<'p> {
+pub(super) struct Received<'p> {
     /// Its position in the batch.
     index: usize,
     change: Change,
@@ -773,47 +259,9 @@ struct Received<'p> {
     checked_with: Option<&'p [u8]>,
 }
 
-/// Where a batch of remote changes came from, and what moves with it.
-pub(super) struct Source<'a> {
-    pub(super) peer: &'a str,
-    pub(super) cursor: CursorMove<'a>,
-    /// A parent ingesting a child's push: refuse documents outside the child's scope.
-    pub(super) enforce_scope: bool,
-}
-
-/// The cursor committed in the same transaction as a batch.
-pub(super) enum CursorMove<'a> {
-    Unchanged,
-    /// How far we have read the peer's log (and which log that is).
-    Read {
-        up_to: i64,
-        log_id: &'a str,
-    },
-    /// How much of a child's log we hold (its push is stored), and the last change of it we hold
-    /// (position, hash) when the push carried one.
-    Pushed {
-        up_to: i64,
-        mark: Option<(i64, [u8; 32])>,
-    },
-    /// How far we have read the peer's grants for us; `rewind` (a grant of every document) also
-    /// reads the peer's log again from 0.
-    Grant {
-        grant: i64,
-        rewind: bool,
-    },
-    /// A page of a catch-up of the peer's log `log_id`: where it stands (`last`), or, on its last
-    /// page (`last: None`), the read cursor at `head` and the grant cursor at `grant`.
-    CatchUp {
-        head: i64,
-        grant: i64,
-        last: Option<[u8; 16]>,
-        log_id: &'a str,
-    },
-}
-
 /// Splits a batch by document, refusing what is too large or not an automerge change. Changes
 /// decoded ahead (`prepared`) are taken as they are, with whose key their signature was checked by.
-fn decode<'p>(batch: &[IncomingChange], prepared: Option<&'p Prepared>) -> (ApplyReport, Batch<'p>) {
+pub(super) fn decode<'p>(batch: &[IncomingChange], prepared: Option<&'p Prepared>) -> (ApplyReport, Batch<'p>) {
     let mut report = ApplyReport::default();
     let mut by_doc: Batch<'_> = BTreeMap::new();
     let ahead = prepared.filter(|p| p.changes.len() == batch.len());
@@ -851,14 +299,14 @@ fn decode<'p>(batch: &[IncomingChange], prepared: Option<&'p Prepared>) -> (Appl
 }
 
 /// A batch's report as returned: its refusals in the batch's order, its records in id order.
-fn finished(mut report: ApplyReport) -> ApplyReport {
+pub(super) fn finished(mut report: ApplyReport) -> ApplyReport {
     report.rejected.sort_by_key(|r| r.index);
     report.changed.sort_unstable();
     report
 }
 
 /// A change received in a transaction, waiting to be applied to its document.
-struct Queued {
+pub(super) struct Queued {
     /// The batch of the transaction it came in (whose report tells of it).
     batch: usize,
     /// Its position in that batch.
@@ -872,7 +320,7 @@ struct Queued {
 /// (automerge and reading the record are most of the cost of ingesting), then, one record after
 /// the other on the connection, their changes are stored and the record's row, indexes and scope
 /// written once.
-struct Pending {
+pub(super) struct Pending {
     loaded: Loaded,
     /// The document as stored, when it was not loaded: opened by [`Pending::apply`] (in
     /// parallel), then `loaded`.
@@ -888,7 +336,7 @@ struct Pending {
 }
 
 /// Whether a record's queued changes applied together.
-enum Applied {
+pub(super) enum Applied {
     /// Not tried yet.
     Waiting,
     /// They did, and the record is up to date.
@@ -923,7 +371,7 @@ impl Pending {
 /// several children stored together; a report per batch. A record several batches change is
 /// applied, read and written once, before the transaction commits (or earlier, when a later
 /// batch needs the record's scope as it stands).
-struct Group<'a> {
+pub(super) struct Group<'a> {
     reports: Vec<ApplyReport>,
     /// Where each batch came from (its new changes remember it).
     origins: Vec<Option<&'a str>>,
@@ -1095,7 +543,7 @@ impl<'a> Group<'a> {
         let mut records: Vec<(PatientId, Pending)> =
             ids.into_iter().filter_map(|id| self.pending.remove(&id).map(|p| (id, p))).collect();
         let began = Instant::now();
-        super::parallel::each(&mut records, |(id, pending)| pending.apply(*id));
+        crate::store::parallel::each(&mut records, |(id, pending)| pending.apply(*id));
         self.applying += began.elapsed();
         for (doc_id, pending) in records {
             self.store(inner, doc_id, pending)?;
@@ -1158,7 +606,8 @@ impl<'a> Group<'a> {
         }
         let compact_every = i64::from(inner.options.compact_every.max(1));
         // On a parent, a record registered by this batch enters its creator's scope.
-        let newly_registered = super::directory::has_devices(&inner.conn)? && !is_registered(&inner.conn, doc_id)?;
+        let newly_registered =
+            crate::store::directory::has_devices(&inner.conn)? && !is_registered(&inner.conn, doc_id)?;
         write_doc_row(&inner.conn, doc_id, &loaded, accepted.len(), compact_every, inner.now())?;
         if newly_registered && is_registered(&inner.conn, doc_id)? {
             creator_scope(&inner.conn, doc_id, &loaded.doc, inner.now())?;
@@ -1180,7 +629,7 @@ impl<'a> Group<'a> {
 /// against it. The genesis change, identical on every device, is the one unsigned change.
 /// `checked_with`: the key the signature was already found to be by (see [`ChildPush::check_ahead`]);
 /// when that is the author's, it is not checked again. `Ok(Err(reason))` refuses the change.
-fn check_signed(
+pub(super) fn check_signed(
     conn: &rusqlite::Connection,
     doc_id: PatientId,
     change: &Change,
@@ -1235,37 +684,7 @@ fn check_signed(
     Ok(Ok(()))
 }
 
-/// SQL condition on the log: the changes after `?1` that peer `?2` may see and did not send.
-///
-/// A peer scoped to listed records (a team's phone) reads them through the per-record index, so
-/// its cost follows its own records, not everything the county pushed since its cursor; a peer
-/// that sees everything (a `*` row: a hub) reads the log in order.
-pub(crate) fn for_peer(conn: &rusqlite::Connection, peer: &str) -> Result<&'static str> {
-    let everything = conn
-        .prepare_cached("SELECT 1 FROM scope WHERE peer_id = ?1 AND doc_id = '*'")?
-        .query_row([peer], |_| Ok(()))
-        .optional()?
-        .is_some();
-    Ok(if everything {
-        "local_seq > ?1 AND coalesce(origin, '') != ?2"
-    } else {
-        "doc_id IN (SELECT doc_id FROM scope WHERE peer_id = ?2 AND reason != 'purge')
-         AND local_seq > ?1 AND coalesce(origin, '') != ?2"
-    })
-}
-
-/// How many log rows match `filter`, and the size of their changes in bytes.
-pub(crate) fn count_and_bytes(
-    conn: &rusqlite::Connection,
-    filter: &str,
-    args: impl rusqlite::Params,
-) -> Result<(u64, u64)> {
-    let sql = format!("SELECT count(*), coalesce(sum(length(bytes)), 0) FROM changes WHERE {filter}");
-    let (count, bytes): (i64, i64) = conn.prepare_cached(&sql)?.query_row(args, |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok((count.max(0) as u64, bytes.max(0) as u64))
-}
-
-fn is_stored(conn: &rusqlite::Connection, change: &Change) -> Result<bool> {
+pub(super) fn is_stored(conn: &rusqlite::Connection, change: &Change) -> Result<bool> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM changes WHERE hash = ?1")?
         .query_row([change.hash().0.to_vec()], |_| Ok(()))
@@ -1274,65 +693,7 @@ fn is_stored(conn: &rusqlite::Connection, change: &Change) -> Result<bool> {
 }
 
 /// The hash of the batch's item at position `len - 1` (its last), when it decoded.
-fn last_hash(by_doc: &Batch<'_>, len: usize) -> Option<[u8; 32]> {
+pub(super) fn last_hash(by_doc: &Batch<'_>, len: usize) -> Option<[u8; 32]> {
     let last = len.checked_sub(1)?;
     by_doc.values().flatten().find(|r| r.index == last).map(|r| r.change.hash().0)
-}
-
-fn move_cursor(conn: &rusqlite::Connection, source: &Source<'_>, now: Millis) -> Result<()> {
-    let peer = source.peer;
-    match source.cursor {
-        CursorMove::Unchanged => {}
-        CursorMove::Pushed { up_to, mark } => {
-            let (mark_seq, mark_hash) = mark.map_or((None, None), |(seq, hash)| (Some(seq), Some(hash.to_vec())));
-            conn.prepare_cached(
-                "INSERT INTO peers (peer_id, read_seq, log_id, acked_mark_seq, acked_mark_hash, updated_at)
-                 VALUES (?1, ?2, '', ?3, ?4, ?5)
-                 ON CONFLICT(peer_id) DO UPDATE SET read_seq = max(read_seq, excluded.read_seq), log_id = '',
-                     acked_mark_hash = CASE WHEN excluded.acked_mark_seq > coalesce(acked_mark_seq, -1)
-                         THEN excluded.acked_mark_hash ELSE acked_mark_hash END,
-                     acked_mark_seq = CASE WHEN excluded.acked_mark_seq > coalesce(acked_mark_seq, -1)
-                         THEN excluded.acked_mark_seq ELSE acked_mark_seq END,
-                     updated_at = excluded.updated_at",
-            )?
-            .execute(params![peer, up_to, mark_seq, mark_hash, now])?;
-        }
-        CursorMove::Read { up_to, log_id } => {
-            conn.prepare_cached(
-                "INSERT INTO peers (peer_id, read_seq, log_id, updated_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(peer_id) DO UPDATE SET read_seq = max(read_seq, excluded.read_seq),
-                     log_id = excluded.log_id, updated_at = excluded.updated_at",
-            )?
-            .execute(params![peer, up_to, log_id, now])?;
-        }
-        CursorMove::Grant { grant, rewind } => {
-            conn.prepare_cached(
-                "INSERT INTO peers (peer_id, grant_seq, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(peer_id) DO UPDATE SET grant_seq = max(grant_seq, excluded.grant_seq),
-                     read_seq = CASE WHEN ?4 THEN 0 ELSE read_seq END, updated_at = excluded.updated_at",
-            )?
-            .execute(params![peer, grant, now, rewind])?;
-        }
-        CursorMove::CatchUp { head, grant, last: Some(after), log_id } => {
-            conn.prepare_cached(
-                "INSERT INTO peers (peer_id, log_id, catch_up_head, catch_up_grant, catch_up_after, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(peer_id) DO UPDATE SET log_id = excluded.log_id, catch_up_head = excluded.catch_up_head,
-                     catch_up_grant = excluded.catch_up_grant, catch_up_after = excluded.catch_up_after,
-                     updated_at = excluded.updated_at",
-            )?
-            .execute(params![peer, log_id, head, grant, after.to_vec(), now])?;
-        }
-        CursorMove::CatchUp { head, grant, last: None, log_id } => {
-            conn.prepare_cached(
-                "INSERT INTO peers (peer_id, read_seq, grant_seq, log_id, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(peer_id) DO UPDATE SET read_seq = max(read_seq, excluded.read_seq),
-                     grant_seq = max(grant_seq, excluded.grant_seq), log_id = excluded.log_id,
-                     catch_up_head = NULL, catch_up_grant = NULL, catch_up_after = NULL,
-                     updated_at = excluded.updated_at",
-            )?
-            .execute(params![peer, head, grant, log_id, now])?;
-        }
-    }
-    Ok(())
 }
