@@ -50,7 +50,7 @@ pub struct IncomingChange {
 /// A change that was refused, by its position in the batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RejectedChange {
-    /// Index in the batch passed to [`Store::apply_remote_changes`].
+    /// Index in the batch passed to [`Store::apply_remote_changes`](crate::Store::apply_remote_changes).
     pub index: usize,
     /// Why it was refused.
     pub reason: String,
@@ -69,7 +69,7 @@ pub struct ApplyReport {
     pub changed: Vec<PatientId>,
 }
 
-/// One child's push, for [`Store::ingest_group`]: its changes and how far its log they reach.
+/// One child's push, for [`Store::ingest_group`](crate::Store::ingest_group): its changes and how far its log they reach.
 #[derive(Clone, Debug)]
 pub struct ChildPush {
     /// The child (device or edge hub) that pushed.
