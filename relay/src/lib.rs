@@ -15,6 +15,7 @@ pub mod demo;
 pub mod fhir;
 pub mod http;
 pub mod metrics;
+pub mod request;
 pub mod server;
 pub mod storage;
 

@@ -1,7 +1,7 @@
 //! The child side over QUIC: a device (or an edge hub towards its upstream) runs sessions of the
 //! log sync protocol on a connection to its parent.
 
-use super::framed::{FramedRecv, FramedSend};
+use super::framed::{FramedRecv, FramedSend, ZERO_RTT_REJECTED};
 use super::{RELAY_SERVER_NAME, blocking, connection_error, network};
 use crate::sync::{ChildDriver, Message, SessionOutcome};
 use crate::{Error, Result, Store};
@@ -14,8 +14,6 @@ use tokio_util::sync::CancellationToken;
 /// How long a connection attempt, or the parent's first answer, may take before the attempt
 /// counts as failed (a 2G handshake takes one to two seconds).
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
-
-const ZERO_RTT_REJECTED: &str = "0-rtt data rejected";
 
 /// While a session is not yet synced and nothing has arrived from the parent for this long, the
 /// child sends it a one-byte QUIC DATAGRAM, which the parent ignores ([`super::DATAGRAM_BUFFER`]).
@@ -391,8 +389,4 @@ impl Counters {
             self.sent_since_answer = false;
         }
     }
-}
-
-pub(crate) fn zero_rtt_rejected() -> Error {
-    Error::network(format!("read: {ZERO_RTT_REJECTED}"))
 }

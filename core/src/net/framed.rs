@@ -38,7 +38,7 @@ impl FramedRecv {
                 {
                     None
                 }
-                Err(quinn::ReadError::ZeroRttRejected) => return Err(super::child::zero_rtt_rejected()),
+                Err(quinn::ReadError::ZeroRttRejected) => return Err(zero_rtt_rejected()),
                 Err(quinn::ReadError::ConnectionLost(e)) => return Err(connection_error("read", &e)),
                 Err(e) => return Err(network("read")(e)),
             };
@@ -126,4 +126,12 @@ impl FramedSend {
 fn link_bytes_per_second(conn: &quinn::Connection) -> f64 {
     let path = conn.stats().path;
     path.cwnd as f64 / path.rtt.as_secs_f64().max(1e-4)
+}
+
+/// How a read ends whose 0-RTT data the relay rejected: the session runs again in 1-RTT.
+pub(crate) const ZERO_RTT_REJECTED: &str = "0-rtt data rejected";
+
+/// The error a read returns when the relay rejected the 0-RTT data it answers.
+pub(crate) fn zero_rtt_rejected() -> Error {
+    Error::network(format!("read: {ZERO_RTT_REJECTED}"))
 }

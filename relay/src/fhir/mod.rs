@@ -16,8 +16,7 @@
 pub mod resources;
 mod search;
 
-use crate::http::referrals::{READERS, readable_record};
-use crate::http::{AppError, AppState, Operator, blocking};
+use crate::request::{AppError, AppState, Operator, READERS, blocking, readable_record};
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};

@@ -7,8 +7,8 @@
 //! something changes or the wait runs out (long poll, at most 60 s). Every record served is logged
 //! as a read by the operator.
 
-use super::referrals::READERS;
 use super::{AppError, AppState, Operator, Params, blocking};
+use crate::request::READERS;
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};

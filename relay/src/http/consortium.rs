@@ -2,8 +2,8 @@
 //! how far behind each one is (when it last synced, what it has still to pull) — the dashboard's
 //! sync-lag view.
 
-use super::referrals::READERS;
 use super::{AppError, AppState, Operator, blocking};
+use crate::request::READERS;
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};

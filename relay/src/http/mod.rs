@@ -1,5 +1,6 @@
-//! The relay's HTTP API (axum). This module holds what every endpoint shares: the state, the
-//! operator check (a bearer token, stored hashed), and the error type that never leaks internals.
+//! The relay's HTTP API (axum): the routes, and the health, readiness and metrics endpoints. What
+//! every endpoint shares (the state, the operator check, errors) is in [`crate::request`], which
+//! FHIR uses too.
 //!
 //! - `GET /healthz` (the process answers), `GET /readyz` (the store answers too), `GET /metrics`
 //!   (Prometheus text format), no token;
@@ -14,39 +15,23 @@ pub mod admin;
 pub mod changes;
 pub mod consortium;
 pub mod dashboard;
-mod extract;
 pub mod referrals;
 pub mod statistics;
 
-pub use extract::{Admin, Body, Operator, Params};
+pub(crate) use crate::request::blocking;
+pub use crate::request::{Admin, AppError, AppState, Body, ErrorBody, Operator, Params};
 
-use crate::metrics::RelayMetrics;
-use crate::storage::RelayStorage;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use std::sync::Arc;
-use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use yilian_core::Error;
-
-/// What the handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    /// The relay's storage.
-    pub storage: Arc<dyn RelayStorage>,
-    /// Moves when a device is revoked, so the QUIC side closes its connections at once (see
-    /// [`crate::Relay::revocations`]).
-    pub revocations: Arc<watch::Sender<u64>>,
-    /// The relay's counters (moved by the QUIC side, rendered by `/metrics`).
-    pub metrics: Arc<RelayMetrics>,
-}
 
 /// The whole HTTP API. Tests call it with `app(state).oneshot(request)`, no socket needed.
 pub fn app(state: AppState) -> Router {
@@ -123,13 +108,6 @@ impl Modify for BearerToken {
     }
 }
 
-/// An error answer.
-#[derive(serde::Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// What was wrong: the field, parameter, token, role or status that refused the request.
-    pub error: String,
-}
-
 /// The process answers.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "alive")))]
 async fn healthz() -> Json<serde_json::Value> {
@@ -176,70 +154,4 @@ pub async fn serve(
     stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     axum::serve(listener, app(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await
-}
-
-/// Runs a storage call off the async workers (SQLite blocks).
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> yilian_core::Result<T> + Send + 'static,
-) -> Result<T, AppError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| AppError::Internal(e.to_string()))?.map_err(AppError::from)
-}
-
-/// An error answer: a status and `{"error": "..."}`. Internal failures are logged and answered
-/// with a generic message.
-#[derive(Debug)]
-pub enum AppError {
-    /// 400: the request broke a rule (the message names the field).
-    BadRequest(String),
-    /// 401: no valid token.
-    Unauthorized,
-    /// 403: not allowed.
-    Forbidden(String),
-    /// 404.
-    NotFound(String),
-    /// 409: already exists, or the referral's status does not allow the transition.
-    Conflict(String),
-    /// 500: logged, not shown.
-    Internal(String),
-}
-
-impl From<Error> for AppError {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Validation { .. } => AppError::BadRequest(e.to_string()),
-            // The referral is not in a state that allows it: a conflict with its current status.
-            Error::Transition { .. } => AppError::Conflict(e.to_string()),
-            Error::NotFound { .. } => AppError::NotFound(e.to_string()),
-            Error::AlreadyExists { .. } => AppError::Conflict(e.to_string()),
-            Error::Forbidden { reason } => AppError::Forbidden(reason),
-            other => AppError::Internal(other.to_string()),
-        }
-    }
-}
-
-impl AppError {
-    /// The HTTP status and the message to show (internal failures are logged here and shown as a
-    /// generic message).
-    pub fn status_and_message(self) -> (StatusCode, String) {
-        match self {
-            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-            AppError::Unauthorized => {
-                (StatusCode::UNAUTHORIZED, "an operator token is required: Authorization: Bearer <token>".into())
-            }
-            AppError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
-            AppError::NotFound(m) => (StatusCode::NOT_FOUND, m),
-            AppError::Conflict(m) => (StatusCode::CONFLICT, m),
-            AppError::Internal(m) => {
-                tracing::error!(error = %m, "request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the relay's log".into())
-            }
-        }
-    }
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let (status, message) = self.status_and_message();
-        (status, Json(serde_json::json!({ "error": message }))).into_response()
-    }
 }

@@ -6,7 +6,7 @@
 //! Who may do what: `admin` everything; `referral_desk` for its own organization only;
 //! `analyst` reads, never writes.
 
-use super::{AppError, AppState, Body, Operator, Params, blocking};
+use crate::request::{AppError, AppState, Body, Operator, Params, READERS, blocking, readable_record};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -17,8 +17,6 @@ use yilian_core::model::{Direction, NewReferral, NewReferralEvent, PatientRecord
 use yilian_core::store::{OperatorRole, WorklistFilter, WorklistItem, WorklistSide};
 use yilian_core::{EventId, PatientId, ReferralId};
 
-/// Roles that may read worklists, referrals and records.
-pub(crate) const READERS: &[OperatorRole] = &[OperatorRole::Admin, OperatorRole::ReferralDesk, OperatorRole::Analyst];
 /// Roles that may act on referrals.
 const ACTORS: &[OperatorRole] = &[OperatorRole::Admin, OperatorRole::ReferralDesk];
 
@@ -335,34 +333,4 @@ pub(crate) async fn patient(
     Path(raw): Path<String>,
 ) -> Result<Json<PatientRecord>, AppError> {
     Ok(Json(readable_record(&s, &operator, &raw, "record").await?))
-}
-
-/// A resident's record for `operator`, its read logged as `what`: readers only, and a desk only
-/// when a referral of the resident concerns its organization.
-pub(crate) async fn readable_record(
-    s: &AppState,
-    operator: &Operator,
-    raw: &str,
-    what: &'static str,
-) -> Result<PatientRecord, AppError> {
-    operator.allow(READERS)?;
-    let id: PatientId =
-        raw.parse().map_err(|_| AppError::BadRequest(format!("patient: {raw:?} is not a patient id")))?;
-    let storage = s.storage.clone();
-    let record = blocking(move || storage.record(id)).await?;
-    if let Some(own) = &operator.organization_id {
-        let involved = record
-            .referrals
-            .iter()
-            .any(|v| &v.referral.from_organization_id == own || &v.referral.to_organization_id == own);
-        if !involved {
-            return Err(AppError::Forbidden(format!(
-                "token {} acts for {own}; no referral of this resident concerns it",
-                operator.name
-            )));
-        }
-    }
-    let (storage, who) = (s.storage.clone(), operator.name.clone());
-    blocking(move || storage.log_record_read(&who, &id.to_string(), what)).await?;
-    Ok(record)
 }

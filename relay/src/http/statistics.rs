@@ -2,8 +2,9 @@
 //! `GET /v1/organizations/{organization}/statistics?from=YYYY-MM-DD&to=YYYY-MM-DD` (default: the
 //! last six calendar months up to today). See [`yilian_core::care::referral_statistics`].
 
-use super::referrals::{READERS, known_organization};
+use super::referrals::known_organization;
 use super::{AppError, AppState, Operator, Params, blocking};
+use crate::request::READERS;
 use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{Datelike, Months, NaiveDate};
