@@ -133,6 +133,20 @@ impl RelayMetrics {
             "Time the store spent storing devices' pushes, by kind: applying, writing, committing",
             Family::<Kind, Counter<f64, AtomicU64>>::default(),
         );
+        // Every series a label can take exists from the start at 0, so a dashboard's rate() and
+        // alert see it before its first event.
+        for outcome in ["ok", "error"] {
+            sessions.get_or_create(&kind(outcome));
+        }
+        for error in ERROR_KINDS {
+            errors.get_or_create(&kind(error));
+        }
+        for reason in REFUSALS {
+            refused.get_or_create(&kind(reason));
+        }
+        for direction in ["in", "out"] {
+            bytes.get_or_create(&kind(direction));
+        }
         RelayMetrics {
             registry,
             connected,
@@ -159,6 +173,14 @@ impl RelayMetrics {
 fn kind(value: &str) -> Kind {
     Kind { kind: value.to_string() }
 }
+
+/// Every value of the `kind` label of `sync_errors` ([`error_kind`]).
+pub const ERROR_KINDS: [&str; 8] =
+    ["network", "protocol", "frame", "forbidden", "bad_change", "storage", "tls", "other"];
+
+/// Every reason a connection is refused (`refused_connections`): no device certificate, a revoked
+/// device, the directory could not be read.
+pub const REFUSALS: [&str; 3] = ["no_certificate", "revoked", "directory"];
 
 /// The kind label of a session error.
 pub fn error_kind(e: &Error) -> &'static str {

@@ -61,7 +61,14 @@ async fn metrics_count_real_sessions_and_parse_as_prometheus_text() -> Result<()
     // never got a session.
     let sessions = number(sample(&scrape, "yilian_relay_sessions_total", Some("ok")));
     ensure!(sessions == 1.0, "one sync session, got {sessions}");
-    ensure!(sample(&scrape, "yilian_relay_sync_errors_total", None).is_none());
+    // Every kind of error has its series from the start, at 0.
+    let errors: Vec<f64> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "yilian_relay_sync_errors_total")
+        .map(|s| number(Some(&s.value)))
+        .collect();
+    ensure!(errors.len() == yilian_relay::metrics::ERROR_KINDS.len() && errors.iter().all(|e| *e == 0.0), "{errors:?}");
     let stored_from_phones = storage.remote_change_count()? as f64;
     ensure!(stored_from_phones >= 6.0, "three registrations and three visits at least");
     ensure!(number(sample(&scrape, "yilian_relay_ingested_changes", None)) == stored_from_phones);
