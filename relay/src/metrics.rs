@@ -136,16 +136,16 @@ impl RelayMetrics {
         // Every series a label can take exists from the start at 0, so a dashboard's rate() and
         // alert see it before its first event.
         for outcome in ["ok", "error"] {
-            sessions.get_or_create(&kind(outcome));
+            drop(sessions.get_or_create(&kind(outcome)));
         }
         for error in ERROR_KINDS {
-            errors.get_or_create(&kind(error));
+            drop(errors.get_or_create(&kind(error)));
         }
         for reason in REFUSALS {
-            refused.get_or_create(&kind(reason));
+            drop(refused.get_or_create(&kind(reason)));
         }
         for direction in ["in", "out"] {
-            bytes.get_or_create(&kind(direction));
+            drop(bytes.get_or_create(&kind(direction)));
         }
         RelayMetrics {
             registry,
