@@ -1,12 +1,8 @@
-//! Whole-system test support for Yilian: helper programs (a visit writer that the crash test
-//! kills at random moments) and the fixtures they share with the tests in `tests/tests/`.
+//! Whole-system test support for Yilian: a relay and phones over real QUIC ([`lab`]), the
+//! fixtures the tests in `tests/tests/` share, and a helper program (a visit writer that the
+//! crash test kills at random moments). The benchmarks and the network lab are `yilian-bench`.
 
-pub mod faults;
 pub mod lab;
-pub mod link;
-pub mod load;
-pub mod proof;
-pub mod workload;
 
 use chrono::NaiveDate;
 use yilian_core::model::{

@@ -1,4 +1,4 @@
-//! Fault injection against the production relay (see `yilian_tests::faults`): phones and the
+//! Fault injection against the production relay (see `yilian_bench::faults`): phones and the
 //! relay killed with SIGKILL mid-sync, the relay's disk full, phones' clocks a day off. Prints one
 //! line per scenario run and `N passed, N failed`; writes `target/bench/faults.json`.
 //!
@@ -14,9 +14,9 @@ use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use yilian_tests::faults::{self, Plan, worker};
-use yilian_tests::link::netns;
-use yilian_tests::load::relay_process::sibling_binary;
+use yilian_bench::faults::{self, Plan, worker};
+use yilian_bench::link::netns;
+use yilian_bench::load::relay_process::sibling_binary;
 
 #[derive(Parser)]
 #[command(about = "Kills, a full disk and skewed clocks against a relay and its phones")]

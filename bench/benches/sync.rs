@@ -8,7 +8,7 @@
 //! its own; protocol bytes (frames) and wire bytes (UDP payload, QUIC handshake included) are
 //! counted separately.
 //!
-//! Run: `cargo bench -p yilian-tests --bench sync` (`-- --patients N` for another size). Under
+//! Run: `cargo bench -p yilian-bench --bench sync` (`-- --patients N` for another size). Under
 //! `cargo test` it runs as a quick smoke run that writes nothing.
 
 use anyhow::{Context, Result, bail};

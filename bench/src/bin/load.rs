@@ -1,5 +1,5 @@
 //! The relay load test: `yilian-relay serve` against N simulated phones over QUIC on loopback
-//! (see `yilian_tests::load`). Prints the figures and writes `target/bench/load.json`.
+//! (see `yilian_bench::load`). Prints the figures and writes `target/bench/load.json`.
 //!
 //! ```sh
 //! load                   # 1,000 phones, 100 doctors, 25 visits each
@@ -8,7 +8,7 @@
 
 use anyhow::Result;
 use clap::Parser;
-use yilian_tests::load::{self, LoadParams, relay_process};
+use yilian_bench::load::{self, LoadParams, relay_process};
 
 #[derive(Parser)]
 #[command(about = "N phones pushing and pulling a day's work through one relay")]

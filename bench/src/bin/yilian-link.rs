@@ -11,7 +11,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use yilian_tests::link::{Link, LinkProfile, netns, probe};
+use yilian_bench::link::{Link, LinkProfile, netns, probe};
 
 #[derive(Parser)]
 #[command(about = "An emulated slow, lossy, intermittent link between two endpoints on this machine")]

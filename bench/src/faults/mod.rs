@@ -6,7 +6,6 @@
 
 pub mod worker;
 
-use crate::lab::{Phone, no_duplicates};
 use crate::load::relay_process::RelayProcess;
 use crate::workload::{self, Params};
 use anyhow::{Context, Result, bail, ensure};
@@ -21,6 +20,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use yilian_core::net::Fingerprint;
 use yilian_core::{DeviceKind, Store, StoreOptions};
+use yilian_tests::lab::{Phone, no_duplicates};
 
 /// The outcome of one scenario run.
 #[derive(Clone, Debug, serde::Serialize)]

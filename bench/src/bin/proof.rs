@@ -1,4 +1,4 @@
-//! The proof under bad links, side by side with automerge-repo 2.5 (see `yilian_tests::proof`).
+//! The proof under bad links, side by side with automerge-repo 2.5 (see `yilian_bench::proof`).
 //!
 //! ```sh
 //! proof                 # default: 2,000 residents x 10 visits, every profile; writes target/bench/proof.json
@@ -14,11 +14,11 @@ use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use yilian_tests::link::{LinkProfile, netns};
-use yilian_tests::proof::report::{self, LaneReport};
-use yilian_tests::proof::run::{Plan, run};
-use yilian_tests::proof::{Engine, accuracy, yilian};
-use yilian_tests::workload::Params;
+use yilian_bench::link::{LinkProfile, netns};
+use yilian_bench::proof::report::{self, LaneReport};
+use yilian_bench::proof::run::{Plan, run};
+use yilian_bench::proof::{Engine, accuracy, yilian};
+use yilian_bench::workload::Params;
 
 #[derive(Parser)]
 #[command(about = "Sync benchmarks over emulated bad links, Yilian against automerge-repo")]
@@ -99,7 +99,7 @@ fn main() -> Result<()> {
 
 async fn accuracy_runs(runs: u32, seed: u64) -> Result<()> {
     let all: Vec<LinkProfile> =
-        yilian_tests::link::profile::PROFILES.iter().map(|p| p.parse()).collect::<Result<_, _>>()?;
+        yilian_bench::link::profile::PROFILES.iter().map(|p| p.parse()).collect::<Result<_, _>>()?;
     let mut failed = 0;
     for run in 0..runs {
         // Each run on links of its own: a TUN device just closed may still be busy.
@@ -121,13 +121,13 @@ async fn proof(args: Args) -> Result<()> {
     } else if args.quick {
         ["lan", "4g", "2g"].iter().map(|p| p.parse()).collect::<Result<_, _>>()?
     } else {
-        yilian_tests::link::profile::PROFILES.iter().map(|p| p.parse()).collect::<Result<_, _>>()?
+        yilian_bench::link::profile::PROFILES.iter().map(|p| p.parse()).collect::<Result<_, _>>()?
     };
     let mut failures = Vec::new();
     let mut checked = Vec::new();
     if args.quick || args.accuracy {
         let all: Vec<LinkProfile> =
-            yilian_tests::link::profile::PROFILES.iter().map(|p| p.parse()).collect::<Result<_, _>>()?;
+            yilian_bench::link::profile::PROFILES.iter().map(|p| p.parse()).collect::<Result<_, _>>()?;
         checked = accuracy::check(&all, 200, args.seed).await?;
         print!("{}", accuracy::table(&checked));
         for a in checked.iter().filter(|a| !a.ok()) {
@@ -147,7 +147,7 @@ async fn proof(args: Args) -> Result<()> {
         seed: args.seed,
         dir: work.path().to_path_buf(),
         program: std::env::current_exe()?,
-        cut: if args.quick { Duration::from_secs(8) } else { yilian_tests::proof::CUT },
+        cut: if args.quick { Duration::from_secs(8) } else { yilian_bench::proof::CUT },
         peer_first_cap: Duration::from_secs(if args.quick { 90 } else { args.peer_first_cap }),
         peer_cap: Duration::from_secs(if args.quick { 30 } else { args.peer_cap }),
         with_peer: !args.yilian_only,

@@ -383,7 +383,7 @@ pub async fn run(params: LoadParams, relay_binary: &Path, dir: &Path) -> Result<
     report.push_session = Percentiles::of(push_times);
     report.pull_session = Percentiles::of(pull_times);
     (report.diverged, report.divergences) = diverged(&phones, params.doctors)?;
-    report.load_peak_rss_mb = crate::peak_rss_mb();
+    report.load_peak_rss_mb = yilian_tests::peak_rss_mb();
     Ok(report)
 }
 
@@ -409,7 +409,7 @@ fn diverged(phones: &[Arc<Phone>], doctors: usize) -> Result<(usize, Vec<String>
         let team: Vec<&Arc<Phone>> = phones.iter().filter(|p| p.doctor == doctor).collect();
         let Some(first) = team.first() else { continue };
         for other in &team[1..] {
-            if crate::lab::same_records(&first.store, &other.store).is_err() {
+            if yilian_tests::lab::same_records(&first.store, &other.store).is_err() {
                 count += 1;
                 if how.len() < 5 {
                     how.push(divergence(first, other)?);

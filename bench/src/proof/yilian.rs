@@ -4,7 +4,6 @@
 
 use super::dataset::Dataset;
 use super::{Figures, Scenario};
-use crate::lab::session;
 use crate::link::Link;
 use anyhow::{Context, Result, ensure};
 use serde_json::json;
@@ -17,6 +16,7 @@ use yilian_core::net::{Fingerprint, SessionOptions, client_config};
 use yilian_core::sync::{PerfectLink, sync_in_process};
 use yilian_core::{DeviceKind, Practitioner, PractitionerRole, ScopeGrant, Store, StoreOptions};
 use yilian_relay::{Relay, RelayConfig};
+use yilian_tests::lab::session;
 
 /// The device's name at the relay.
 const DEVICE: &str = "proof-phone";
@@ -98,7 +98,7 @@ pub async fn device(args: DeviceArgs) -> Result<()> {
         "protocol_bytes_up": up,
         "protocol_bytes_down": down,
         "errors": errors,
-        "peak_rss_mb": crate::peak_rss_mb(),
+        "peak_rss_mb": yilian_tests::peak_rss_mb(),
     });
     println!("RESULT {line}");
     Ok(())
@@ -198,7 +198,7 @@ impl Lane {
     /// Whether the device holds exactly the relay's records.
     pub fn converged(&self) -> Result<bool> {
         let device = Store::open(&self.device_db, StoreOptions::default())?;
-        Ok(crate::lab::same_records(&device, &self.storage).is_ok())
+        Ok(yilian_tests::lab::same_records(&device, &self.storage).is_ok())
     }
 
     /// Stops the relay.

@@ -3,7 +3,6 @@
 //! where it is on stdout: `CLOCK ms` (its clock), `RECORDED n`, `SYNCING`, `ERROR why` for each
 //! failed attempt, `DONE`.
 
-use crate::lab::session;
 use crate::workload::{Params, clinical};
 use anyhow::Result;
 use chrono::{Duration as Days, Utc};
@@ -17,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use yilian_core::model::{Demographics, NewContract, NewPatient, Sex};
 use yilian_core::net::{Fingerprint, SessionOptions, client_config};
 use yilian_core::{Store, StoreOptions};
+use yilian_tests::lab::session;
 
 /// What the worker does.
 #[derive(Clone, Debug)]

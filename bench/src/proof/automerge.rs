@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 
 /// `tests/js/automerge-peer/peer.mjs`.
 pub fn peer_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("js/automerge-peer/peer.mjs")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/js/automerge-peer/peer.mjs")
 }
 
 /// Runs `peer.mjs` with `args` to completion; returns its stdout, failing with its stderr.
