@@ -8,6 +8,10 @@
 //! its own; protocol bytes (frames) and wire bytes (UDP payload, QUIC handshake included) are
 //! counted separately.
 //!
+//! The idle sync is also run again on a second connection that resumes the first's TLS session
+//! in 0-RTT (`idle_sync_resumed`), as a phone's next sync does; `YILIAN_QUIC_STATS=1` prints that
+//! connection's QUIC statistics (datagrams, frames by type) to see where its bytes go.
+//!
 //! Run: `cargo bench -p yilian-bench --bench sync` (`-- --patients N` for another size). Under
 //! `cargo test` it runs as a quick smoke run that writes nothing.
 
@@ -42,18 +46,52 @@ async fn device(db: &str) -> Result<()> {
     let pin = arg("--pin").context("--pin")?.parse()?;
     let store = Store::open(db, StoreOptions::default())?;
     let endpoint = quinn::Endpoint::client(([127, 0, 0, 1], 0).into())?;
+    // One client configuration for every connection: its session cache lets the next resume.
+    let config = client_config(pin, &store.device_key())?;
     let started = Instant::now();
-    let (conn, _) = connect(&endpoint, &client_config(pin, &store.device_key())?, addr).await?;
+    let (conn, _) = connect(&endpoint, &config, addr).await?;
     let report =
         sync_over(&conn, &store, "device", "relay", &SessionOptions::default(), &CancellationToken::new(), &mut |_| {})
             .await?;
     let seconds = started.elapsed().as_secs_f64();
     let wire = WireStats::of(&conn);
     conn.close(quinn::VarInt::from_u32(0), b"done");
-    endpoint.wait_idle().await;
     if !report.outcome.synced {
         bail!("the device did not sync: {report:?}");
     }
+    // `--again`: a second sync on a new connection that resumes the first's TLS session (0-RTT),
+    // as a phone's next sync does: what a reconnect costs on the wire.
+    if std::env::args().any(|a| a == "--again") {
+        let (again, zero_rtt) = connect(&endpoint, &config, addr).await?;
+        let report = sync_over(
+            &again,
+            &store,
+            "device",
+            "relay",
+            &SessionOptions::default(),
+            &CancellationToken::new(),
+            &mut |_| {},
+        )
+        .await?;
+        // Closed, and the close sent, before the count.
+        again.close(quinn::VarInt::from_u32(0), b"done");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let resumed = WireStats::of(&again);
+        if std::env::var_os("YILIAN_QUIC_STATS").is_some() {
+            println!("STATS {:#?}", again.stats());
+        }
+        let line = json!({
+            "synced": report.outcome.synced,
+            "zero_rtt": zero_rtt,
+            "protocol_bytes_up": report.bytes_up,
+            "protocol_bytes_down": report.bytes_down,
+            "udp_bytes_up": resumed.tx_bytes,
+            "udp_bytes_down": resumed.rx_bytes,
+            "udp_datagrams": resumed.tx_datagrams + resumed.rx_datagrams,
+        });
+        println!("RESUMED {line}");
+    }
+    endpoint.wait_idle().await;
     let line = json!({
         "seconds": seconds,
         "rounds": report.rounds,
@@ -70,15 +108,25 @@ async fn device(db: &str) -> Result<()> {
 }
 
 fn run_device(db: &Path, relay: &Relay) -> Result<Value> {
+    Ok(run_device_with(db, relay, &[])?.0)
+}
+
+/// The device process with `extra` arguments: its result, and its resumed sync's (`--again`).
+fn run_device_with(db: &Path, relay: &Relay, extra: &[&str]) -> Result<(Value, Option<Value>)> {
     let out = Command::new(std::env::current_exe()?)
         .args(["--device", &db.display().to_string()])
         .args(["--relay", &relay.addr.to_string(), "--pin", &relay.fingerprint.to_string()])
+        .args(extra)
         .output()?;
+    if std::env::var_os("YILIAN_QUIC_STATS").is_some() {
+        println!("{}", String::from_utf8_lossy(&out.stdout));
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let Some(line) = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")) else {
         bail!("device process failed: {}{}", stdout, String::from_utf8_lossy(&out.stderr));
     };
-    Ok(serde_json::from_str(line)?)
+    let resumed = stdout.lines().find_map(|l| l.strip_prefix("RESUMED ")).map(serde_json::from_str).transpose()?;
+    Ok((serde_json::from_str(line)?, resumed))
 }
 
 async fn bench() -> Result<()> {
@@ -126,12 +174,15 @@ async fn bench() -> Result<()> {
         first["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
     );
 
-    let idle = run_device(&db, &relay)?;
+    let (idle, resumed) = run_device_with(&db, &relay, &["--again"])?;
+    let resumed = resumed.context("the device printed no resumed sync")?;
     println!(
-        "idle sync:   {} round(s) after the handshake, protocol {} B, UDP {} B with the handshake   [target 1 round, <= 1 KB protocol; automerge-repo: 2,001 messages each way, ~700 KiB, 17.8 s]",
+        "idle sync:   {} round(s) after the handshake, protocol {} B, UDP {} B with a full handshake, {} B ({} datagrams) resuming the session   [target 1 round, <= 1 KB protocol, <= 2 KB resumed; automerge-repo: 2,001 messages each way, ~700 KiB, 17.8 s]",
         idle["rounds"],
         total(&idle, "protocol_bytes"),
         total(&idle, "udp_bytes"),
+        total(&resumed, "udp_bytes"),
+        resumed["udp_datagrams"],
     );
 
     // A day's work elsewhere: 50 visits across 50 patients reach the relay.
@@ -170,6 +221,7 @@ async fn bench() -> Result<()> {
         "transport": "QUIC on 127.0.0.1, device in its own process",
         "first_sync": first,
         "idle_sync": idle,
+        "idle_sync_resumed": resumed,
         "incremental_sync": { "changes": new.len(), "compressed_alone_bytes": compressed, "ratio": protocol as f64 / compressed as f64, "session": incremental },
     });
     let out_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench");
