@@ -13,9 +13,10 @@ use yilian_core::model::*;
 use yilian_core::sync::{PerfectLink, sync_in_process};
 use yilian_core::time::{Clock, ManualClock};
 use yilian_core::{
-    ApplyReport, ChildPush, DeviceKind, Error, IncomingChange, Organization, OrganizationKind, PatientId, Practitioner,
-    PractitionerRole, ScopeGrant, Store, StoreOptions, Team,
+    ApplyReport, ChildPush, DeviceKind, Error, IncomingChange, OrganizationKind, PatientId, Practitioner,
+    PractitionerRole, ScopeGrant, Store, StoreOptions,
 };
+use yilian_testing::Consortium;
 
 const GRACE: Duration = Duration::from_secs(24 * 3600);
 
@@ -30,32 +31,17 @@ fn consortium() -> Store {
 /// The directory of [`consortium`], entered on `relay`.
 fn directory_on(relay: &Store) {
     relay.set_referral_grace(GRACE).unwrap();
-    let org = |id: &str, kind, part_of: Option<&str>| Organization {
-        id: id.into(),
-        name: id.into(),
-        kind,
-        part_of: part_of.map(str::to_string),
-    };
-    relay.add_organization(&org(COUNTY, OrganizationKind::CountyHospital, None)).unwrap();
-    relay.add_practitioner(&practitioner("desk-zhao", PractitionerRole::ReferralDesk, COUNTY)).unwrap();
+    let mut directory = Consortium::new()
+        .organization(COUNTY, COUNTY, OrganizationKind::CountyHospital, None)
+        .referral_desk("desk-zhao", "desk-zhao", COUNTY);
     for v in ["a", "b", "c"] {
-        relay.add_organization(&org(&format!("village-{v}"), OrganizationKind::VillageClinic, Some(COUNTY))).unwrap();
-        relay
-            .add_practitioner(&practitioner(
-                &format!("dr-{v}"),
-                PractitionerRole::FamilyDoctor,
-                &format!("village-{v}"),
-            ))
-            .unwrap();
-        relay
-            .add_team(&Team {
-                id: format!("team-{v}"),
-                name: format!("team {v}"),
-                organization_id: format!("village-{v}"),
-                members: vec![format!("dr-{v}")],
-            })
-            .unwrap();
+        let (clinic, doctor) = (format!("village-{v}"), format!("dr-{v}"));
+        directory = directory
+            .organization(&clinic, &clinic, OrganizationKind::VillageClinic, Some(COUNTY))
+            .family_doctor(&doctor, &doctor, &clinic)
+            .team(&format!("team-{v}"), &format!("team {v}"), &clinic, &[&doctor]);
     }
+    directory.enter(relay).unwrap();
 }
 
 fn practitioner(id: &str, role: PractitionerRole, org: &str) -> Practitioner {
@@ -378,31 +364,18 @@ fn the_audit_trail_names_each_fields_author_and_catches_tampering() {
     let path = dir.path().join("relay.db");
     let relay = Store::open(&path, options()).unwrap();
     relay.set_referral_grace(GRACE).unwrap();
-    relay
-        .add_organization(&Organization {
-            id: "village-a".into(),
-            name: "a".into(),
-            kind: OrganizationKind::VillageClinic,
-            part_of: None,
-        })
-        .unwrap();
-    let mut phones = Vec::new();
-    for (who, role) in [
+    let people = [
         ("dr-a", PractitionerRole::FamilyDoctor),
         ("nurse-a", PractitionerRole::Nurse),
         ("ph-a", PractitionerRole::PublicHealth),
-    ] {
-        relay.add_practitioner(&practitioner(who, role, "village-a")).unwrap();
-        phones.push((format!("{who}-phone"), who));
+    ];
+    let mut directory = Consortium::new().organization("village-a", "a", OrganizationKind::VillageClinic, None);
+    for (who, role) in people {
+        directory = directory.practitioner(who, who, role, "village-a");
     }
-    relay
-        .add_team(&Team {
-            id: "team-a".into(),
-            name: "a".into(),
-            organization_id: "village-a".into(),
-            members: phones.iter().map(|(_, who)| who.to_string()).collect(),
-        })
-        .unwrap();
+    let members: Vec<&str> = people.iter().map(|(who, _)| *who).collect();
+    directory.team("team-a", "a", "village-a", &members).enter(&relay).unwrap();
+    let phones: Vec<(String, &str)> = people.iter().map(|(who, _)| (format!("{who}-phone"), *who)).collect();
     let stores: Vec<Store> = phones.iter().map(|(id, who)| enrolled(&relay, id, who)).collect();
     let p = contracted(&stores[0], "a", "王秀英");
     sync(&stores[0], "dr-a-phone", &relay);

@@ -18,9 +18,8 @@ use yilian_core::model::*;
 use yilian_core::net::{SessionOptions, WireStats, client_config, connect, enroll, sync_over};
 use yilian_core::store::{DEFAULT_CODE_VALIDITY, OperatorRole};
 use yilian_core::time::{now_ms, today};
-use yilian_core::{
-    DeviceKind, Organization, OrganizationKind, PatientId, Practitioner, PractitionerRole, Store, StoreOptions, Team,
-};
+use yilian_core::{DeviceKind, OrganizationKind, PatientId, Store, StoreOptions};
+use yilian_testing::Consortium;
 
 const SHIQIAO: &str = "shiqiao-village-clinic";
 const DONGHE: &str = "donghe-village-clinic";
@@ -169,34 +168,19 @@ fn enrol(store: &Store, p: PatientId, org: &str, doctor: &str, team: &str, icd10
 /// The consortium's directory: the county hospital, a township centre and two village clinics
 /// under it, their practitioners and the villages' family-doctor teams.
 fn consortium(admin: &Store) -> Result<()> {
-    let org = |id: &str, name: &str, kind, part_of: Option<&str>| Organization {
-        id: id.into(),
-        name: name.into(),
-        kind,
-        part_of: part_of.map(str::to_string),
-    };
-    admin.add_organization(&org(COUNTY, "县人民医院", OrganizationKind::CountyHospital, None))?;
-    admin.add_organization(&org(TOWNSHIP, "石桥镇卫生院", OrganizationKind::TownshipHealthCentre, Some(COUNTY)))?;
-    admin.add_organization(&org(SHIQIAO, "石桥村卫生室", OrganizationKind::VillageClinic, Some(TOWNSHIP)))?;
-    admin.add_organization(&org(DONGHE, "东河村卫生室", OrganizationKind::VillageClinic, Some(TOWNSHIP)))?;
-    let doctor = |id: &str, name: &str, role, org: &str| Practitioner {
-        id: id.into(),
-        name: name.into(),
-        role,
-        organization_id: org.into(),
-    };
-    admin.add_practitioner(&doctor("dr-wang", "王医生", PractitionerRole::FamilyDoctor, SHIQIAO))?;
-    admin.add_practitioner(&doctor("dr-zhao", "赵医生", PractitionerRole::FamilyDoctor, DONGHE))?;
-    admin.add_practitioner(&doctor("dr-sun", "孙医生", PractitionerRole::ReferralDesk, COUNTY))?;
-    for (team, org, member) in [("team-shiqiao", SHIQIAO, "dr-wang"), ("team-donghe", DONGHE, "dr-zhao")] {
-        admin.add_team(&Team {
-            id: team.into(),
-            name: team.into(),
-            organization_id: org.into(),
-            members: vec![member.into()],
-        })?;
-    }
-    println!("  {} organizations, {} practitioners, {} teams", 4, 3, 2);
+    let directory = Consortium::new()
+        .organization(COUNTY, "县人民医院", OrganizationKind::CountyHospital, None)
+        .organization(TOWNSHIP, "石桥镇卫生院", OrganizationKind::TownshipHealthCentre, Some(COUNTY))
+        .organization(SHIQIAO, "石桥村卫生室", OrganizationKind::VillageClinic, Some(TOWNSHIP))
+        .organization(DONGHE, "东河村卫生室", OrganizationKind::VillageClinic, Some(TOWNSHIP))
+        .family_doctor("dr-wang", "王医生", SHIQIAO)
+        .family_doctor("dr-zhao", "赵医生", DONGHE)
+        .referral_desk("dr-sun", "孙医生", COUNTY)
+        .team("team-shiqiao", "team-shiqiao", SHIQIAO, &["dr-wang"])
+        .team("team-donghe", "team-donghe", DONGHE, &["dr-zhao"]);
+    directory.enter(admin)?;
+    let (o, p, t) = (directory.organizations.len(), directory.practitioners.len(), directory.teams.len());
+    println!("  {o} organizations, {p} practitioners, {t} teams");
     Ok(())
 }
 

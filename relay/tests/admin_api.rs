@@ -22,13 +22,10 @@ async fn admin_endpoints_need_a_live_token() {
     assert_eq!(api.call("GET", "/admin/devices", Some("yat_guessed"), None).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(api.admin("GET", "/admin/devices", None).await.0, StatusCode::OK);
     // A read-only analyst and a referral desk may not touch the directory or devices.
-    let county = yilian_core::Organization {
-        id: "county".into(),
-        name: "县人民医院".into(),
-        kind: yilian_core::OrganizationKind::CountyHospital,
-        part_of: None,
-    };
-    api.store.add_organization(&county).unwrap();
+    yilian_testing::Consortium::new()
+        .organization("county", "县人民医院", yilian_core::OrganizationKind::CountyHospital, None)
+        .enter(&api.store)
+        .unwrap();
     for (name, role) in [("analyst-sun", OperatorRole::Analyst), ("desk-zhao", OperatorRole::ReferralDesk)] {
         let token = api.store.create_admin_token(name, role, Some("county")).unwrap();
         let (status, body) = api.call("GET", "/admin/devices", Some(&token), None).await;

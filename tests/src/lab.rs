@@ -13,10 +13,9 @@ use yilian_core::net::{
     Enrollment, Fingerprint, SessionOptions, SessionReport, client_config, connect, enroll, sync_over,
 };
 use yilian_core::time::now_ms;
-use yilian_core::{
-    DeviceKind, Durability, Organization, OrganizationKind, Practitioner, PractitionerRole, Store, StoreOptions,
-};
+use yilian_core::{DeviceKind, Durability, OrganizationKind, Store, StoreOptions};
 use yilian_relay::{Relay, RelayConfig};
+use yilian_testing::Consortium;
 
 /// Longest any one lab step may take before the test fails (instead of hanging).
 pub const STEP: Duration = Duration::from_secs(60);
@@ -42,18 +41,10 @@ pub fn lab_directory(storage: &Store) -> Result<()> {
     if storage.practitioners()?.iter().any(|p| p.id == LAB_DOCTOR) {
         return Ok(());
     }
-    storage.add_organization(&Organization {
-        id: LAB_CLINIC.into(),
-        name: "石桥村卫生室".into(),
-        kind: OrganizationKind::VillageClinic,
-        part_of: None,
-    })?;
-    storage.add_practitioner(&Practitioner {
-        id: LAB_DOCTOR.into(),
-        name: "王医生".into(),
-        role: PractitionerRole::FamilyDoctor,
-        organization_id: LAB_CLINIC.into(),
-    })?;
+    Consortium::new()
+        .organization(LAB_CLINIC, "石桥村卫生室", OrganizationKind::VillageClinic, None)
+        .family_doctor(LAB_DOCTOR, "王医生", LAB_CLINIC)
+        .enter(storage)?;
     Ok(())
 }
 

@@ -15,8 +15,9 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 use yilian_core::model::TaskStatus;
 use yilian_core::store::{OperatorRole, SignatureCheck};
-use yilian_core::{Organization, OrganizationKind, Practitioner, PractitionerRole, ReferralId, Store};
+use yilian_core::{OrganizationKind, PractitionerRole, ReferralId, Store};
 use yilian_relay::http::{AppState, app};
+use yilian_testing::Consortium;
 use yilian_tests::lab::{LAB_CLINIC, Phone, lab_directory, open_store, start_relay};
 use yilian_tests::{COUNTY, follow_up_visit, resident, upward_referral};
 
@@ -47,18 +48,10 @@ impl Http {
 
 fn county_directory(storage: &Store) -> Result<()> {
     lab_directory(storage)?;
-    storage.add_organization(&Organization {
-        id: COUNTY.into(),
-        name: "县人民医院".into(),
-        kind: OrganizationKind::CountyHospital,
-        part_of: None,
-    })?;
-    storage.add_practitioner(&Practitioner {
-        id: "dr-sun".into(),
-        name: "孙医生".into(),
-        role: PractitionerRole::Specialist,
-        organization_id: COUNTY.into(),
-    })?;
+    Consortium::new()
+        .organization(COUNTY, "县人民医院", OrganizationKind::CountyHospital, None)
+        .practitioner("dr-sun", "孙医生", PractitionerRole::Specialist, COUNTY)
+        .enter(storage)?;
     Ok(())
 }
 

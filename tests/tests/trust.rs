@@ -17,10 +17,9 @@ use yilian_core::identity::DeviceKey;
 use yilian_core::model::{NewContract, TaskStatus};
 use yilian_core::net::{ALPN, SessionOptions, connect, device_certificate};
 use yilian_core::time::{now_ms, today};
-use yilian_core::{
-    DeviceKind, Error, Organization, OrganizationKind, PatientId, Practitioner, PractitionerRole, Store, Team,
-};
+use yilian_core::{DeviceKind, Error, OrganizationKind, PatientId, Store};
 use yilian_relay::Relay;
+use yilian_testing::Consortium;
 use yilian_tests::lab::{Phone, STEP, lab_code, open_store, start_relay};
 use yilian_tests::{COUNTY, desk_event, follow_up_visit, resident, upward_referral};
 
@@ -142,27 +141,17 @@ async fn a_revoked_device_is_cut_off_while_connected_and_cannot_come_back() -> R
 /// each; the county's referral desk.
 fn consortium(storage: &Store) -> Result<()> {
     storage.set_referral_grace(GRACE)?;
-    let org = |id: &str, kind, part_of: Option<&str>| Organization {
-        id: id.into(),
-        name: id.into(),
-        kind,
-        part_of: part_of.map(str::to_string),
-    };
-    let person =
-        |id: &str, role, org: &str| Practitioner { id: id.into(), name: id.into(), role, organization_id: org.into() };
-    storage.add_organization(&org(COUNTY, OrganizationKind::CountyHospital, None))?;
-    storage.add_practitioner(&person("dr-desk", PractitionerRole::ReferralDesk, COUNTY))?;
+    let mut directory = Consortium::new()
+        .organization(COUNTY, COUNTY, OrganizationKind::CountyHospital, None)
+        .referral_desk("dr-desk", "dr-desk", COUNTY);
     for v in VILLAGES {
-        let clinic = format!("village-{v}");
-        storage.add_organization(&org(&clinic, OrganizationKind::VillageClinic, Some(COUNTY)))?;
-        storage.add_practitioner(&person(&format!("dr-{v}"), PractitionerRole::FamilyDoctor, &clinic))?;
-        storage.add_team(&Team {
-            id: format!("team-{v}"),
-            name: format!("team {v}"),
-            organization_id: clinic,
-            members: vec![format!("dr-{v}")],
-        })?;
+        let (clinic, doctor) = (format!("village-{v}"), format!("dr-{v}"));
+        directory = directory
+            .organization(&clinic, &clinic, OrganizationKind::VillageClinic, Some(COUNTY))
+            .family_doctor(&doctor, &doctor, &clinic)
+            .team(&format!("team-{v}"), &format!("team {v}"), &clinic, &[&doctor]);
     }
+    directory.enter(storage)?;
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use yilian_core::net::{Fingerprint, SessionOptions, client_config};
 use yilian_core::sync::{PerfectLink, sync_in_process};
-use yilian_core::{DeviceKind, Practitioner, PractitionerRole, ScopeGrant, Store, StoreOptions};
+use yilian_core::{DeviceKind, PractitionerRole, ScopeGrant, Store, StoreOptions};
 use yilian_relay::{Relay, RelayConfig};
 use yilian_tests::lab::session;
 
@@ -125,12 +125,9 @@ impl Lane {
         // record: exactly the documents automerge-repo's client holds. (A team member's phone
         // would also get each contracted record as a snapshot on top of the log: measured twice
         // the bytes, 169.8 KiB against 85.6 KiB for 60 residents.)
-        storage.add_practitioner(&Practitioner {
-            id: PROOF_PRACTITIONER.into(),
-            name: "王护士".into(),
-            role: PractitionerRole::Nurse,
-            organization_id: "clinic-000".into(),
-        })?;
+        yilian_testing::Consortium::new()
+            .practitioner(PROOF_PRACTITIONER, "王护士", PractitionerRole::Nurse, "clinic-000")
+            .enter(&storage)?;
         let device_db = dir.join("device.db");
         let key = Store::open(&device_db, StoreOptions::default())?.device_key();
         let code = storage.issue_enrollment_code(

@@ -21,7 +21,7 @@ use yilian_core::model::{
     Urgency,
 };
 use yilian_core::{
-    Organization, OrganizationKind, PatientId, Practitioner, PractitionerRole, ReferralId, Result, Store, Team,
+    Organization, OrganizationKind, PatientId, Practitioner, PractitionerRole, ReferralId, Result, Store,
 };
 
 /// How big a consortium to make, and from which seed.
@@ -142,21 +142,25 @@ impl Consortium {
     /// Writes the organizations, practitioners and family-doctor teams into `store`'s directory
     /// (a team's contracted residents are in the scope of its doctor's phones).
     pub fn register(&self, store: &Store) -> Result<()> {
+        self.directory().enter(store)?;
+        Ok(())
+    }
+
+    /// The directory as the test kit declares it: the organizations, the practitioners, and a
+    /// family-doctor team of each clinic's doctor.
+    pub fn directory(&self) -> yilian_testing::Consortium {
+        let mut directory = yilian_testing::Consortium::new();
         for org in &self.organizations {
-            store.add_organization(org)?;
+            directory = directory.organization(&org.id, &org.name, org.kind, org.part_of.as_deref());
         }
-        for practitioner in &self.practitioners {
-            store.add_practitioner(practitioner)?;
+        for p in &self.practitioners {
+            directory = directory.practitioner(&p.id, &p.name, p.role, &p.organization_id);
         }
         for clinic in &self.clinics {
-            store.add_team(&Team {
-                id: clinic.team_id.clone(),
-                name: format!("{}家庭医生团队", clinic.organization.name),
-                organization_id: clinic.organization.id.clone(),
-                members: vec![clinic.doctor.id.clone()],
-            })?;
+            let name = format!("{}家庭医生团队", clinic.organization.name);
+            directory = directory.team(&clinic.team_id, &name, &clinic.organization.id, &[&clinic.doctor.id]);
         }
-        Ok(())
+        directory
     }
 }
 

@@ -8,7 +8,8 @@ use chrono::{Days, NaiveDate};
 use serde_json::Value;
 use yilian_core::model::*;
 use yilian_core::store::OperatorRole;
-use yilian_core::{Organization, OrganizationKind, PatientId, Practitioner, PractitionerRole, ReferralId, Team};
+use yilian_core::{OrganizationKind, PatientId, PractitionerRole, ReferralId};
+use yilian_testing::Consortium;
 
 pub const COUNTY: &str = "county";
 pub const VILLAGE: &str = "shiqiao";
@@ -24,30 +25,23 @@ pub struct Desk {
     pub referral: ReferralId,
 }
 
-fn org(id: &str, kind: OrganizationKind, part_of: Option<&str>) -> Organization {
-    Organization { id: id.into(), name: format!("{id} 机构"), kind, part_of: part_of.map(str::to_string) }
-}
-
-fn doctor(id: &str, organization: &str, role: PractitionerRole) -> Practitioner {
-    Practitioner { id: id.into(), name: format!("{id} 医生"), role, organization_id: organization.into() }
-}
-
 /// A consortium (county hospital, two village clinics), a hypertensive resident of Shiqiao last
 /// seen 200 days ago (overdue), referred upward to the county hospital, and a token per role.
 pub fn consortium() -> Desk {
     let api = Api::new();
     let s = &api.store;
-    s.add_organization(&org(COUNTY, OrganizationKind::CountyHospital, None)).unwrap();
-    s.add_organization(&org(VILLAGE, OrganizationKind::VillageClinic, Some(COUNTY))).unwrap();
-    s.add_organization(&org(OTHER, OrganizationKind::VillageClinic, Some(COUNTY))).unwrap();
-    s.add_practitioner(&doctor("dr-wang", VILLAGE, PractitionerRole::FamilyDoctor)).unwrap();
-    s.add_practitioner(&doctor("dr-sun", COUNTY, PractitionerRole::Specialist)).unwrap();
-    s.add_practitioner(&doctor("dr-zhou", OTHER, PractitionerRole::FamilyDoctor)).unwrap();
-    let team =
-        Team {
-            id: "team-shiqiao".into(), name: "石桥一队".into(), organization_id: VILLAGE.into(), members: vec![]
-        };
-    s.add_team(&team).unwrap();
+    let named = |id: &str| format!("{id} 机构");
+    let person = |id: &str| format!("{id} 医生");
+    Consortium::new()
+        .organization(COUNTY, &named(COUNTY), OrganizationKind::CountyHospital, None)
+        .organization(VILLAGE, &named(VILLAGE), OrganizationKind::VillageClinic, Some(COUNTY))
+        .organization(OTHER, &named(OTHER), OrganizationKind::VillageClinic, Some(COUNTY))
+        .family_doctor("dr-wang", &person("dr-wang"), VILLAGE)
+        .practitioner("dr-sun", &person("dr-sun"), PractitionerRole::Specialist, COUNTY)
+        .family_doctor("dr-zhou", &person("dr-zhou"), OTHER)
+        .team("team-shiqiao", "石桥一队", VILLAGE, &[])
+        .enter(s)
+        .unwrap();
     let patient = s
         .create_patient(NewPatient {
             id: None,

@@ -17,9 +17,9 @@ use yilian_core::store::Durability;
 use yilian_core::sync::{ChildDriver, Message, ParentDriver, ParentStep, PerfectLink, sync_in_process};
 use yilian_core::time::{Clock, ManualClock, Millis};
 use yilian_core::{
-    ApplyReport, ChildPush, DeviceKind, IncomingChange, Organization, OrganizationKind, PatientId, Practitioner,
-    PractitionerRole, Store, StoreOptions, Team,
+    ApplyReport, ChildPush, DeviceKind, IncomingChange, OrganizationKind, PatientId, Store, StoreOptions,
 };
+use yilian_testing::Consortium;
 
 /// The relay's peer id.
 pub const RELAY: &str = "relay";
@@ -253,20 +253,20 @@ impl<'a> World<'a> {
         let relay_path = dir.join("relay.db");
         let relay: &Store = arena.alloc(Store::open(&relay_path, options(&relay_clock, &relay_key, rng.r#gen()))?);
         relay.set_referral_grace(Duration::ZERO)?;
-        let org = |id: &str, kind, part_of: Option<&str>| Organization {
-            id: id.into(),
-            name: id.into(),
-            kind,
-            part_of: part_of.map(str::to_string),
-        };
-        relay.add_organization(&org(COUNTY, OrganizationKind::CountyHospital, None))?;
-        let desk = Practitioner {
-            id: DESK.into(),
-            name: DESK.into(),
-            role: PractitionerRole::ReferralDesk,
-            organization_id: COUNTY.into(),
-        };
-        relay.add_practitioner(&desk)?;
+        let mut directory = Consortium::new()
+            .organization(COUNTY, COUNTY, OrganizationKind::CountyHospital, None)
+            .referral_desk(DESK, DESK, COUNTY);
+        for t in 0..config.teams {
+            let village = format!("village-{t}");
+            let members: Vec<String> = (0..config.phones_per_team).map(|k| format!("dr-{t}-{k}")).collect();
+            directory = directory.organization(&village, &village, OrganizationKind::VillageClinic, Some(COUNTY));
+            for m in &members {
+                directory = directory.family_doctor(m, m, &village);
+            }
+            let members: Vec<&str> = members.iter().map(String::as_str).collect();
+            directory = directory.team(&format!("team-{t}"), &format!("team {t}"), &village, &members);
+        }
+        directory.enter(relay)?;
         relay.grant_scope(HUB, yilian_core::ScopeGrant::Everything)?;
         let mut world = World {
             arena,
@@ -293,24 +293,8 @@ impl<'a> World<'a> {
         };
         for t in 0..config.teams {
             let village = format!("village-{t}");
-            relay.add_organization(&org(&village, OrganizationKind::VillageClinic, Some(COUNTY)))?;
-            let members: Vec<String> = (0..config.phones_per_team).map(|k| format!("dr-{t}-{k}")).collect();
-            for m in &members {
-                let p = Practitioner {
-                    id: m.clone(),
-                    name: m.clone(),
-                    role: PractitionerRole::FamilyDoctor,
-                    organization_id: village.clone(),
-                };
-                relay.add_practitioner(&p)?;
-            }
-            relay.add_team(&Team {
-                id: format!("team-{t}"),
-                name: format!("team {t}"),
-                organization_id: village.clone(),
-                members: members.clone(),
-            })?;
-            for m in members {
+            for k in 0..config.phones_per_team {
+                let m = format!("dr-{t}-{k}");
                 world.enroll(&format!("phone-{}", &m[3..]), &m, &village, Some(format!("team-{t}")))?;
             }
         }
