@@ -208,6 +208,19 @@ async fn a_whole_record_exports_as_fhir_r4() {
         entries(&everything, "Practitioner").iter().map(|p| p["id"].as_str().unwrap()).collect();
     assert_eq!(practitioners, ["dr-sun", "dr-wang"]);
     assert_eq!(entries(&everything, "Organization").len(), 2);
+    let team = entries(&everything, "CareTeam");
+    assert_eq!((team.len(), &team[0]["name"]), (1, &json!("石桥一队")));
+    // Self-contained: every reference in the Bundle resolves to one of its entries.
+    let held: std::collections::BTreeSet<String> = everything["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!("{}/{}", e["resource"]["resourceType"].as_str().unwrap(), e["resource"]["id"].as_str().unwrap())
+        })
+        .collect();
+    let dangling: Vec<String> = references(&everything).into_iter().filter(|r| !held.contains(r)).collect();
+    assert!(dangling.is_empty(), "references without an entry: {dangling:?}");
 
     // Searches by patient and date.
     let today = today();
@@ -222,6 +235,7 @@ async fn a_whole_record_exports_as_fhir_r4() {
         (format!("Patient?_id={p}"), "Patient", 1),
         ("Practitioner".to_string(), "Practitioner", 3),
         ("Organization".to_string(), "Organization", 3),
+        ("CareTeam".to_string(), "CareTeam", 1),
     ] {
         let (status, bundle) = d.get(&format!("/fhir/{query}"), &d.analyst).await;
         assert_eq!(status, StatusCode::OK, "{query}: {bundle}");
@@ -237,6 +251,7 @@ async fn a_whole_record_exports_as_fhir_r4() {
         (format!("ServiceRequest/{down}"), "service-request"),
         ("Practitioner/dr-sun".to_string(), "practitioner"),
         (format!("Organization/{COUNTY}"), "organization"),
+        ("CareTeam/team-shiqiao".to_string(), "care-team"),
     ] {
         let (status, resource) = d.get(&format!("/fhir/{path}"), &d.county_desk).await;
         assert_eq!(status, StatusCode::OK, "{path}: {resource}");
@@ -278,5 +293,20 @@ async fn fhir_errors_are_operation_outcomes() {
         let diagnostics = outcome["issue"][0]["diagnostics"].as_str().unwrap();
         assert!(diagnostics.contains(says), "{uri}: {diagnostics}");
         keep(&format!("outcome-{}", got.as_u16()), &outcome);
+    }
+}
+
+/// Every literal `reference` in a resource or Bundle.
+fn references(value: &Value) -> Vec<String> {
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(k, v)| match (k.as_str(), v) {
+                ("reference", Value::String(r)) => vec![r.clone()],
+                _ => references(v),
+            })
+            .collect(),
+        Value::Array(items) => items.iter().flat_map(references).collect(),
+        _ => Vec::new(),
     }
 }

@@ -8,8 +8,10 @@
 //!   `Condition?patient=&onset-date=`, `EpisodeOfCare?patient=&date=`,
 //!   `ServiceRequest?patient=&authored=`, `Task?patient=&authored-on=` (date prefixes `eq ne lt
 //!   gt le ge`, day precision), and `Patient?_id=`;
-//! - reads of `Task`, `ServiceRequest`, `Practitioner`, `Organization` by id, and searches of the
-//!   directory (`Practitioner`, `Organization`).
+//! - reads of `Task`, `ServiceRequest`, `Practitioner`, `Organization`, `CareTeam` by id, and
+//!   searches of the directory (`Practitioner`, `Organization`, `CareTeam`: the family-doctor
+//!   teams). `$everything` is self-contained: every reference in it resolves to one of its entries
+//!   (the teams, practitioners and organizations the record points at, and those they point at).
 //!
 //! Errors are `OperationOutcome`s with the HTTP status of the relay's other endpoints.
 
@@ -161,27 +163,31 @@ async fn everything(
     let record = readable_record(&s, &operator, &id, "fhir").await?;
     let mut resources = vec![patient(&record)];
     resources.extend(clinical_resources(&record, s.storage.clock().today()).into_iter().map(|(_, r)| r));
-    // The practitioners and organizations the record points at, from the directory.
-    let referenced: BTreeSet<String> = resources
-        .iter()
-        .flat_map(references)
-        .filter(|r| r.starts_with("Practitioner/") || r.starts_with("Organization/"))
-        .collect();
+    // The directory's resources the record points at (teams, practitioners, organizations), and
+    // those they point at in turn (a team's members, an organization's parent): the Bundle is
+    // self-contained, every reference in it resolves to one of its entries.
     let storage = s.storage.clone();
-    let (practitioners, organizations) =
-        blocking(move || Ok((storage.practitioners()?, storage.organizations()?))).await?;
-    resources.extend(
-        practitioners
-            .iter()
-            .filter(|p| referenced.contains(&format!("Practitioner/{}", fhir_id(&p.id))))
-            .map(practitioner),
-    );
-    resources.extend(
-        organizations
-            .iter()
-            .filter(|o| referenced.contains(&format!("Organization/{}", fhir_id(&o.id))))
-            .map(organization),
-    );
+    let directory: Vec<Value> = blocking(move || {
+        let mut all: Vec<Value> = storage.teams()?.iter().map(care_team).collect();
+        all.extend(storage.practitioners()?.iter().map(practitioner));
+        all.extend(storage.organizations()?.iter().map(organization));
+        Ok(all)
+    })
+    .await?;
+    let key = |r: &Value| format!("{}/{}", r["resourceType"].as_str().unwrap_or(""), r["id"].as_str().unwrap_or(""));
+    let mut included: BTreeSet<String> = resources.iter().map(key).collect();
+    loop {
+        let wanted: BTreeSet<String> =
+            resources.iter().flat_map(references).filter(|r| !included.contains(r)).collect();
+        let found: Vec<&Value> = directory.iter().filter(|r| wanted.contains(&key(r))).collect();
+        if found.is_empty() {
+            break;
+        }
+        for resource in found {
+            included.insert(key(resource));
+            resources.push(resource.clone());
+        }
+    }
     Ok(Fhir(bundle(&base_url(&headers), &format!("Patient/{id}/$everything"), resources)))
 }
 
@@ -219,25 +225,25 @@ async fn read(
                 .ok_or_else(|| FhirError(AppError::NotFound(format!("{kind}/{id} not found"))))?;
             Ok(Fhir(if kind == "Task" { task(&record, view) } else { service_request(&record, view) }))
         }
-        "Practitioner" | "Organization" => {
+        "Practitioner" | "Organization" | "CareTeam" => {
             let found = directory(&s, &operator, &kind).await?.into_iter().find(|r| r["id"] == id.as_str());
             found.map(Fhir).ok_or_else(|| FhirError(AppError::NotFound(format!("{kind}/{id} not found"))))
         }
         _ => Err(FhirError(AppError::NotFound(format!(
-            "{kind}/{id}: read is supported for Patient, Task, ServiceRequest, Practitioner and Organization; \
+            "{kind}/{id}: read is supported for Patient, Task, ServiceRequest, Practitioner, Organization and CareTeam; \
              search the others by patient"
         )))),
     }
 }
 
-/// The directory's practitioners or organizations as resources.
+/// The directory's practitioners, organizations or family-doctor teams as resources.
 async fn directory(s: &AppState, operator: &Operator, kind: &str) -> Result<Vec<Value>, FhirError> {
     operator.allow(READERS)?;
     let storage = s.storage.clone();
-    if kind == "Practitioner" {
-        Ok(blocking(move || storage.practitioners()).await?.iter().map(practitioner).collect())
-    } else {
-        Ok(blocking(move || storage.organizations()).await?.iter().map(organization).collect())
+    match kind {
+        "Practitioner" => Ok(blocking(move || storage.practitioners()).await?.iter().map(practitioner).collect()),
+        "CareTeam" => Ok(blocking(move || storage.teams()).await?.iter().map(care_team).collect()),
+        _ => Ok(blocking(move || storage.organizations()).await?.iter().map(organization).collect()),
     }
 }
 
@@ -254,7 +260,7 @@ async fn search_type(
     let self_link = if query.is_empty() { kind.clone() } else { format!("{kind}?{query}") };
     let params = SearchParams::parse(&query);
     match kind.as_str() {
-        "Practitioner" | "Organization" => {
+        "Practitioner" | "Organization" | "CareTeam" => {
             params.only(&[])?;
             Ok(Fhir(bundle(&base, &self_link, directory(&s, &operator, &kind).await?)))
         }

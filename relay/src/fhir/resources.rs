@@ -10,7 +10,7 @@ use yilian_core::model::{
     VisitKind,
 };
 use yilian_core::store::OrganizationKind;
-use yilian_core::{Organization, Practitioner};
+use yilian_core::{Organization, Practitioner, Team};
 
 /// LOINC.
 pub const LOINC: &str = "http://loinc.org";
@@ -393,6 +393,20 @@ pub fn practitioner(p: &Practitioner) -> Value {
         "name": [{ "text": p.name }],
         "qualification": [{ "code": text(p.role.as_str()) }],
     })
+}
+
+/// A family-doctor team (家庭医生团队) as a CareTeam: its organization and its members.
+pub fn care_team(t: &Team) -> Value {
+    let members: Vec<Value> = t.members.iter().map(|m| json!({ "member": reference("Practitioner", m) })).collect();
+    compact(json!({
+        "resourceType": "CareTeam",
+        "id": fhir_id(&t.id),
+        "status": "active",
+        "category": [text("family doctor team (家庭医生团队)")],
+        "name": t.name,
+        "managingOrganization": [reference("Organization", &t.organization_id)],
+        "participant": (!members.is_empty()).then_some(members),
+    }))
 }
 
 /// An organization of the consortium.

@@ -110,7 +110,7 @@ pub fn capability_statement(clinical: &[(&str, &str)]) -> Value {
             "searchParam": [reference("patient"), { "name": date, "type": "date" }],
         }));
     }
-    for kind in ["Practitioner", "Organization"] {
+    for kind in ["Practitioner", "Organization", "CareTeam"] {
         resources.push(json!({ "type": kind, "interaction": [{ "code": "read" }, { "code": "search-type" }] }));
     }
     json!({
