@@ -246,6 +246,33 @@ async fn a_whole_record_exports_as_fhir_r4() {
         );
         keep(&format!("search-{}", kind.to_lowercase()), &bundle);
     }
+    // Pages: `_count` entries after `_offset`, `total` counting all, links that keep the search.
+    let (status, first) = d.get(&format!("/fhir/Encounter?patient={p}&_count=1"), &d.analyst).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!((first["total"].as_u64(), entries(&first, "Encounter").len()), (Some(2), 1));
+    let link = |bundle: &Value, relation: &str| {
+        bundle["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == relation)
+            .map(|l| l["url"].as_str().unwrap().to_string())
+    };
+    let next = link(&first, "next").expect("a next page");
+    assert!(next.contains(&format!("patient={p}")) && next.ends_with("_count=1&_offset=1"), "{next}");
+    assert_eq!(link(&first, "previous"), None);
+    let path = next.split_once("/fhir").unwrap().1.to_string();
+    let (status, second) = d.get(&format!("/fhir{path}"), &d.analyst).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(entries(&second, "Encounter").len(), 1);
+    assert_ne!(entries(&second, "Encounter")[0]["id"], entries(&first, "Encounter")[0]["id"]);
+    assert_eq!((link(&second, "next"), link(&second, "previous").is_some()), (None, true));
+    keep("search-page", &second);
+    for bad in ["_count=many", "_count=1001", "_offset=-1"] {
+        let (status, outcome) = d.get(&format!("/fhir/Encounter?patient={p}&{bad}"), &d.analyst).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {outcome}");
+        assert_eq!(outcome["resourceType"], "OperationOutcome");
+    }
     for (path, name) in [
         (format!("Task/{}", d.referral), "task"),
         (format!("ServiceRequest/{down}"), "service-request"),

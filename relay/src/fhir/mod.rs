@@ -127,6 +127,26 @@ fn base_url(headers: &HeaderMap) -> String {
     format!("http://{host}/fhir")
 }
 
+/// A page of search results: `count` of `resources` after the first `offset`, with `self`,
+/// `next` and `previous` links that keep the search's other parameters; `total` counts them all.
+fn page(base: &str, kind: &str, params: &SearchParams, resources: Vec<Value>) -> Result<Value, FhirError> {
+    let (count, offset) = params.paging()?;
+    let total = resources.len();
+    let link = |offset: usize| format!("{base}/{kind}?{}", params.with_page(count, offset));
+    let shown: Vec<Value> = resources.into_iter().skip(offset).take(count).collect();
+    let mut out = bundle(base, "", shown);
+    out["total"] = json!(total);
+    let mut links = vec![json!({ "relation": "self", "url": link(offset) })];
+    if count > 0 && offset.saturating_add(count) < total {
+        links.push(json!({ "relation": "next", "url": link(offset + count) }));
+    }
+    if count > 0 && offset > 0 {
+        links.push(json!({ "relation": "previous", "url": link(offset.saturating_sub(count)) }));
+    }
+    out["link"] = Value::Array(links);
+    Ok(out)
+}
+
 /// A searchset Bundle of `resources`.
 fn bundle(base: &str, self_link: &str, resources: Vec<Value>) -> Value {
     let entries: Vec<Value> = resources
@@ -257,18 +277,16 @@ async fn search_type(
     let operator = operator?;
     let query = query.unwrap_or_default();
     let base = base_url(&headers);
-    let self_link = if query.is_empty() { kind.clone() } else { format!("{kind}?{query}") };
     let params = SearchParams::parse(&query);
-    match kind.as_str() {
+    let found = match kind.as_str() {
         "Practitioner" | "Organization" | "CareTeam" => {
             params.only(&[])?;
-            Ok(Fhir(bundle(&base, &self_link, directory(&s, &operator, &kind).await?)))
+            directory(&s, &operator, &kind).await?
         }
         "Patient" => {
             params.only(&["_id"])?;
             let id = params.single("_id")?.ok_or_else(|| bad("Patient search needs _id".into()))?;
-            let record = readable_record(&s, &operator, &id, "fhir").await?;
-            Ok(Fhir(bundle(&base, &self_link, vec![patient(&record)])))
+            vec![patient(&readable_record(&s, &operator, &id, "fhir").await?)]
         }
         _ => {
             let Some((_, date_param)) = CLINICAL.iter().find(|(k, _)| *k == kind) else {
@@ -280,12 +298,12 @@ async fn search_type(
             let dates =
                 params.all(date_param).map(|v| DateFilter::parse(date_param, v)).collect::<Result<Vec<_>, _>>()?;
             let record = readable_record(&s, &operator, &id, "fhir").await?;
-            let found = clinical_resources(&record, s.storage.clock().today())
+            clinical_resources(&record, s.storage.clock().today())
                 .into_iter()
                 .filter(|(day, r)| r["resourceType"] == kind.as_str() && dates.iter().all(|d| d.matches(*day)))
                 .map(|(_, r)| r)
-                .collect();
-            Ok(Fhir(bundle(&base, &self_link, found)))
+                .collect()
         }
-    }
+    };
+    Ok(Fhir(page(&base, &kind, &params, found)?))
 }

@@ -14,9 +14,10 @@ impl SearchParams {
         SearchParams(form_urlencoded::parse(query.as_bytes()).into_owned().collect())
     }
 
-    /// 400 naming the first parameter that is not one of `allowed`.
+    /// 400 naming the first parameter that is not one of `allowed` (the paging parameters
+    /// `_count` and `_offset` are allowed everywhere).
     pub fn only(&self, allowed: &[&str]) -> Result<(), FhirError> {
-        match self.0.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        match self.0.iter().find(|(k, _)| !allowed.contains(&k.as_str()) && !PAGING.contains(&k.as_str())) {
             None => Ok(()),
             Some((k, _)) if allowed.is_empty() => Err(bad(format!("search parameter {k:?} is not supported here"))),
             Some((k, _)) => {
@@ -35,11 +36,45 @@ impl SearchParams {
         Ok(first)
     }
 
+    /// The page asked for: `_count` entries (default [`DEFAULT_COUNT`], at most [`MAX_COUNT`]; 0
+    /// answers the total alone) after the first `_offset` matches.
+    pub fn paging(&self) -> Result<(usize, usize), FhirError> {
+        let number = |name: &str, default: usize, most: usize| -> Result<usize, FhirError> {
+            match self.single(name)? {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n <= most)
+                    .ok_or_else(|| bad(format!("{name}: {v:?} is not a number from 0 to {most}"))),
+            }
+        };
+        Ok((number("_count", DEFAULT_COUNT, MAX_COUNT)?, number("_offset", 0, usize::MAX)?))
+    }
+
+    /// The query string of these parameters without the paging ones, then `_count` and `_offset`.
+    pub fn with_page(&self, count: usize, offset: usize) -> String {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in self.0.iter().filter(|(k, _)| !PAGING.contains(&k.as_str())) {
+            out.append_pair(k, v);
+        }
+        out.append_pair("_count", &count.to_string());
+        out.append_pair("_offset", &offset.to_string());
+        out.finish()
+    }
+
     /// Every value of a parameter.
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
+
+/// The paging parameters, accepted by every search.
+const PAGING: [&str; 2] = ["_count", "_offset"];
+/// Entries in a page of search results when `_count` is not given.
+pub const DEFAULT_COUNT: usize = 100;
+/// The largest `_count`.
+pub const MAX_COUNT: usize = 1000;
 
 /// A date search (`ge2026-01-01`), at day precision.
 pub struct DateFilter {
