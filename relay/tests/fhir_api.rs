@@ -273,6 +273,41 @@ async fn a_whole_record_exports_as_fhir_r4() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {outcome}");
         assert_eq!(outcome["resourceType"], "OperationOutcome");
     }
+    // The CapabilityStatement lists exactly what is served: each type it names answers the
+    // interactions it lists (a read of one of the record's resources, a search by patient), and a
+    // read it does not list is refused.
+    let mut sample: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for entry in everything["entry"].as_array().unwrap() {
+        let r = &entry["resource"];
+        sample.entry(r["resourceType"].as_str().unwrap().into()).or_insert(r["id"].as_str().unwrap().into());
+    }
+    let listed = capability["rest"][0]["resource"].as_array().unwrap();
+    assert_eq!(
+        listed.iter().map(|r| r["type"].as_str().unwrap().to_string()).collect::<std::collections::BTreeSet<_>>(),
+        sample.keys().cloned().collect(),
+        "the types served are the types $everything holds"
+    );
+    for resource in listed {
+        let kind = resource["type"].as_str().unwrap();
+        let interactions: Vec<&str> =
+            resource["interaction"].as_array().unwrap().iter().map(|i| i["code"].as_str().unwrap()).collect();
+        let (status, answer) = d.get(&format!("/fhir/{kind}/{}", sample[kind]), &d.analyst).await;
+        let expected = if interactions.contains(&"read") { StatusCode::OK } else { StatusCode::NOT_FOUND };
+        assert_eq!(status, expected, "read {kind}: {answer}");
+        if interactions.contains(&"search-type") {
+            let by_patient =
+                resource["searchParam"].as_array().is_some_and(|s| s.iter().any(|p| p["name"] == "patient"));
+            let query = if kind == "Patient" {
+                format!("_id={p}")
+            } else if by_patient {
+                format!("patient={p}")
+            } else {
+                String::new()
+            };
+            let (status, answer) = d.get(&format!("/fhir/{kind}?{query}"), &d.analyst).await;
+            assert_eq!(status, StatusCode::OK, "search {kind}: {answer}");
+        }
+    }
     for (path, name) in [
         (format!("Task/{}", d.referral), "task"),
         (format!("ServiceRequest/{down}"), "service-request"),
