@@ -177,7 +177,7 @@ async fn proof(args: Args) -> Result<()> {
     let targets = report::targets(&lanes, dataset.documents);
     println!("\ntargets:");
     for t in &targets {
-        println!("  [{}] {}: {}", if t.met { "met" } else { "MISSED" }, t.what, t.measured);
+        println!("  [{}] {}: {}", t.verdict(), t.what, t.measured);
     }
     let lane_problems = lane_failures(&lanes);
     let failed_lanes =
