@@ -49,6 +49,7 @@ async fn the_description_lists_every_route_and_every_listed_route_answers() {
         "GET /v1/organizations",
         "GET /v1/devices",
         "GET /v1/organizations/{organization}/worklist",
+        "GET /v1/organizations/{organization}/alerts",
         "GET /v1/organizations/{organization}/statistics",
         "GET /v1/referrals/{referral}",
         "POST /v1/referrals/{referral}/downward",

@@ -325,3 +325,88 @@ async fn organizations_devices_and_the_dashboard() {
         assert!(headers["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
     }
 }
+
+/// Reads a server-sent events body until `n` events arrived (each within 5 s: the stream answers
+/// at once or at a commit, so a missing event fails instead of hanging).
+async fn next_events(body: &mut axum::body::BodyDataStream, n: usize) -> Vec<(String, Value)> {
+    use futures_util::StreamExt;
+    let mut text = String::new();
+    let mut events = Vec::new();
+    while events.len() < n {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), body.next())
+            .await
+            .expect("an event within 5 s")
+            .expect("the stream is open")
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let field =
+                |name: &str| block.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).map(str::to_string);
+            if let (Some(kind), Some(data)) = (field("event:"), field("data:")) {
+                events.push((kind, serde_json::from_str(&data).unwrap()));
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn the_desk_is_alerted_of_green_channel_referrals_as_they_arrive_and_move() {
+    let d = consortium();
+    let request = Request::get(format!("/v1/organizations/{COUNTY}/alerts"))
+        .header("authorization", format!("Bearer {}", d.county_desk))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(yilian_relay::http::app(d.api.state.clone()), request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let mut body = response.into_body().into_data_stream();
+    // On connect: the open urgent referral addressed to the county.
+    let first = next_events(&mut body, 1).await;
+    assert_eq!(first[0].0, "urgent-referral");
+    assert_eq!(first[0].1["referral_id"], d.referral.to_string());
+    assert_eq!(first[0].1["patient_name"], "刘桂兰");
+    // A green-channel referral arrives: the desk hears of it at the commit; a routine one is not
+    // an alert.
+    let s = &d.api.store;
+    let refer = |urgency, reason: &str| NewReferral {
+        direction: Direction::Upward,
+        from_organization_id: VILLAGE.into(),
+        from_practitioner_id: "dr-wang".into(),
+        to_organization_id: COUNTY.into(),
+        reason: reason.into(),
+        urgency,
+        clinical_summary: String::new(),
+        in_response_to: None,
+    };
+    s.create_referral(d.patient, refer(Urgency::Routine, "annual review")).unwrap();
+    let green = s.create_referral(d.patient, refer(Urgency::Emergency, "BP 210/125, chest pain")).unwrap();
+    let arrived = next_events(&mut body, 1).await;
+    assert_eq!((arrived[0].0.as_str(), &arrived[0].1["referral_id"]), ("urgent-referral", &json!(green.to_string())));
+    assert_eq!(arrived[0].1["urgency"], "emergency");
+    // The desk accepts it and starts: its status moves; then it is completed: it closes.
+    let base = format!("/v1/referrals/{green}");
+    let (status, body_accept) =
+        d.post(&format!("{base}/accept"), &d.county_desk, json!({"practitioner_id": "dr-sun"})).await;
+    assert_eq!(status, StatusCode::OK, "{body_accept}");
+    let moved = next_events(&mut body, 1).await;
+    assert_eq!((moved[0].0.as_str(), &moved[0].1["status"]), ("referral-status", &json!("accepted")));
+    let (status, _) = d.post(&format!("{base}/start"), &d.county_desk, json!({"practitioner_id": "dr-sun"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let moved = next_events(&mut body, 1).await;
+    assert_eq!((moved[0].0.as_str(), &moved[0].1["status"]), ("referral-status", &json!("in-progress")));
+    let (status, done) = d
+        .post(
+            &format!("{base}/complete"),
+            &d.county_desk,
+            json!({"practitioner_id": "dr-sun", "discharge_summary": "stable"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    let closed = next_events(&mut body, 1).await;
+    assert_eq!((closed[0].0.as_str(), &closed[0].1["referral_id"]), ("referral-closed", &json!(green.to_string())));
+    // Another organization's desk cannot follow the county's alerts.
+    let (status, _) = d.get(&format!("/v1/organizations/{COUNTY}/alerts"), &d.other_desk).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

@@ -12,6 +12,7 @@
 //! - `/fhir/...` ([`crate::fhir`]) and `/dashboard` ([`dashboard`]).
 
 pub mod admin;
+pub mod alerts;
 pub mod changes;
 pub mod consortium;
 pub mod dashboard;
@@ -66,6 +67,7 @@ fn v1() -> OpenApiRouter<AppState> {
         .routes(routes!(consortium::organizations))
         .routes(routes!(consortium::devices))
         .routes(routes!(referrals::worklist))
+        .routes(routes!(alerts::alerts))
         .routes(routes!(statistics::statistics))
         .routes(routes!(referrals::referral))
         .routes(routes!(referrals::downward))
