@@ -277,7 +277,10 @@ async fn the_changes_feed_pages_through_every_record() {
     let next = page["next"].as_i64().unwrap();
     let (_, page) = d.get(&format!("/v1/changes?since={next}&limit=1"), &d.analyst).await;
     assert_eq!(page["changes"][0]["patient_id"], second.to_string());
-    assert_eq!(page["changes"][0]["record"]["patient"]["name"], "赵建国");
+    // An analyst reads the resident's identity masked; an admin (a hospital system's token) whole.
+    assert_eq!(page["changes"][0]["record"]["patient"]["name"], "赵*国");
+    let (_, whole) = d.get(&format!("/v1/changes?since={next}&limit=1"), &d.api.token).await;
+    assert_eq!(whole["changes"][0]["record"]["patient"]["name"], "赵建国");
     assert_eq!(page["more"], false);
     let end = page["next"].as_i64().unwrap();
     // Nothing new and no wait: an empty page at once, pointing at the same place.
@@ -409,4 +412,21 @@ async fn the_desk_is_alerted_of_green_channel_referrals_as_they_arrive_and_move(
     // Another organization's desk cannot follow the county's alerts.
     let (status, _) = d.get(&format!("/v1/organizations/{COUNTY}/alerts"), &d.other_desk).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn an_analyst_reads_residents_with_their_identity_masked() {
+    let d = consortium();
+    let (status, record) = d.get(&format!("/v1/patients/{}", d.patient), &d.analyst).await;
+    assert_eq!(status, StatusCode::OK, "{record}");
+    assert_eq!(record["patient"]["name"], "刘*兰");
+    assert!(record["patient"].get("address").is_none_or(Value::is_null), "{record}");
+    let (_, whole) = d.get(&format!("/v1/patients/{}", d.patient), &d.county_desk).await;
+    assert_eq!(whole["patient"]["name"], "刘桂兰");
+    let (_, lines) = d.get(&format!("/v1/organizations/{COUNTY}/worklist"), &d.analyst).await;
+    assert_eq!(lines[0]["patient_name"], "刘*兰");
+    let (_, detail) = d.get(&format!("/v1/referrals/{}", d.referral), &d.analyst).await;
+    assert_eq!(detail["patient_name"], "刘*兰");
+    let (_, lines) = d.get(&format!("/v1/organizations/{COUNTY}/worklist"), &d.county_desk).await;
+    assert_eq!(lines[0]["patient_name"], "刘桂兰");
 }

@@ -12,7 +12,7 @@
 //! line (JSON) and its id names the referral and its status.
 
 use super::referrals::known_organization;
-use crate::request::{AppError, AppState, Operator, READERS, blocking};
+use crate::request::{AppError, AppState, Operator, READERS, blocking, name_for};
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
@@ -29,6 +29,7 @@ const OPEN: [TaskStatus; 5] =
 /// What a connection has sent so far and what it still has to send.
 struct Follower {
     state: AppState,
+    operator: Operator,
     organization: String,
     commits: tokio::sync::watch::Receiver<yilian_core::StoreEvents>,
     /// Each open urgent referral sent, with the status it was sent with.
@@ -53,7 +54,8 @@ impl Follower {
             .filter(|i| i.referral.urgency != Urgency::Routine)
             .collect();
         let mut now = BTreeMap::new();
-        for item in items {
+        for mut item in items {
+            item.referral.patient_name = name_for(&self.operator, &item.referral.patient_name);
             let (id, status) = (item.referral.referral_id, item.referral.status);
             now.insert(id, status);
             let kind = match self.sent.get(&id) {
@@ -102,8 +104,15 @@ pub(crate) async fn alerts(
     known_organization(&s, &organization).await?;
     // Subscribed before the first read: a commit between the read and the wait still wakes it.
     let commits = s.storage.watch();
-    let follower =
-        Follower { state: s, organization, commits, sent: BTreeMap::new(), queue: VecDeque::new(), first: true };
+    let follower = Follower {
+        state: s,
+        operator,
+        organization,
+        commits,
+        sent: BTreeMap::new(),
+        queue: VecDeque::new(),
+        first: true,
+    };
     let events = stream::unfold(follower, |mut f| async move {
         loop {
             if let Some(event) = f.queue.pop_front() {

@@ -8,7 +8,7 @@
 //! as a read by the operator.
 
 use super::{AppError, AppState, Operator, Params, blocking};
-use crate::request::READERS;
+use crate::request::{READERS, masked_for};
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -95,13 +95,17 @@ pub async fn changes(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait);
     loop {
         let storage = s.storage.clone();
-        let (since, reader) = (q.since, operator.name.clone());
+        let (since, reader, viewer) = (q.since, operator.name.clone(), operator.clone());
         let page = blocking(move || {
             let ids = storage.changed_records_page(since, limit + 1)?;
             let more = ids.len() > limit;
             let mut changes = Vec::new();
             for (patient_id, seq) in ids.into_iter().take(limit) {
-                changes.push(ChangedRecord { seq, patient_id, record: storage.record(patient_id)? });
+                changes.push(ChangedRecord {
+                    seq,
+                    patient_id,
+                    record: masked_for(&viewer, storage.record(patient_id)?),
+                });
             }
             let served: Vec<String> = changes.iter().map(|c| c.patient_id.to_string()).collect();
             storage.log_record_reads(

@@ -6,7 +6,7 @@
 //! Who may do what: `admin` everything; `referral_desk` for its own organization only;
 //! `analyst` reads, never writes.
 
-use crate::request::{AppError, AppState, Body, Operator, Params, READERS, blocking, readable_record};
+use crate::request::{AppError, AppState, Body, Operator, Params, READERS, blocking, name_for, readable_record};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -98,7 +98,11 @@ pub(crate) async fn worklist(
     operator.allow_organization(&[&organization])?;
     known_organization(&s, &organization).await?;
     let filter = query.filter()?;
-    Ok(Json(blocking(move || s.storage.referral_worklist(&organization, &filter)).await?))
+    let mut lines = blocking(move || s.storage.referral_worklist(&organization, &filter)).await?;
+    for line in &mut lines {
+        line.referral.patient_name = name_for(&operator, &line.referral.patient_name);
+    }
+    Ok(Json(lines))
 }
 
 /// A referral with its status, history, and the resident it concerns.
@@ -132,9 +136,10 @@ async fn visible_referral(s: &AppState, operator: &Operator, raw: &str) -> Resul
     let id = referral_id(raw)?;
     let storage = s.storage.clone();
     let record = blocking(move || storage.record_of_referral(id)).await?;
-    let detail = detail(&record, id)?;
+    let mut detail = detail(&record, id)?;
     let r = &detail.referral.referral;
     operator.allow_organization(&[&r.from_organization_id, &r.to_organization_id])?;
+    detail.patient_name = name_for(operator, &detail.patient_name);
     Ok(detail)
 }
 

@@ -1,5 +1,7 @@
 //! Who may read a resident's record through the API and FHIR: readers only, and a referral desk
-//! only when a referral of the resident concerns its organization. Every read is logged.
+//! only when a referral of the resident concerns its organization. Every read is logged. An
+//! analyst (a quality officer counting, not treating) reads records with the resident's identity
+//! masked, as PIPL's minimum-necessary principle asks: 刘*兰, 110105********002X, 138****5678.
 
 use super::{AppError, AppState, Operator, blocking};
 use yilian_core::PatientId;
@@ -36,5 +38,63 @@ pub async fn readable_record(
     }
     let (storage, who) = (s.storage.clone(), operator.name.clone());
     blocking(move || storage.log_record_read(&who, &id.to_string(), what)).await?;
-    Ok(record)
+    Ok(masked_for(operator, record))
+}
+
+/// The record as `operator` may see it: an analyst's with the resident's identity masked.
+pub fn masked_for(operator: &Operator, mut record: PatientRecord) -> PatientRecord {
+    if operator.role == OperatorRole::Analyst {
+        let d = &mut record.patient.demographics;
+        d.name = mask_name(&d.name);
+        d.national_id = d.national_id.as_deref().map(|v| mask_middle(v, 6, 4));
+        d.phone = d.phone.as_deref().map(|v| mask_middle(v, 3, 4));
+        d.address = None;
+    }
+    record
+}
+
+/// A name as `operator` may see it (see [`masked_for`]).
+pub fn name_for(operator: &Operator, name: &str) -> String {
+    if operator.role == OperatorRole::Analyst { mask_name(name) } else { name.to_string() }
+}
+
+/// A name with all but its first character (the surname) and, from three characters on, its last
+/// masked: 刘桂兰 → 刘*兰, 王芳 → 王*.
+pub fn mask_name(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    match chars.len() {
+        0 | 1 => name.to_string(),
+        2 => format!("{}*", chars[0]),
+        n => format!("{}{}{}", chars[0], "*".repeat(n - 2), chars[n - 1]),
+    }
+}
+
+/// `value` with all but its first `head` and last `tail` characters masked.
+fn mask_middle(value: &str, head: usize, tail: usize) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    if chars.len() <= head + tail {
+        return "*".repeat(chars.len());
+    }
+    let (start, end) = (&chars[..head], &chars[chars.len() - tail..]);
+    format!(
+        "{}{}{}",
+        start.iter().collect::<String>(),
+        "*".repeat(chars.len() - head - tail),
+        end.iter().collect::<String>()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_are_masked_as_the_minimum_necessary_asks() {
+        assert_eq!(mask_name("刘桂兰"), "刘*兰");
+        assert_eq!(mask_name("王芳"), "王*");
+        assert_eq!(mask_name("欧阳娜娜"), "欧**娜");
+        assert_eq!(mask_middle("11010519491231002X", 6, 4), "110105********002X");
+        assert_eq!(mask_middle("13812345678", 3, 4), "138****5678");
+        assert_eq!(mask_middle("12", 3, 4), "**");
+    }
 }

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use yilian_core::store::OperatorRole;
 
 /// The operator making a request: the live API token presented as `Authorization: Bearer <token>`.
+#[derive(Clone, Debug)]
 pub struct Operator {
     /// The token's name.
     pub name: String,

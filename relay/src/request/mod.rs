@@ -5,7 +5,7 @@
 mod access;
 mod extract;
 
-pub use access::{READERS, readable_record};
+pub use access::{READERS, mask_name, masked_for, name_for, readable_record};
 pub use extract::{Admin, Body, Operator, Params};
 
 use crate::metrics::RelayMetrics;
