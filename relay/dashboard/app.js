@@ -1,9 +1,39 @@
 // The consortium dashboard: reads the relay's /v1 API with an operator token and refreshes every
-// 10 seconds. Text from the API is always set as text, never as HTML.
+// 10 seconds. Text from the API is always set as text, never as HTML. Every string the page shows
+// comes from a message catalogue (i18n/zh-CN.json, i18n/en.json), chosen by the browser's
+// languages (Chinese first) or the switch in the header; times are shown in UTC+8.
 'use strict';
 
 const REFRESH_MS = 10000;
-const state = { token: null, organization: null, timer: null };
+const LANGUAGES = ['zh-CN', 'en'];
+const ZONE = 'Asia/Shanghai';
+const state = { token: null, organization: null, timer: null, names: {}, language: 'zh-CN', messages: {} };
+
+// The catalogue's text for `key`, with `{name}` replaced by `params.name`.
+function t(key, params) {
+  const text = state.messages[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(params?.[name] ?? ''));
+}
+
+function chooseLanguage() {
+  const saved = localStorage.getItem('yilian-language');
+  if (LANGUAGES.includes(saved)) return saved;
+  for (const wanted of navigator.languages || []) {
+    if (wanted.toLowerCase().startsWith('zh')) return 'zh-CN';
+    if (wanted.toLowerCase().startsWith('en')) return 'en';
+  }
+  return 'zh-CN';
+}
+
+async function loadLanguage(language) {
+  const response = await fetch(`/dashboard/i18n/${language}.json`);
+  state.messages = await response.json();
+  state.language = language;
+  document.documentElement.lang = language;
+  for (const node of document.querySelectorAll('[data-i18n]')) node.textContent = t(node.dataset.i18n);
+  for (const node of document.querySelectorAll('[data-i18n-aria]')) node.setAttribute('aria-label', t(node.dataset.i18nAria));
+  document.title = t('title');
+}
 
 const $ = (id) => document.getElementById(id);
 
@@ -36,12 +66,17 @@ function table(target, headings, rows, empty) {
 }
 
 function when(ms) {
-  if (ms == null) return 'never';
+  if (ms == null) return t('when.never');
   const seconds = Math.round((Date.now() - ms) / 1000);
-  if (seconds < 60) return `${Math.max(seconds, 0)} s ago`;
-  if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
-  if (seconds < 86400) return `${Math.round(seconds / 3600)} h ago`;
-  return new Date(ms).toLocaleDateString('zh-CN');
+  if (seconds < 60) return t('when.seconds', { n: Math.max(seconds, 0) });
+  if (seconds < 3600) return t('when.minutes', { n: Math.round(seconds / 60) });
+  if (seconds < 86400) return t('when.hours', { n: Math.round(seconds / 3600) });
+  return new Date(ms).toLocaleDateString(state.language, { timeZone: ZONE });
+}
+
+// An organization by its name (the id stays in the tooltip).
+function organization(id) {
+  return el('span', { title: id }, state.names[id] || id);
 }
 
 function percent(rate) {
@@ -53,7 +88,7 @@ class Unauthorized extends Error {}
 async function api(path) {
   const response = await fetch(path, { headers: { Authorization: `Bearer ${state.token}` } });
   const body = await response.json().catch(() => ({}));
-  if (response.status === 401) throw new Unauthorized(body.error || 'the token was refused');
+  if (response.status === 401) throw new Unauthorized(body.error || t('token.refused'));
   if (!response.ok) throw new Error(`${path}: ${body.error || response.status}`);
   return body;
 }
@@ -76,11 +111,11 @@ function renderLoop(stats) {
   const loop = stats.closed_loop;
   const figure = (value, label) => el('div', {}, el('b', {}, value), el('span', {}, label));
   $('loop-figures').replaceChildren(
-    figure(percent(loop.rate), 'closed-loop rate'),
-    figure(loop.completed_upward, 'upward referrals completed'),
-    figure(loop.closed, 'closed'),
-    figure(loop.awaiting, 'within their 14 days'),
-    figure(loop.open_loops.length, 'open loops to chase'),
+    figure(percent(loop.rate), t('loop.rate')),
+    figure(loop.completed_upward, t('loop.completed')),
+    figure(loop.closed, t('loop.closed')),
+    figure(loop.awaiting, t('loop.awaiting')),
+    figure(loop.open_loops.length, t('loop.open')),
   );
   // Bars: completed upward referrals per month, the closed part dark; the line: the rate.
   const chart = $('loop-chart');
@@ -103,39 +138,39 @@ function renderLoop(stats) {
   if (points.length > 1) chart.append(svg('polyline', { class: 'rate', points: points.join(' ') }));
 
   const byDirection = Object.entries(stats.referrals).flatMap(([direction, statuses]) =>
-    Object.entries(statuses).map(([status, n]) => [direction, status, String(n)]));
+    Object.entries(statuses).map(([status, n]) => [t(`direction.${direction}`), t(`status.${status}`), String(n)]));
   const a = stats.acceptance;
-  byDirection.push(['accepted by this organization', `median ${a.median_hours ?? '—'} h, longest ${a.max_hours ?? '—'} h`, String(a.accepted)]);
-  table('acceptance', ['referrals', 'status', 'count'], byDirection, 'no referrals in the period');
-  table('overdue', ['team', 'overdue', 'over 30 days'],
-    stats.overdue_follow_ups.map((t) => [`${t.team_name} (${t.team_id})`, String(t.overdue), String(t.overdue_over_30_days)]),
-    'no family-doctor team here');
+  byDirection.push([t('acceptance.accepted'), t('acceptance.hours', { median: a.median_hours ?? '—', max: a.max_hours ?? '—' }), String(a.accepted)]);
+  table('acceptance', [t('acceptance.referrals'), t('acceptance.status'), t('acceptance.count')], byDirection, t('acceptance.empty'));
+  table('overdue', [t('overdue.team'), t('overdue.overdue'), t('overdue.over_30')],
+    stats.overdue_follow_ups.map((o) => [el('span', { title: o.team_id }, o.team_name), String(o.overdue), String(o.overdue_over_30_days)]),
+    t('overdue.empty'));
 }
 
 function renderWorklist(items) {
-  table('worklist', ['resident', 'direction', 'from → to', 'status', 'urgency', 'requested'],
+  table('worklist', ['worklist.resident', 'worklist.direction', 'worklist.route', 'worklist.status', 'worklist.urgency', 'worklist.requested'].map((k) => t(k)),
     items.map((r) => [
-      r.patient_name,
-      `${r.direction} (${r.side})`,
-      `${r.from_organization_id} → ${r.to_organization_id}`,
-      el('span', { class: `status ${r.status}` }, r.status),
-      el('span', { class: r.urgency }, r.urgency),
-      new Date(r.created_at).toLocaleString('zh-CN'),
+      el('span', { title: r.patient_id }, r.patient_name),
+      `${t(`direction.${r.direction}`)} (${t(`side.${r.side}`)})`,
+      el('span', {}, organization(r.from_organization_id), ' → ', organization(r.to_organization_id)),
+      el('span', { class: `status ${r.status}` }, t(`status.${r.status}`)),
+      el('span', { class: r.urgency }, t(`urgency.${r.urgency}`)),
+      new Date(r.created_at).toLocaleString(state.language, { timeZone: ZONE }),
     ]),
-    'no referrals');
+    t('worklist.empty'));
 }
 
 function renderDevices(devices) {
-  table('devices', ['device', 'practitioner', 'organization', 'last sync', 'changes to pull', 'state'],
+  table('devices', ['devices.device', 'devices.practitioner', 'devices.organization', 'devices.last_sync', 'devices.pending', 'devices.state'].map((k) => t(k)),
     devices.map((d) => [
       d.device_id,
       d.practitioner_id,
-      d.organization_id,
+      organization(d.organization_id),
       when(d.last_sync_at),
       el('span', { class: d.pending_changes > 0 ? 'lagging' : '' }, String(d.pending_changes)),
-      el('span', { class: d.revoked_at ? 'status revoked' : 'status' }, d.revoked_at ? 'revoked' : 'active'),
+      el('span', { class: d.revoked_at ? 'status revoked' : 'status' }, t(d.revoked_at ? 'devices.revoked' : 'devices.active')),
     ]),
-    'no devices enrolled');
+    t('devices.empty'));
 }
 
 async function refresh() {
@@ -149,7 +184,7 @@ async function refresh() {
     renderLoop(stats);
     renderWorklist(worklist);
     renderDevices(devices);
-    $('updated').textContent = `updated ${new Date().toLocaleTimeString('zh-CN')}`;
+    $('updated').textContent = t('updated', { time: new Date().toLocaleTimeString(state.language, { timeZone: ZONE }) });
     showProblem('');
   } catch (e) {
     if (e instanceof Unauthorized) askForToken(e.message);
@@ -160,8 +195,9 @@ async function refresh() {
 async function start() {
   try {
     const organizations = await api('/v1/organizations');
+    state.names = Object.fromEntries(organizations.map((o) => [o.id, o.name]));
     const select = $('organization');
-    select.replaceChildren(...organizations.map((o) => el('option', { value: o.id }, `${o.name} (${o.id})`)));
+    select.replaceChildren(...organizations.map((o) => el('option', { value: o.id, title: o.id }, o.name)));
     // A hospital first: it receives the upward referrals.
     const hospital = organizations.find((o) => o.kind === 'county_hospital' || o.kind === 'tertiary_hospital');
     state.organization = (hospital || organizations[0] || {}).id;
@@ -178,7 +214,15 @@ async function start() {
   }
 }
 
-function init() {
+async function init() {
+  await loadLanguage(chooseLanguage());
+  const languages = $('language');
+  languages.value = state.language;
+  languages.onchange = async () => {
+    localStorage.setItem('yilian-language', languages.value);
+    await loadLanguage(languages.value);
+    if (state.token && state.organization) refresh();
+  };
   const fromUrl = new URLSearchParams(location.hash.slice(1)).get('token');
   if (fromUrl) {
     sessionStorage.setItem('yilian-token', fromUrl);

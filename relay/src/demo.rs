@@ -176,8 +176,8 @@ fn consortium(admin: &Store) -> Result<()> {
         .family_doctor("dr-wang", "王医生", SHIQIAO)
         .family_doctor("dr-zhao", "赵医生", DONGHE)
         .referral_desk("dr-sun", "孙医生", COUNTY)
-        .team("team-shiqiao", "team-shiqiao", SHIQIAO, &["dr-wang"])
-        .team("team-donghe", "team-donghe", DONGHE, &["dr-zhao"]);
+        .team("team-shiqiao", "石桥家庭医生团队", SHIQIAO, &["dr-wang"])
+        .team("team-donghe", "东河家庭医生团队", DONGHE, &["dr-zhao"]);
     directory.enter(admin)?;
     let (o, p, t) = (directory.organizations.len(), directory.practitioners.len(), directory.teams.len());
     println!("  {o} organizations, {p} practitioners, {t} teams");

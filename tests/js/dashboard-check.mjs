@@ -8,7 +8,7 @@
 // request (network failure, or a response with status >= 400), a text that never appeared, or a
 // page that did not load. Chromium fetches /favicon.ico by itself and logs a console error when it
 // 404s: serve one, or put <link rel="icon" href="data:,"> in the page. Exit 2: usage. Env: DASHBOARD_TIMEOUT_MS (default 15000),
-// CHROMIUM (default /usr/bin/chromium).
+// CHROMIUM (default /usr/bin/chromium), DASHBOARD_LOCALE (the browser's language, default zh-CN).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +16,7 @@ import { chromium } from 'playwright-core';
 
 const TEXT_TIMEOUT_MS = Number(process.env.DASHBOARD_TIMEOUT_MS || 15000);
 const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium';
+const LOCALE = process.env.DASHBOARD_LOCALE || 'zh-CN';
 const ARGS = [
   '--headless',
   '--no-sandbox',
@@ -43,6 +44,7 @@ async function main(argv) {
       headless: true,
       args: ARGS,
       viewport: { width: 1280, height: 800 },
+      locale: LOCALE,
       timeout: 30000,
     });
     const page = context.pages()[0] || (await context.newPage());
