@@ -694,15 +694,6 @@ fn a_record_granted_after_the_relays_backup_leaves_the_phone_and_its_visit_is_ke
     assert_eq!((stats.child.sent, stats.child.received, stats.child.snapshots), (0, 0, 0), "{stats:?}");
 }
 
-/// A copy of a store's database and its write-ahead log, as a backup taken while it is idle.
-fn copy_database(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::copy(from, to).unwrap();
-    let wal = |p: &std::path::Path| std::path::PathBuf::from(format!("{}-wal", p.display()));
-    if wal(from).exists() {
-        std::fs::copy(wal(from), wal(to)).unwrap();
-    }
-}
-
 /// A phone that registers a resident and signs them straight to another team keeps the record
 /// only until the relay places it: from then on it follows its team, as it would had the contract
 /// moved later (before, the phone that registered it held it for good).

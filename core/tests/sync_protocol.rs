@@ -662,15 +662,6 @@ fn a_record_whose_first_change_came_by_another_path_is_still_its_creators() {
     assert_same_records(&[&village, &relay]);
 }
 
-/// Copies a store's files (database and write-ahead log) as a backup taken while it runs would.
-fn backup(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::copy(from, to).unwrap();
-    let wal = |p: &std::path::Path| std::path::PathBuf::from(format!("{}-wal", p.display()));
-    if wal(from).exists() {
-        std::fs::copy(wal(from), wal(to)).unwrap();
-    }
-}
-
 /// Found by the simulation (`yilian-sim`, relay restores): a relay whose database was restored
 /// from an older backup numbered its new changes (and grants) with the numbers it had used after
 /// the backup, and a phone that had read past them missed what came next, or failed every
@@ -688,7 +679,7 @@ fn a_relay_restored_from_an_older_backup_loses_nothing_its_devices_hold() {
     a.record_visit(p, visit(150, 95)).unwrap();
     sync(&a, "a", &relay);
     sync(&b, "b", &relay);
-    backup(&path, &copy);
+    copy_database(&path, &copy);
     // After the backup: more edits, which both phones hold.
     for systolic in [152, 151, 153] {
         a.record_visit(p, visit(systolic, 96)).unwrap();

@@ -219,7 +219,8 @@ async fn a_whole_record_exports_as_fhir_r4() {
             format!("{}/{}", e["resource"]["resourceType"].as_str().unwrap(), e["resource"]["id"].as_str().unwrap())
         })
         .collect();
-    let dangling: Vec<String> = references(&everything).into_iter().filter(|r| !held.contains(r)).collect();
+    let dangling: Vec<String> =
+        yilian_relay::fhir::references(&everything).into_iter().filter(|r| !held.contains(r)).collect();
     assert!(dangling.is_empty(), "references without an entry: {dangling:?}");
 
     // Searches by patient and date.
@@ -355,20 +356,5 @@ async fn fhir_errors_are_operation_outcomes() {
         let diagnostics = outcome["issue"][0]["diagnostics"].as_str().unwrap();
         assert!(diagnostics.contains(says), "{uri}: {diagnostics}");
         keep(&format!("outcome-{}", got.as_u16()), &outcome);
-    }
-}
-
-/// Every literal `reference` in a resource or Bundle.
-fn references(value: &Value) -> Vec<String> {
-    match value {
-        Value::Object(map) => map
-            .iter()
-            .flat_map(|(k, v)| match (k.as_str(), v) {
-                ("reference", Value::String(r)) => vec![r.clone()],
-                _ => references(v),
-            })
-            .collect(),
-        Value::Array(items) => items.iter().flat_map(references).collect(),
-        _ => Vec::new(),
     }
 }

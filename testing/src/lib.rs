@@ -17,6 +17,8 @@
 //! assert_eq!(relay.teams().unwrap()[0].members, vec!["dr-wang".to_string()]);
 //! ```
 
+pub mod clock;
+
 use yilian_core::{Organization, OrganizationKind, Practitioner, PractitionerRole, Result, Store, Team};
 
 /// A consortium's directory: organizations (parents before the organizations part of them),

@@ -2,10 +2,9 @@
 #![allow(dead_code)]
 
 use chrono::NaiveDate;
-use std::sync::OnceLock;
 use yilian_core::model::*;
-use yilian_core::time::{Clock, ManualClock, Millis, date_of, start_of};
-use yilian_core::{IncomingChange, PatientId, Store, StoreOptions};
+use yilian_core::time::start_of;
+use yilian_core::{IncomingChange, PatientId, Store};
 
 pub const VILLAGE: &str = "shiqiao-clinic";
 pub const COUNTY: &str = "county-hospital";
@@ -16,31 +15,7 @@ pub fn day(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
 }
 
-/// The clock every store of these tests reads: today (UTC+8) at 00:00:30, the hardest instant
-/// for the calendar ("a visit a minute ago" is yesterday's), set directly rather than by running
-/// the suite again under faketime. It stands still unless a test moves it.
-pub fn clock() -> &'static ManualClock {
-    static CLOCK: OnceLock<ManualClock> = OnceLock::new();
-    CLOCK.get_or_init(|| {
-        let today = date_of(yilian_core::time::now_ms());
-        ManualClock::new(start_of(today) + 30_000)
-    })
-}
-
-/// Now, by the tests' clock.
-pub fn now_ms() -> Millis {
-    clock().now_ms()
-}
-
-/// Today (UTC+8), by the tests' clock.
-pub fn today() -> NaiveDate {
-    date_of(now_ms())
-}
-
-/// Store options on the tests' clock.
-pub fn options() -> StoreOptions {
-    StoreOptions { clock: Clock::Manual(clock().clone()), ..StoreOptions::default() }
-}
+pub use yilian_testing::clock::{now_ms, options, today};
 
 pub fn memory_store() -> Store {
     Store::open_in_memory(options()).expect("in-memory store")
@@ -182,4 +157,13 @@ pub fn compressed_changes(store: &Store, newest: usize) -> usize {
 
 pub fn registered(store: &Store, name: &str) -> PatientId {
     store.create_patient(new_patient(name)).expect("create patient")
+}
+
+/// A copy of a store's database and its write-ahead log, as a backup taken while it is idle.
+pub fn copy_database(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::copy(from, to).expect("copy the database");
+    let wal = |p: &std::path::Path| std::path::PathBuf::from(format!("{}-wal", p.display()));
+    if wal(from).exists() {
+        std::fs::copy(wal(from), wal(to)).expect("copy its write-ahead log");
+    }
 }

@@ -211,8 +211,8 @@ async fn everything(
     Ok(Fhir(bundle(&base_url(&headers), &format!("Patient/{id}/$everything"), resources)))
 }
 
-/// Every literal reference in a resource.
-fn references(value: &Value) -> Vec<String> {
+/// Every literal reference in a resource (or Bundle).
+pub fn references(value: &Value) -> Vec<String> {
     match value {
         Value::Object(map) => map
             .iter()

@@ -8,36 +8,14 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::Value;
 use std::sync::Arc;
-use std::sync::OnceLock;
 use tokio::sync::watch;
 use tower::ServiceExt;
+use yilian_core::Store;
 use yilian_core::store::OperatorRole;
-use yilian_core::time::{Clock, ManualClock, Millis, date_of, start_of};
-use yilian_core::{Store, StoreOptions};
 use yilian_relay::http::{AppState, app};
 use yilian_relay::metrics::RelayMetrics;
 
-/// The clock the relay and phones of these tests read: today (UTC+8) at 00:00:30, the hardest
-/// instant for the calendar, set directly rather than by running the suite under faketime.
-pub fn clock() -> &'static ManualClock {
-    static CLOCK: OnceLock<ManualClock> = OnceLock::new();
-    CLOCK.get_or_init(|| ManualClock::new(start_of(date_of(yilian_core::time::now_ms())) + 30_000))
-}
-
-/// Now, by the tests' clock.
-pub fn now_ms() -> Millis {
-    clock().now_ms()
-}
-
-/// Today (UTC+8), by the tests' clock.
-pub fn today() -> chrono::NaiveDate {
-    date_of(now_ms())
-}
-
-/// Store options on the tests' clock.
-pub fn options() -> StoreOptions {
-    StoreOptions { clock: Clock::Manual(clock().clone()), ..StoreOptions::default() }
-}
+pub use yilian_testing::clock::{now_ms, options, today};
 
 pub struct Api {
     pub state: AppState,
