@@ -118,6 +118,8 @@ pub struct Store {
     _checkpointer: Option<checkpoint::Checkpointer>,
     inner: Mutex<Inner>,
     contention: contention::Counters,
+    /// The clock of the options (it never changes: read without the lock).
+    clock: Clock,
 }
 
 pub(crate) struct Inner {
@@ -290,7 +292,7 @@ impl Store {
 
     /// The clock this store reads the time from (see [`StoreOptions::clock`]).
     pub fn clock(&self) -> Clock {
-        self.lock().options.clock.clone()
+        self.clock.clone()
     }
 
     /// A receiver that wakes when the store commits (see [`StoreEvents`]).
@@ -345,6 +347,7 @@ impl Store {
         Ok(Store {
             _checkpointer: None,
             contention: contention::Counters::default(),
+            clock: options.clock.clone(),
             inner: Mutex::new(Inner {
                 conn,
                 cache: LruCache::new(capacity),
