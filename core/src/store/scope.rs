@@ -319,16 +319,25 @@ fn reconcile(conn: &Connection, slice: &str, key: &str, now: Millis, grace_ms: i
             // contract ran out before this parent saw it, leaves the phone that registered it).
             || (matches!(reason.as_str(), "created" | "creator") && placed(conn, doc)?);
         if derived && !wanted.contains_key(&(peer.clone(), doc.clone())) {
-            replace.execute(params![peer, doc, "purge", now])?;
-            // The child deletes the record: what came from it is no longer something it has (a
-            // catch-up that grants the record again must carry those changes too).
-            conn.prepare_cached("UPDATE changes SET origin = NULL WHERE doc_id = ?1 AND origin = ?2")?
-                .execute(params![doc, peer])?;
+            purge(conn, peer, doc, now)?;
             tracing::info!(device = %peer, doc = %doc, was = %reason, "record left the device's scope");
             changed += 1;
         }
     }
     Ok(changed)
+}
+
+/// `doc` leaves `peer`'s scope: a purge grant (with a new number) replaces its row. The child
+/// deletes the record, so what came from it is no longer something it has (a catch-up that grants
+/// the record again must carry those changes too).
+fn purge(conn: &Connection, peer: &str, doc: &str, now: Millis) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO scope (peer_id, doc_id, reason, granted_at) VALUES (?1, ?2, 'purge', ?3)",
+    )?
+    .execute(params![peer, doc, now])?;
+    conn.prepare_cached("UPDATE changes SET origin = NULL WHERE doc_id = ?1 AND origin = ?2")?
+        .execute(params![doc, peer])?;
+    Ok(())
 }
 
 /// Whether the directory places the record: a contract names its team.
@@ -380,12 +389,7 @@ impl Store {
             if may_write(&tx, peer, id)? == Some(true) || !exists(&tx, id)? {
                 continue;
             }
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO scope (peer_id, doc_id, reason, granted_at) VALUES (?1, ?2, 'purge', ?3)",
-            )?
-            .execute(params![peer, doc, now])?;
-            tx.prepare_cached("UPDATE changes SET origin = NULL WHERE doc_id = ?1 AND origin = ?2")?
-                .execute(params![doc, peer])?;
+            purge(&tx, peer, doc, now)?;
             changed += 1;
         }
         let granted: Vec<(String, String)> = tx
